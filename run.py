@@ -1,0 +1,3 @@
+from lawhub_actors.cli import main
+
+raise SystemExit(main())

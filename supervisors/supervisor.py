@@ -1,0 +1,334 @@
+"""The supervisor: an actor that starts, watches and restarts its children.
+
+Lifecycle, as in OTP's ``supervisor``:
+
+- **start**: children start one after another, in spec order; ``Start`` is
+  synchronous, so a child is running before the next one starts. If one
+  fails to start, those already started are stopped and the supervisor's
+  own start fails (its parent sees a start failure).
+- **exit of a child**: every exit path of a child arrives as one
+  :class:`ChildExited`. The restart type decides whether it restarts
+  (:func:`should_restart`); the strategy decides which siblings go with it
+  (:func:`plan`): those are terminated in reverse start order, then all are
+  started again in order after a backoff delay, by the supervisor messaging
+  itself (``TryAgain``) so it stays responsive meanwhile. A restart that
+  fails is retried the same way, with a longer delay.
+- **intensity**: each restart is counted; more than ``max_restarts`` within
+  ``period_s`` and the supervisor gives up: it stops every child and crashes
+  itself with :class:`Escalation`, which its own supervisor handles like any
+  crash of a child. A root that gives up ends the tree (see :class:`Tree`).
+- **stop**: children stop in reverse start order, each given its
+  ``shutdown_s`` to drain its mailbox before the rest is abandoned.
+
+Children are restarted *in place*: the cell and its mailbox survive, only
+the actor object is rebuilt, so messages queued behind a crash wait for the
+new incarnation instead of being lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pykka
+from pykka._envelope import Envelope
+
+from supervisors.actor import Actor
+from supervisors.backoff import restart_delay
+from supervisors.cell import Cell
+from supervisors.errors import Escalation, InvalidSpec, NoSuchChild, NotRegistered, StartFailed
+from supervisors.intensity import RestartIntensity
+from supervisors.mailbox import MailboxClosed
+from supervisors.messages import (
+    ChildExited,
+    Retune,
+    Start,
+    StartChild,
+    Stop,
+    StopChild,
+    Terminate,
+    TryAgain,
+    WhichChildren,
+)
+from supervisors.registry import Node, join
+from supervisors.spec import ChildSpec, MailboxSpec, Restart, SupervisorFlags, check_children
+from supervisors.strategy import plan, should_restart
+
+log = logging.getLogger("supervisors.supervisor")
+
+_owners = itertools.count(1)
+
+
+@dataclass(eq=False)
+class _Child:
+    spec: ChildSpec
+    node: Node
+    ref: pykka.ActorRef[Cell] | None = None
+    incarnation: int = 0
+
+
+class Supervisor(Actor):
+    def __init__(self, flags: SupervisorFlags, children: Sequence[ChildSpec] = ()) -> None:
+        flags.check()
+        check_children(list(children))
+        self.flags = flags
+        self._initial = list(children)
+        self._children: dict[str, _Child] = {}  # insertion order is start order
+        self._intensity = RestartIntensity(flags.max_restarts, flags.period_s)
+        self._owner = next(_owners)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def on_start(self) -> None:
+        try:
+            for spec in self._initial:
+                self._add_and_start(spec)
+        except BaseException:
+            self._stop_children(drain=False)
+            raise
+
+    def on_stop(self) -> None:
+        self._stop_children(drain=True)
+
+    def on_failure(self, error: BaseException) -> None:
+        self._stop_children(drain=False)
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, ChildExited):
+            return self._on_child_exited(message)
+        if isinstance(message, TryAgain):
+            if message.owner == self._owner:
+                self._try_again(message.child_ids)
+            return None
+        if isinstance(message, StartChild):
+            return self._start_new(message.spec)
+        if isinstance(message, StopChild):
+            return self._stop_for_good(self._child(message.child_id), "removed by its supervisor")
+        if isinstance(message, WhichChildren):
+            return [(c.spec.id, c.node.state) for c in self._children.values()]
+        if isinstance(message, Retune):
+            return self.retune(message.flags)
+        return super().receive(message)
+
+    def retune(self, flags: SupervisorFlags) -> None:
+        flags.check()
+        self.flags = flags
+        self._intensity.retune(flags.max_restarts, flags.period_s)
+        for child in self._children.values():
+            child.node.period_s = flags.period_s
+
+    # -- starting ------------------------------------------------------------
+
+    def _start_new(self, spec: ChildSpec) -> str:
+        spec.check()
+        if spec.id in self._children:
+            raise InvalidSpec(f"{self.context.path}: child {spec.id!r} already exists")
+        try:
+            self._add_and_start(spec)
+        except StartFailed:
+            self._stop_for_good(self._children[spec.id], "failed to start")
+            raise
+        return self._children[spec.id].node.path
+
+    def _add_and_start(self, spec: ChildSpec) -> _Child:
+        registry = self.context.registry
+        node = registry.ensure(join(self.context.path, spec.id), spec.kind, spec.mailbox)
+        node.period_s = self.flags.period_s
+        child = _Child(spec, node)
+        self._children[spec.id] = child
+        self._start_child(child)
+        return child
+
+    def _start_child(self, child: _Child) -> None:
+        if child.ref is None or not child.ref.is_alive():
+            child.ref = Cell.start(child.spec, child.node, self.context.runtime, self._report)
+        child.node.state = "starting"
+        try:
+            child.incarnation = self._control(child, Start(), self.flags.start_timeout_s)
+        except pykka.Timeout:
+            raise StartFailed(
+                f"{child.node.path}: not started within {self.flags.start_timeout_s}s"
+            ) from None
+        child.node.state = "running"
+
+    def _report(self, exited: ChildExited) -> None:
+        """Runs on the child's thread: queue the report for this supervisor."""
+        try:
+            self.context.registry.get(self.context.path).mailbox.put(Envelope(exited))
+        except (NotRegistered, MailboxClosed):
+            log.warning("exit report without a supervisor", extra={"child": exited.child_id})
+
+    # -- exits and restarts ------------------------------------------------------
+
+    def _on_child_exited(self, exited: ChildExited) -> None:
+        child = self._children.get(exited.child_id)
+        if child is None or child.incarnation != exited.incarnation:
+            return  # about an incarnation already replaced
+        if child.node.state != "running":
+            return  # already being restarted by a sibling's plan
+        child.node.state = "exited"
+        if not should_restart(child.spec.restart, exited.kind):
+            self._on_final_exit(child, exited)
+            return
+        self._restart(child, exited)
+
+    def _on_final_exit(self, child: _Child, exited: ChildExited) -> None:
+        """A child that is not to be restarted: forget it."""
+        self._stop_for_good(child, f"{exited.kind} exit of a {child.spec.restart} child")
+
+    def _restart(self, child: _Child, exited: ChildExited) -> None:
+        now = self.context.runtime.clock()
+        if not self._intensity.add(now):
+            self._give_up(child, exited.error)
+        steps = plan(self.flags.strategy, list(self._children), child.spec.id)
+        for sibling_id in steps.stop:
+            self._terminate(self._children[sibling_id])
+        for child_id in steps.start:
+            restarting = self._children[child_id]
+            restarting.node.state = "restarting"
+            restarting.node.restarts.add(now)
+        recent = child.node.restarts.within(now, self.flags.period_s)
+        self._schedule(steps.start, self._delay(recent))
+
+    def _delay(self, recent_restarts: int) -> float:
+        return restart_delay(
+            self.flags.backoff, recent_restarts - 1, self.context.runtime.uniform
+        )
+
+    def _schedule(self, child_ids: tuple[str, ...], delay_s: float) -> None:
+        if delay_s <= 0:
+            self._try_again(child_ids)
+            return
+        registry, path = self.context.registry, self.context.path
+        mailbox = registry.get(path).mailbox
+        again = TryAgain(child_ids, self._owner)
+
+        def send() -> None:
+            with contextlib.suppress(MailboxClosed):  # this supervisor is gone
+                mailbox.put(Envelope(again))
+
+        self.context.runtime.scheduler.call_later(delay_s, send)
+
+    def _try_again(self, child_ids: tuple[str, ...]) -> None:
+        for index, child_id in enumerate(child_ids):
+            child = self._children.get(child_id)
+            if child is None:
+                continue
+            try:
+                self._start_child(child)
+            except StartFailed as error:
+                log.error("restart failed", extra={"path": child.node.path, "error": repr(error)})
+                now = self.context.runtime.clock()
+                child.node.state = "restarting"
+                child.node.restarts.add(now)
+                if not self._intensity.add(now):
+                    self._give_up(child, error)
+                recent = child.node.restarts.within(now, self.flags.period_s)
+                self._schedule(child_ids[index:], self._delay(recent))
+                return
+
+    def _give_up(self, offender: _Child, error: BaseException | None) -> None:
+        reason = (
+            f"more than {self.flags.max_restarts} restarts within {self.flags.period_s}s; "
+            f"last: {offender.spec.id}: {error!r}"
+        )
+        log.error(
+            "supervisor gave up",
+            extra={"supervisor": self.context.path or "root", "context": "shutdown",
+                   "reason": reason, "offender": offender.node.path},
+        )
+        raise Escalation(f"{self.context.path or 'root'}: {reason}") from error
+
+    # -- stopping --------------------------------------------------------------
+
+    def _child(self, child_id: str) -> _Child:
+        child = self._children.get(child_id)
+        if child is None:
+            raise NoSuchChild(f"{self.context.path}: {child_id}")
+        return child
+
+    def _terminate(self, child: _Child) -> None:
+        """Stop the child's actor for a restart; its cell and mailbox stay."""
+        child.node.state = "restarting"
+        if child.ref is None or not child.ref.is_alive():
+            return
+        try:
+            self._control(child, Terminate(), child.spec.shutdown_s)
+        except pykka.Timeout:
+            log.warning("child did not terminate in time", extra={"path": child.node.path})
+
+    def _stop_children(self, *, drain: bool) -> None:
+        for child in reversed(list(self._children.values())):
+            self._stop_cell(child, drain=drain)
+
+    def _stop_for_good(self, child: _Child, reason: str) -> None:
+        self._stop_cell(child, drain=True)
+        self._children.pop(child.spec.id, None)
+        self.context.registry.remove_subtree(child.node.path, reason)
+
+    def _stop_cell(self, child: _Child, *, drain: bool) -> None:
+        """Stop the cell's thread: orderly (after what is queued) within the
+        child's ``shutdown_s``, else at once; then wait for the thread."""
+        ref, child.ref = child.ref, None
+        child.node.state = "stopped"
+        if ref is None or not ref.is_alive():
+            return
+        stop = Stop(ref.actor_urn)
+        thread = None
+        if drain:
+            thread = self._send_stop(child, stop, lane="user")
+        if thread is None:
+            thread = self._send_stop(child, stop, lane="system")
+        if thread is None:
+            log.error("child did not stop; thread abandoned", extra={"path": child.node.path})
+            return
+        thread.join(child.spec.shutdown_s)
+
+    def _send_stop(self, child: _Child, stop: Stop, *, lane: str) -> Any:
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        envelope = Envelope(stop, reply_to=future)
+        mailbox = child.node.mailbox
+        try:
+            if lane == "user":
+                mailbox.put_marker(envelope)
+            else:
+                mailbox.put_system(envelope)
+            return future.get(timeout=max(child.spec.shutdown_s, 0.001))
+        except (pykka.Timeout, MailboxClosed):
+            return None
+
+    def _control(self, child: _Child, message: object, timeout_s: float) -> Any:
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        child.node.mailbox.put_system(Envelope(message, reply_to=future))
+        return future.get(timeout=timeout_s)
+
+
+def supervisor_spec(
+    id: str,
+    flags: SupervisorFlags,
+    children: Sequence[ChildSpec] = (),
+    *,
+    restart: Restart = Restart.PERMANENT,
+    shutdown_s: float | None = None,
+) -> ChildSpec:
+    """A child spec that runs a :class:`Supervisor`. Its mailbox is unbounded
+    (exit reports must never be refused) and its shutdown time covers its
+    children's."""
+    specs = list(children)
+    return ChildSpec(
+        id=id,
+        factory=lambda: Supervisor(flags, specs),
+        restart=restart,
+        shutdown_s=shutdown_s if shutdown_s is not None else 1.0 + sum(s.shutdown_s for s in specs),
+        mailbox=MailboxSpec(capacity=None),
+        message_retries=0,
+        kind="supervisor",
+    )
+
+
+def with_id(spec: ChildSpec, child_id: str) -> ChildSpec:
+    return replace(spec, id=child_id)
