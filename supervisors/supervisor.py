@@ -279,7 +279,7 @@ class Supervisor(Actor):
             return
         stop = Stop(ref.actor_urn)
         thread = None
-        if drain:
+        if drain and child.node.mailbox.is_serving():  # a crashed actor cannot drain
             thread = self._send_stop(child, stop, lane="user")
         if thread is None:
             thread = self._send_stop(child, stop, lane="system")
