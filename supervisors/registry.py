@@ -52,6 +52,8 @@ class Node:
     restarts: RecentRestarts = field(default_factory=RecentRestarts)
     period_s: float = 10.0
     router: Router | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the node's owner wants operators to see (a supervisor's flags)."""
 
 
 def parent_of(path: str) -> str:

@@ -63,7 +63,10 @@ def take(registry: Registry, now: float, root: str = "", root_id: str = "root") 
             restarts_total=node.restarts.total,
             restarts_in_period=node.restarts.within(now, node.period_s),
             mailbox_depth=node.mailbox.depth(),
-            info=node.router.describe() if node.router is not None else {},
+            info={
+                **node.details,
+                **(node.router.describe() if node.router is not None else {}),
+            },
             children=tuple(build(kid) for kid in kids),
         )
 

@@ -84,6 +84,7 @@ class Supervisor(Actor):
     # -- lifecycle -----------------------------------------------------------
 
     def on_start(self) -> None:
+        self._publish_flags()
         try:
             for spec in self._initial:
                 self._add_and_start(spec)
@@ -120,6 +121,14 @@ class Supervisor(Actor):
         self._intensity.retune(flags.max_restarts, flags.period_s)
         for child in self._children.values():
             child.node.period_s = flags.period_s
+        self._publish_flags()
+
+    def _publish_flags(self) -> None:
+        self.context.registry.get(self.context.path).details = {
+            "strategy": str(self.flags.strategy),
+            "max_restarts": self.flags.max_restarts,
+            "period_s": self.flags.period_s,
+        }
 
     # -- starting ------------------------------------------------------------
 

@@ -23,7 +23,10 @@ def test_snapshot_shows_every_node_with_state_restarts_and_depth(start_tree, eve
     }
     assert by_path["store"].restarts_total == 1
     assert by_path["store"].restarts_in_period == 1
-    assert by_path["inbound/sessions"].info == {"routing": "hash", "size": 3}
+    assert by_path["inbound/sessions"].info == {
+        "strategy": "one_for_one", "max_restarts": 5, "period_s": 10.0, "routing": "hash", "size": 3,
+    }
+    assert by_path["store"].info == {}
     assert all(node.state == "running" for node in by_path.values())
     assert by_path["inbound/sessions/0"].mailbox_depth == 0
 

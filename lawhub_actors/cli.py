@@ -1,0 +1,131 @@
+"""Command line: ``python run.py [serve|check-config|demo] ...``.
+
+Without a command it serves. Exit codes: 0 success, 2 bad config, bad
+environment or a command that is not available; ``serve`` returns the
+server's own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable, Mapping
+
+from lawhub_actors import logs
+from lawhub_actors.settings import (
+    ConfigError,
+    ConfigIssue,
+    Secrets,
+    check,
+    load,
+    preflight,
+)
+
+DEFAULT_CONFIG = "config/lawhub.toml"
+EXIT_CONFIG = 2
+
+
+def default_config(environ: Mapping[str, str]) -> str:
+    """``$LAWHUB_CONFIG`` when set, else ``config/lawhub.toml`` (relative to the cwd)."""
+    return environ.get("LAWHUB_CONFIG") or DEFAULT_CONFIG
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser(default_config(os.environ)).parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.path)
+    if args.command == "demo":
+        sys.stderr.write(
+            "demo: the simulated Meta (Graph API and signed webhook traffic) arrives with a "
+            "later release; for now run `python run.py` and send your own requests.\n"
+        )
+        return EXIT_CONFIG
+    return _serve(args.config, args.host, args.port)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be within 0..65535, got {port}")
+    return port
+
+
+def _add_serve_options(
+    parser: argparse.ArgumentParser, config_default: str, default: object
+) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=config_default,
+        help="config file to serve with (default: $LAWHUB_CONFIG or config/lawhub.toml)",
+    )
+    parser.add_argument("--host", default=default, help="listen address (default: [server] host)")
+    parser.add_argument(
+        "--port", type=_port, default=default, help="listen port (default: [server] port)"
+    )
+
+
+def _parser(config_default: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="LawHub Actors: WhatsApp Cloud API gateway for law firms.",
+    )
+    _add_serve_options(parser, config_default, None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.set_defaults(command="serve")
+    # SUPPRESS: options given after "serve" override those given before it,
+    # and absent ones do not reset them.
+    _add_serve_options(
+        commands.add_parser("serve", help="run the gateway (the default command)"),
+        argparse.SUPPRESS,
+        argparse.SUPPRESS,
+    )
+    check_parser = commands.add_parser(
+        "check-config", help="validate a config file; exit 0 when valid, 2 with every error"
+    )
+    check_parser.add_argument(
+        "path", nargs="?", default=config_default, help=f"default: {config_default}"
+    )
+    commands.add_parser("demo", help="serve with a simulated Meta (later release)")
+    return parser
+
+
+def _check_config(path: str) -> int:
+    issues = check(path)
+    if issues:
+        _report(issues)
+        return EXIT_CONFIG
+    sys.stdout.write(f"ok: {path}\n")
+    return 0
+
+
+def _serve(path: str, host: str | None, port: int | None) -> int:
+    try:
+        settings = load(path)
+        secrets = Secrets.from_env(os.environ)
+    except ConfigError as exc:
+        _report(exc.issues)
+        return EXIT_CONFIG
+    issues = preflight(settings, secrets)
+    if issues:
+        _report(issues)
+        return EXIT_CONFIG
+    logs.configure(level=settings.logging.level, secrets=secrets)
+    # Imported here: the web stack is heavy, and check-config must not need it.
+    from lawhub_actors.web.app import serve  # noqa: PLC0415
+
+    return serve(
+        settings,
+        secrets,
+        host=settings.server.host if host is None else host,
+        port=settings.server.port if port is None else port,
+    )
+
+
+def _report(issues: Iterable[ConfigIssue]) -> None:
+    for issue in issues:
+        sys.stderr.write(f"{issue}\n")

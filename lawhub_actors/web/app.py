@@ -1,0 +1,102 @@
+"""The aiohttp application and the process around it.
+
+``serve`` runs until SIGINT or SIGTERM (exit 0 after every actor stopped)
+or until the supervision tree's root gives up (exit 1, after logging why),
+so that systemd or Kubernetes restart the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+
+from lawhub_actors.provision import provision
+from lawhub_actors.runtime import AppRuntime, GiveUp
+from lawhub_actors.settings import Secrets, Settings
+from lawhub_actors.web import admin
+from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME
+
+log = structlog.get_logger("lawhub.web")
+
+EXIT_OK = 0
+EXIT_GAVE_UP = 1
+
+RuntimeFactory = Callable[[Settings, GiveUp], AppRuntime]
+
+
+def build_app(
+    settings: Settings,
+    secrets: Secrets,
+    on_give_up: GiveUp,
+    runtime_factory: RuntimeFactory = AppRuntime,
+) -> web.Application:
+    app = web.Application(client_max_size=settings.server.webhook_max_bytes)
+    if secrets.admin_token is not None:
+        app[ADMIN_TOKEN] = secrets.admin_token.get_secret_value()
+
+    async def runtime_context(app: web.Application) -> AsyncIterator[None]:
+        runtime = runtime_factory(settings, on_give_up)
+        # Starting actors blocks (each start is awaited); keep it off the loop.
+        await asyncio.to_thread(runtime.start)
+        app[RUNTIME] = runtime
+        log.info("tree_started", tenants=len(settings.tenants))
+        yield
+        await asyncio.to_thread(runtime.stop)
+        log.info("tree_stopped")
+
+    app.cleanup_ctx.append(runtime_context)
+    admin.add_routes(app)
+    return app
+
+
+def serve(settings: Settings, secrets: Secrets, *, host: str, port: int) -> int:
+    """Run the gateway until a signal or the tree's end; the exit code."""
+    return asyncio.run(run(settings, provision(secrets), host=host, port=port))
+
+
+async def run(
+    settings: Settings,
+    secrets: Secrets,
+    *,
+    host: str,
+    port: int,
+    runtime_factory: RuntimeFactory = AppRuntime,
+    started: Callable[[int], None] | None = None,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    gave_up: list[BaseException | None] = []
+
+    def on_give_up(reason: BaseException | None) -> None:  # on an actor thread
+        def mark() -> None:
+            gave_up.append(reason)
+            stop.set()
+
+        loop.call_soon_threadsafe(mark)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    app = build_app(settings, secrets, on_give_up, runtime_factory)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port
+        log.info("listening", url=f"http://{host}:{bound}")
+        if started is not None:
+            started(bound)
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+    if gave_up:
+        log.critical("exiting_after_root_gave_up", reason=repr(gave_up[0]))
+        return EXIT_GAVE_UP
+    log.info("stopped_cleanly")
+    return EXIT_OK

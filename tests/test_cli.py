@@ -1,0 +1,266 @@
+"""The command line: check-config, serve's hand-off to the web app, demo."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lawhub_actors import cli, logs
+from lawhub_actors.settings import Secrets, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = str(ROOT / "config" / "lawhub.toml")
+
+BROKEN = """
+[[tenants]]
+id = "Firm A"
+api_token_sha256 = "abc"
+
+[[tenants.phone_numbers]]
+id = "1065"
+display = "+62 811 1000 001"
+tier = "3K"
+throughput_mps = 5000
+
+[[tenants]]
+id = "firm-b"
+api_token_sha256 = "069ed143a3bcd80365b7af299aca6ef2ae90e7abdbd80121d7b8648a1e384132"
+
+[[tenants.phone_numbers]]
+id = "1065"
+display = "+62 811 1000 002"
+tier = "250"
+
+[[templates]]
+tenant = "firm-z"
+name = "reminder"
+language = "id"
+category = "transactional"
+status = "approved"
+params = 1
+
+[server]
+port = 70000
+
+[supervision.pools]
+session_shard = 8
+"""
+
+# (key, a fragment of the reason) for every problem in BROKEN.
+BROKEN_ISSUES = [
+    ("tenants[0].id", "slug"),
+    ("tenants[0].api_token_sha256", "64 lowercase hex"),
+    ("tenants[0].phone_numbers[0].tier", "'3K'"),
+    ("tenants[0].phone_numbers[0].throughput_mps", "less than or equal to 1000"),
+    ("templates[0].category", "'transactional'"),
+    ("server.port", "less than or equal to 65535"),
+    ("supervision.pools.session_shard", "did you mean 'session_shards'"),
+    ("tenants[1].phone_numbers[0].id", "duplicate phone_number_id '1065'"),
+    ("templates[0].tenant", "unknown tenant 'firm-z'"),
+]
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.toml"
+    path.write_text(BROKEN)
+    return path
+
+
+def assert_reports_every_issue(stderr: str, path: Path) -> None:
+    lines = stderr.splitlines()
+    assert len(lines) == len(BROKEN_ISSUES), stderr
+    for key, fragment in BROKEN_ISSUES:
+        prefix = f"{path}: {key}: "
+        matching = [line for line in lines if line.startswith(prefix)]
+        assert matching, f"no line for {key} in:\n{stderr}"
+        assert fragment in matching[0]
+
+
+def test_check_config_of_a_valid_file_prints_ok_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["check-config", SHIPPED]) == 0
+
+    out, err = capsys.readouterr()
+    assert out == f"ok: {SHIPPED}\n"
+    assert err == ""
+
+
+def test_check_config_prints_every_issue_to_stderr_and_exits_2(
+    broken: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check-config", str(broken)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_reports_every_issue(err, broken)
+
+
+def test_run_py_check_config_reports_every_error_and_exits_2(broken: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "run.py", "check-config", str(broken)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert_reports_every_issue(result.stderr, broken)
+
+
+def test_check_config_of_a_missing_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nope.toml"
+
+    assert cli.main(["check-config", str(path)]) == 2
+
+    assert capsys.readouterr().err == f"{path}: (file): file not found\n"
+
+
+def test_check_config_without_path_checks_lawhub_config(
+    broken: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAWHUB_CONFIG", str(broken))
+
+    assert cli.main(["check-config"]) == 2
+
+    assert_reports_every_issue(capsys.readouterr().err, broken)
+
+
+def test_demo_says_it_is_not_available_yet_and_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["demo"]) == 2
+
+    assert "later release" in capsys.readouterr().err
+
+
+def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["--port", "70000"])
+
+    assert caught.value.code == 2
+    assert "0..65535" in capsys.readouterr().err
+
+
+class FakeWeb:
+    """Stands in for ``lawhub_actors.web.app`` and the logging setup."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, exit_code: int = 0) -> None:
+        self.calls: list[tuple[Settings, Secrets, str, int]] = []
+        self.log_setups: list[dict[str, Any]] = []
+        self.exit_code = exit_code
+        package = types.ModuleType("lawhub_actors.web")
+        app = types.ModuleType("lawhub_actors.web.app")
+        app.serve = self.serve  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "lawhub_actors.web", package)
+        monkeypatch.setitem(sys.modules, "lawhub_actors.web.app", app)
+        monkeypatch.setattr(logs, "configure", self.configure)
+        for name in list(os.environ):
+            if name.startswith("LAWHUB_"):
+                monkeypatch.delenv(name)
+
+    def serve(self, settings: Settings, secrets: Secrets, *, host: str, port: int) -> int:
+        self.calls.append((settings, secrets, host, port))
+        return self.exit_code
+
+    def configure(self, **kwargs: Any) -> None:
+        self.log_setups.append(kwargs)
+
+
+@pytest.fixture
+def web(monkeypatch: pytest.MonkeyPatch) -> FakeWeb:
+    return FakeWeb(monkeypatch)
+
+
+def test_serve_is_the_default_and_uses_the_configs_host_and_port(web: FakeWeb) -> None:
+    assert cli.main(["--config", SHIPPED]) == 0
+
+    [(settings, secrets, host, port)] = web.calls
+    assert [tenant.id for tenant in settings.tenants] == ["firm-a", "firm-b"]
+    assert isinstance(secrets, Secrets)
+    assert (host, port) == ("127.0.0.1", 8080)
+
+
+def test_serve_command_line_host_and_port_override_the_config(web: FakeWeb) -> None:
+    assert cli.main(["serve", "--config", SHIPPED, "--host", "0.0.0.0", "--port", "0"]) == 0
+
+    [(_, _, host, port)] = web.calls
+    assert (host, port) == ("0.0.0.0", 0)
+
+
+def test_serve_reads_the_config_named_by_lawhub_config(
+    web: FakeWeb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "alt.toml"
+    path.write_text("[server]\nport = 9191\n")
+    monkeypatch.setenv("LAWHUB_CONFIG", str(path))
+
+    assert cli.main([]) == 0
+
+    [(_, _, _, port)] = web.calls
+    assert port == 9191
+
+
+def test_serve_returns_the_web_apps_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeWeb(monkeypatch, exit_code=3)
+
+    assert cli.main(["--config", SHIPPED]) == 3
+
+
+def test_serve_configures_logging_with_the_configs_level_and_the_secrets(
+    web: FakeWeb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[logging]\nlevel = "debug"\n')
+    monkeypatch.setenv("LAWHUB_APP_SECRET", "app-secret-for-logs")
+
+    assert cli.main(["--config", str(path)]) == 0
+
+    [setup] = web.log_setups
+    assert setup["level"] == "debug"
+    assert "app-secret-for-logs" in setup["secrets"].values()
+
+
+def test_serve_with_an_invalid_config_prints_every_issue_and_never_starts(
+    web: FakeWeb, broken: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--config", str(broken)]) == 2
+
+    assert web.calls == []
+    assert_reports_every_issue(capsys.readouterr().err, broken)
+
+
+def test_serve_with_a_bad_master_key_exits_2(
+    web: FakeWeb, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAWHUB_MASTER_KEY", base64.b64encode(b"too short").decode())
+
+    assert cli.main(["--config", SHIPPED]) == 2
+
+    assert web.calls == []
+    assert capsys.readouterr().err.startswith("environment: LAWHUB_MASTER_KEY: ")
+
+
+def test_serve_refuses_to_start_without_a_master_key_when_the_config_requires_one(
+    web: FakeWeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[security]\nrequire_master_key = true\n")
+
+    assert cli.main(["--config", str(path)]) == 2
+
+    assert web.calls == []
+    assert "require_master_key" in capsys.readouterr().err

@@ -1,0 +1,49 @@
+"""The application tree takes its shape and supervision flags from the config."""
+
+from __future__ import annotations
+
+from lawhub_actors.runtime import AppRuntime
+
+CONFIG = """
+[[tenants]]
+id = "firm-a"
+api_token_sha256 = "{h}"
+
+[[tenants]]
+id = "firm-b"
+api_token_sha256 = "{h2}"
+
+[supervision]
+max_restarts = 7
+period_s = 30.0
+
+[supervision.overrides."inbound/sessions"]
+strategy = "one_for_all"
+max_restarts = 2
+
+[supervision.overrides.root]
+period_s = 5.0
+""".format(h="a" * 64, h2="b" * 64)
+
+
+def test_supervisors_take_their_flags_from_config_and_overrides(make_settings) -> None:
+    runtime = AppRuntime(make_settings(CONFIG)).start()
+    try:
+        nodes = {node.path: node for node in runtime.snapshot().walk()}
+    finally:
+        runtime.stop()
+    assert nodes[""].info == {"strategy": "one_for_one", "max_restarts": 7, "period_s": 5.0}
+    assert nodes["infra"].info == {"strategy": "rest_for_one", "max_restarts": 7, "period_s": 30.0}
+    assert nodes["inbound/sessions"].info == {
+        "strategy": "one_for_all", "max_restarts": 2, "period_s": 30.0,
+    }
+    assert {"inbound/sessions/firm-a", "inbound/sessions/firm-b"} <= set(nodes)
+
+
+def test_readiness_follows_the_tree(settings) -> None:
+    runtime = AppRuntime(settings)
+    assert not runtime.ready()
+    runtime.start()
+    assert runtime.ready()
+    runtime.stop()
+    assert not runtime.ready()

@@ -1,0 +1,61 @@
+"""Health, readiness and /admin/tree over HTTP, against the live tree."""
+
+from __future__ import annotations
+
+from lawhub_actors.web.app import build_app
+from tests.conftest import ADMIN_TOKEN
+
+
+async def _client(aiohttp_client, settings, secrets):
+    return await aiohttp_client(build_app(settings, secrets, on_give_up=lambda reason: None))
+
+
+async def test_healthz_answers_while_the_process_runs(aiohttp_client, settings, secrets) -> None:
+    client = await _client(aiohttp_client, settings, secrets)
+    response = await client.get("/healthz")
+    assert response.status == 200 and await response.json() == {"status": "ok"}
+
+
+async def test_readyz_is_ready_once_the_tree_runs(aiohttp_client, settings, secrets) -> None:
+    client = await _client(aiohttp_client, settings, secrets)
+    response = await client.get("/readyz")
+    assert response.status == 200 and (await response.json())["status"] == "ready"
+
+
+async def test_admin_tree_refuses_without_or_with_a_wrong_token(aiohttp_client, settings, secrets) -> None:
+    client = await _client(aiohttp_client, settings, secrets)
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": ADMIN_TOKEN}):
+        response = await client.get("/admin/tree", headers=headers)
+        assert response.status == 401
+        assert (await response.json())["error"]["code"] == "unauthorized"
+
+
+async def test_a_tenant_token_is_not_an_admin_token(aiohttp_client, settings, secrets) -> None:
+    client = await _client(aiohttp_client, settings, secrets)
+    response = await client.get("/admin/tree", headers={"Authorization": "Bearer demo-token-firm-a"})
+    assert response.status == 401
+
+
+async def test_admin_tree_shows_the_live_tree_with_every_tenant(aiohttp_client, settings, secrets) -> None:
+    client = await _client(aiohttp_client, settings, secrets)
+    response = await client.get("/admin/tree", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status == 200
+    root = await response.json()
+    assert root["id"] == "root" and root["state"] == "running"
+    assert [child["path"] for child in root["children"]] == ["infra", "inbound", "outbound"]
+    sessions = root["children"][1]["children"][0]
+    assert [t["path"] for t in sessions["children"]] == [
+        f"inbound/sessions/{tenant.id}" for tenant in settings.tenants
+    ]
+    for node in (root, sessions):
+        assert set(node) >= {"path", "kind", "state", "restarts", "mailbox_depth", "children"}
+
+
+async def test_admin_endpoints_are_off_when_no_admin_token_is_set(aiohttp_client, settings, tmp_path) -> None:
+    from lawhub_actors.settings import Secrets
+
+    secrets = Secrets.from_env({"LAWHUB_DATA_DIR": str(tmp_path)})
+    client = await _client(aiohttp_client, settings, secrets)
+    response = await client.get("/admin/tree", headers={"Authorization": "Bearer anything"})
+    assert response.status == 503
+    assert (await response.json())["error"]["code"] == "admin_disabled"
