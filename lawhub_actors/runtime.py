@@ -23,9 +23,7 @@ from lawhub_actors.settings import Settings
 from supervisors import (
     Backoff,
     ChildSpec,
-    MailboxSpec,
     NodeSnapshot,
-    Overflow,
     Strategy,
     SupervisorFlags,
     Tree,
@@ -53,16 +51,6 @@ def supervisor_flags(settings: Settings, path: str, strategy: Strategy) -> Super
             jitter=backoff.jitter,
         ),
         start_timeout_s=supervision.start_timeout_s,
-    )
-
-
-def worker_mailbox(settings: Settings) -> MailboxSpec:
-    """Bounds for every worker's mailbox (supervisors' own are unbounded)."""
-    mailbox = settings.supervision.mailbox
-    return MailboxSpec(
-        capacity=mailbox.capacity,
-        overflow=Overflow(mailbox.overflow),
-        block_timeout_s=mailbox.block_timeout_s,
     )
 
 
