@@ -1,8 +1,12 @@
 """Restart delay (pure): exponential in recent restarts, capped, jittered.
 
-The random source is an argument so tests pin it. With ``jitter=j`` the
-delay is multiplied by a factor drawn from ``[1 - j, 1 + j]`` and then kept
-within ``[min_s, max_s]``.
+The nominal delay is ``min_s * multiplier**n``, capped at ``max_s``. Jitter
+draws the actual delay uniformly from the band ``nominal * [1 - j, 1 + j]``
+*clipped to* ``[min_s, max_s]`` — clipping the band rather than the drawn
+value keeps the spread at the edges: restarts of siblings that failed
+together are spread over ``[min_s, min_s * (1 + j)]`` instead of half of
+them landing exactly on ``min_s``. The random source is an argument so
+tests pin it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ def restart_delay(backoff: Backoff, recent_restarts: int, uniform: Callable[[], 
     within the current period. ``uniform`` returns a float in ``[0, 1)``."""
     steps = max(recent_restarts, 0)
     # Cap the exponent: past ~64 doublings the result is max_s anyway.
-    raw = backoff.min_s * backoff.multiplier ** min(steps, 64)
-    factor = 1.0 + backoff.jitter * (2.0 * uniform() - 1.0)
-    return min(backoff.max_s, max(backoff.min_s, raw * factor))
+    nominal = min(backoff.max_s, backoff.min_s * backoff.multiplier ** min(steps, 64))
+    low = max(backoff.min_s, nominal * (1.0 - backoff.jitter))
+    high = min(backoff.max_s, nominal * (1.0 + backoff.jitter))
+    return low + (high - low) * uniform()

@@ -74,8 +74,9 @@ class MailboxSpec:
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Delay before a restart: ``min_s * multiplier**n`` capped at ``max_s``,
-    where ``n`` counts the child's restarts within the intensity period, with
-    +/- ``jitter`` (a fraction) so that siblings do not restart in lockstep."""
+    where ``n`` counts the child's restarts within the intensity period,
+    spread by +/- ``jitter`` (a fraction, kept within ``[min_s, max_s]``) so
+    that siblings do not restart in lockstep."""
 
     min_s: float = 0.005
     max_s: float = 5.0

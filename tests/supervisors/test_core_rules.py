@@ -84,6 +84,14 @@ def test_backoff_with_jitter_stays_within_min_and_max(n: int, u: float) -> None:
     assert 0.005 <= restart_delay(backoff, n, lambda: u) <= 5.0
 
 
+def test_jitter_spreads_first_restarts_above_min_and_capped_ones_below_max() -> None:
+    backoff = Backoff(min_s=0.01, max_s=1.0, multiplier=2.0, jitter=0.5)
+    first = [restart_delay(backoff, 0, lambda u=u: u) for u in (0.0, 0.5, 0.999)]
+    assert first == pytest.approx([0.01, 0.0125, 0.015], rel=1e-3)
+    capped = [restart_delay(backoff, 30, lambda u=u: u) for u in (0.0, 0.999)]
+    assert capped == pytest.approx([0.5, 1.0], rel=1e-3)
+
+
 def test_jump_hash_spreads_keys_evenly() -> None:
     counts = Counter(consistent_index(f"conversation-{i}", 8) for i in range(40_000))
     assert set(counts) == set(range(8))

@@ -119,3 +119,20 @@ def test_a_hash_pool_refuses_a_message_without_a_key(start_tree) -> None:
     tree = start_tree(supervisor_spec("root", flags(), [pool_spec("pool", worker, 2)]))
     with pytest.raises(ValueError, match="needs a key"):
         tree.tell("pool", ("k", 0, 0))
+
+
+def test_a_round_robin_pool_resized_under_load_loses_no_message(start_tree) -> None:
+    total = 6_000
+    sink = Sink(total)
+    worker = ChildSpec("w", lambda: Worker(sink))
+    spec = pool_spec("pool", worker, 4, routing=Routing.ROUND_ROBIN)
+    tree = start_tree(supervisor_spec("root", flags(), [spec]))
+    for i in range(total):
+        tree.tell("pool", ("k", 0, i))
+        if i == 2_000:
+            tree.registry.ask_node("pool", Resize(6), timeout=10)
+        if i == 4_000:
+            tree.registry.ask_node("pool", Resize(1), timeout=10)
+    assert sink.done.wait(30)
+    assert sorted(seq for *_, seq in sink.records) == list(range(total))
+    assert {path for path, *_ in sink.records} >= {"pool/5"}

@@ -209,3 +209,19 @@ def _wait_children(tree, predicate) -> list[str]:
         if predicate(ids):
             return ids
     raise AssertionError(f"children never matched; last: {ids}")
+
+
+def test_retuned_flags_apply_to_the_next_crash_without_restarting_anyone(events) -> None:
+    from supervisors import Retune, SupervisorFlags, Tree
+
+    gave_up = threading.Event()
+    root = supervisor_spec("root", flags(max_restarts=10), [recorder("a", events)])
+    tree = Tree(root, on_give_up=lambda reason: gave_up.set()).start()
+    try:
+        tree.registry.ask_node("", Retune(SupervisorFlags(max_restarts=0)), timeout=2)
+        assert tree.snapshot().info["max_restarts"] == 0
+        assert events.items == [("start", "a")]
+        tree.tell("a", "crash")
+        assert gave_up.wait(5)
+    finally:
+        tree.stop()
