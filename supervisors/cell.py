@@ -93,14 +93,13 @@ class Cell(pykka.ThreadingActor):
                 continue
             try:
                 result = control(envelope.message)
-            except Exception:
+            except Exception as error:
                 if envelope.reply_to is None:
                     log.exception("control message failed", extra={"path": self.path})
                 else:
-                    envelope.reply_to.set_exception()
+                    self._reply_error(envelope, error)
             else:
-                if envelope.reply_to is not None:
-                    envelope.reply_to.set(result)
+                self._reply(envelope, result)
 
     # -- user messages ----------------------------------------------------------
 
@@ -116,8 +115,7 @@ class Cell(pykka.ThreadingActor):
             self._crashed(envelope, error)
             return
         self._retrying = None
-        if envelope.reply_to is not None:
-            envelope.reply_to.set(result)
+        self._reply(envelope, result)
         if self._spec.passivate_after_s is not None:
             self._last_activity = self._runtime.clock()
         if actor.context.stop_requested:
@@ -126,7 +124,7 @@ class Cell(pykka.ThreadingActor):
     def _crashed(self, envelope: Envelope[Any], error: BaseException) -> None:
         if envelope.reply_to is not None:
             answer = error if isinstance(error, Exception) else ActorCrashed(repr(error))
-            envelope.reply_to.set_exception(exc_info=(type(answer), answer, answer.__traceback__))
+            self._reply_error(envelope, answer)
         else:
             attempts = self._attempts + 1 if self._retrying is envelope else 1
             if attempts <= self._spec.message_retries:
@@ -151,6 +149,23 @@ class Cell(pykka.ThreadingActor):
         except Exception:
             log.exception("on_failure raised", extra={"path": self.path})
         self._report(ChildExited(self._spec.id, self.incarnation, ExitKind.CRASH, error))
+
+    # A reply slot belongs to the asker; whatever it does (an asker whose loop
+    # has closed, a future already answered) must not kill this thread.
+
+    def _reply(self, envelope: Envelope[Any], value: Any) -> None:
+        if envelope.reply_to is not None:
+            try:
+                envelope.reply_to.set(value)
+            except Exception:  # noqa: BLE001 - the asker's problem, logged
+                log.warning("reply could not be delivered", extra={"path": self.path})
+
+    def _reply_error(self, envelope: Envelope[Any], error: Exception) -> None:
+        if envelope.reply_to is not None:
+            try:
+                envelope.reply_to.set_exception(exc_info=(type(error), error, error.__traceback__))
+            except Exception:  # noqa: BLE001 - the asker's problem, logged
+                log.warning("error reply could not be delivered", extra={"path": self.path})
 
     # -- control -------------------------------------------------------------------
 

@@ -54,8 +54,10 @@ class Mailbox:
 
     # -- senders --------------------------------------------------------
 
-    def put(self, envelope: Envelope[Any]) -> bool:
-        """Queue on the user lane, honouring the overflow policy.
+    def put(self, envelope: Envelope[Any], *, wait: bool = True) -> bool:
+        """Queue on the user lane, honouring the overflow policy; with
+        ``wait=False`` a full mailbox refuses at once whatever the policy
+        (for senders that must never block, such as an event loop).
 
         Returns whether an actor is consuming the mailbox right now (keyed
         routers use it to start one on demand).
@@ -63,6 +65,8 @@ class Mailbox:
         with self._lock:
             capacity = self._spec.capacity
             if capacity is not None and len(self._user) >= capacity:
+                if not wait:
+                    raise MailboxFull(f"{self.path}: {capacity} messages queued")
                 self._wait_for_room(capacity)
             if self._closed:
                 raise MailboxClosed(self.path)

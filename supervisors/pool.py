@@ -52,7 +52,7 @@ class PoolRouter:
         """Size after the last resize: a restarted pool comes back at this size."""
         self._turn = RoundRobin()
 
-    def put(self, envelope: Envelope[Any], key: str | None) -> None:
+    def put(self, envelope: Envelope[Any], key: str | None, *, wait: bool = True) -> None:
         if self.routing is Routing.HASH and key is None:
             raise ValueError("a consistent-hash pool needs a key for every message")
         deadline: float | None = None
@@ -69,7 +69,7 @@ class PoolRouter:
                     return
             # Full: wait for room outside the lock, then route again.
             spec = mailbox.spec
-            if spec.overflow is Overflow.REFUSE:
+            if spec.overflow is Overflow.REFUSE or not wait:
                 raise MailboxFull(f"{mailbox.path}: {spec.capacity} messages queued")
             if deadline is None:
                 deadline = time.monotonic() + spec.block_timeout_s

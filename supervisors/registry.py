@@ -35,7 +35,7 @@ log = logging.getLogger("supervisors.registry")
 class Router(Protocol):
     """Puts an envelope into one child's mailbox, chosen by ``key``."""
 
-    def put(self, envelope: Envelope[Any], key: str | None) -> None: ...
+    def put(self, envelope: Envelope[Any], key: str | None, *, wait: bool = True) -> None: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -125,15 +125,23 @@ class Registry:
             raise NotRegistered(path)
         return node
 
-    def tell(self, path: str, message: Any, key: str | None = None) -> None:
-        """Send without waiting. Raises ``NotRegistered`` or ``MailboxFull``."""
-        self._put(path, Envelope(message), key)
+    def tell(self, path: str, message: Any, key: str | None = None, *, wait: bool = True) -> None:
+        """Send without waiting for an answer. Raises ``NotRegistered`` or
+        ``MailboxFull``; ``wait=False`` never blocks on a full mailbox."""
+        self._put(path, Envelope(message), key, wait)
+
+    def send(
+        self, path: str, envelope: Envelope[Any], key: str | None = None, *, wait: bool = True
+    ) -> None:
+        """Queue a ready envelope (e.g. one whose ``reply_to`` is a future of
+        the caller's own kind)."""
+        self._put(path, envelope, key, wait)
 
     def ask_future(
         self, path: str, message: Any, key: str | None = None
     ) -> pykka.Future[Any]:
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        self._put(path, Envelope(message, reply_to=future), key)
+        self._put(path, Envelope(message, reply_to=future), key, True)
         return future
 
     def ask(self, path: str, message: Any, *, timeout: float, key: str | None = None) -> Any:
@@ -157,15 +165,15 @@ class Registry:
             raise NotRegistered(path) from None
         return future.get(timeout=timeout)
 
-    def _put(self, path: str, envelope: Envelope[Any], key: str | None) -> None:
+    def _put(self, path: str, envelope: Envelope[Any], key: str | None, wait: bool) -> None:
         node = self._nodes.get(path)
         if node is None:
             raise NotRegistered(path)
         if node.router is not None:
-            node.router.put(envelope, key)
+            node.router.put(envelope, key, wait=wait)
             return
         try:
-            node.mailbox.put(envelope)
+            node.mailbox.put(envelope, wait=wait)
         except MailboxClosed:
             raise NotRegistered(path) from None
 

@@ -123,3 +123,16 @@ def test_a_message_sent_while_the_actor_restarts_waits_for_the_new_one(
     events.wait_for(lambda items: ("failed", "a") in items)
     assert tree.ask("a", "during restart", timeout=5) == "during restart"
     assert events.items.index(("start", "a"), 1) < events.items.index(("got", "a", "during restart"))
+
+
+def test_a_reply_slot_that_raises_does_not_kill_the_actor(start_tree, events) -> None:
+    from pykka._envelope import Envelope
+
+    class Broken(pykka.ThreadingFuture):  # type: ignore[type-arg]
+        def set(self, value: Any = None) -> None:
+            raise RuntimeError("the asker is gone")
+
+    tree = start_tree(supervisor_spec("root", flags(), [recorder("a", events)]))
+    tree.registry.send("a", Envelope("first", reply_to=Broken()))
+    assert tree.ask("a", "second", timeout=2) == "second"
+    assert _restarts(tree, "a") == 0
