@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lawhub_actors.settings import Secrets, Settings, load, parse_text
+from tests.servers import redis_server, redis_url  # noqa: F401 - fixtures for every test
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "config" / "lawhub.toml"

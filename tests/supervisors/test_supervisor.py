@@ -201,14 +201,20 @@ class FakeClock:
         return self.now
 
 
-def _wait_children(tree, predicate) -> list[str]:
-    """Ask the root for its children until ``predicate`` holds (each ask is
-    queued behind the exit report, so this converges without sleeping)."""
-    for _ in range(100):
+def _wait_children(tree, predicate, timeout: float = 5.0) -> list[str]:
+    """Ask the root for its children until ``predicate`` holds or the
+    deadline passes (the exit report reaches the root asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while True:
         ids = [child_id for child_id, _ in tree.registry.ask_node("", WhichChildren(), timeout=2)]
-        if predicate(ids):
-            return ids
-    raise AssertionError(f"children never matched; last: {ids}")
+        if predicate(ids) or time.monotonic() > deadline:
+            break
+        tick.wait(0.005)
+    assert predicate(ids), f"children never matched; last: {ids}"
+    return ids
 
 
 def test_retuned_flags_apply_to_the_next_crash_without_restarting_anyone(events) -> None:
