@@ -1,0 +1,202 @@
+"""The webhook journal: append-only, durable, group-committed (SQLite WAL).
+
+Meta gets its 200 only after the body is in this journal and fsynced. One
+writer thread takes every body queued while its previous commit ran and
+commits them together (``synchronous=FULL``): under load many requests
+share one fsync, idle a lone request is committed at once. Bodies are
+sealed (AES-256-GCM) before they are written — the database file never
+holds a message body in clear.
+
+After each commit ``on_commit(last_seq)`` is called on the writer thread,
+so the dispatcher learns there is more to read. Readers use their own
+connection per thread (WAL: readers never block the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("lawhub.journal")
+
+Seal = Callable[[bytes], tuple[str, bytes]]
+Open = Callable[[str, bytes], bytes]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    key_id TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+
+class JournalUnavailable(Exception):
+    """The body could not be made durable; nothing was acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    received_at: float
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Pending:
+    body: bytes
+    received_at: float
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[int]
+
+
+_STOP = object()
+
+
+class Journal:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        seal: Seal,
+        open_: Open,
+        batch_max: int = 256,
+        busy_timeout_ms: int = 5000,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._seal = seal
+        self._open = open_
+        self._batch_max = batch_max
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._busy_timeout_ms = busy_timeout_ms
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA synchronous=FULL")
+        self._writer.executescript(_SCHEMA)
+        row = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
+        self._next_seq = int(row[0]) + 1
+        self.last_committed = int(row[0])
+        self.commits = 0
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        return conn
+
+    # -- the web side ------------------------------------------------------------
+
+    async def append(self, body: bytes) -> int:
+        """Durably append ``body``; its sequence number once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._queue.put(_Pending(body, time.time(), loop, future))
+        return await future
+
+    # -- the writer thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < self._batch_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                batch.append(item)
+            self._commit([item for item in batch if isinstance(item, _Pending)])
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        seq = self._next_seq
+        try:
+            rows = []
+            for offset, item in enumerate(batch):
+                key_id, sealed = self._seal(item.body)
+                rows.append((seq + offset, item.received_at, key_id, sealed))
+            self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.executemany(
+                "INSERT INTO journal (seq, received_at, key_id, body) VALUES (?, ?, ?, ?)", rows
+            )
+            self._writer.execute("COMMIT")
+        except Exception as error:  # noqa: BLE001 - any failure: nothing is acknowledged
+            log.error("journal write failed", extra={"error": repr(error), "batch": len(batch)})
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+            _resolve(batch, None)
+            return
+        self._next_seq = seq + len(batch)
+        self.last_committed = self._next_seq - 1
+        self.commits += 1
+        _resolve(batch, seq)
+        if self.on_commit is not None:
+            self.on_commit(self.last_committed)
+
+    # -- readers ---------------------------------------------------------------------
+
+    def read_after(self, seq: int, limit: int = 500) -> list[Entry]:
+        """Committed entries with a sequence number above ``seq``, in order."""
+        conn = self._reader()
+        rows = conn.execute(
+            "SELECT seq, received_at, key_id, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [Entry(int(s), float(at), self._open(key_id, body)) for s, at, key_id, body in rows]
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(10)
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+
+def _resolve(batch: list[_Pending], first_seq: int | None) -> None:
+    """Answer a batch with one wake-up per event loop, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
+    for offset, item in enumerate(batch):
+        seq = -1 if first_seq is None else first_seq + offset
+        by_loop.setdefault(item.loop, []).append((item.future, seq))
+    for loop, answers in by_loop.items():
+        loop.call_soon_threadsafe(_answer, answers)
+
+
+def _answer(answers: list[tuple[asyncio.Future[int], int]]) -> None:
+    for future, seq in answers:
+        if future.done():
+            continue
+        if seq < 0:
+            future.set_exception(JournalUnavailable("the journal could not commit"))
+        else:
+            future.set_result(seq)

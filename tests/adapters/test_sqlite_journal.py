@@ -1,0 +1,101 @@
+"""The webhook journal: durable before ack, group-committed, never in clear."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from lawhub_actors.adapters.sqlite_journal import Journal, JournalUnavailable
+
+KEY = AESGCM(os.urandom(32))
+
+
+def seal(body: bytes) -> tuple[str, bytes]:
+    nonce = os.urandom(12)
+    return "test", nonce + KEY.encrypt(nonce, body, None)
+
+
+def open_(key_id: str, blob: bytes) -> bytes:
+    assert key_id == "test"
+    return KEY.decrypt(blob[:12], blob[12:], None)
+
+
+@pytest.fixture
+def journal(tmp_path: Path):
+    journal = Journal(tmp_path / "journal.sqlite3", seal=seal, open_=open_)
+    yield journal
+    journal.close()
+
+
+async def test_appends_get_increasing_sequence_numbers_and_read_back_in_order(journal) -> None:
+    seqs = [await journal.append(f'{{"n": {i}}}'.encode()) for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    entries = journal.read_after(2)
+    assert [e.seq for e in entries] == [3, 4, 5]
+    assert entries[0].body == b'{"n": 2}'
+
+
+async def test_concurrent_appends_share_commits_and_none_is_lost(journal) -> None:
+    bodies = [f'{{"n": {i}}}'.encode() for i in range(400)]
+    seqs = await asyncio.gather(*(journal.append(body) for body in bodies))
+    assert sorted(seqs) == list(range(1, 401))
+    assert journal.commits < 400  # many requests shared one commit
+    stored = {entry.seq: entry.body for entry in journal.read_after(0, limit=1000)}
+    assert [stored[seq] for seq in seqs] == bodies
+
+
+async def test_the_database_files_never_hold_a_body_in_clear(journal, tmp_path: Path) -> None:
+    secret = b"Pak, suami saya ditangkap polisi tadi malam"
+    await journal.append(b'{"text": "' + secret + b'"}')
+    for file in tmp_path.iterdir():
+        assert secret not in file.read_bytes(), file.name
+
+
+async def test_after_commit_the_listener_hears_the_last_sequence(tmp_path: Path) -> None:
+    heard: list[int] = []
+    journal = Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_, on_commit=heard.append)
+    try:
+        await journal.append(b"{}")
+        await journal.append(b"{}")
+    finally:
+        journal.close()
+    assert heard[-1] == 2
+
+
+async def test_a_reopened_journal_continues_the_sequence(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_)
+    await first.append(b"{}")
+    first.close()
+    second = Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_)
+    try:
+        assert await second.append(b"{}") == 2
+    finally:
+        second.close()
+
+
+async def test_a_journal_that_cannot_write_refuses_and_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path, seal=seal, open_=open_, busy_timeout_ms=50)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+        with pytest.raises(JournalUnavailable):
+            await journal.append(b'{"lost": false}')
+        blocker.execute("ROLLBACK")
+        assert await journal.append(b"{}") == 1  # the refused body took no number
+        assert len(journal.read_after(0)) == 1
+    finally:
+        blocker.close()
+        journal.close()
+
+
+def test_the_writer_thread_ends_on_close(tmp_path: Path) -> None:
+    before = threading.active_count()
+    Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_).close()
+    assert threading.active_count() == before
