@@ -34,6 +34,7 @@ test: $(STAMP) sysdeps lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)
+	bash scripts/ensure-system-deps bench
 	$(PY) -m bench
 
 clean:

@@ -1,92 +1,70 @@
-"""The application's supervision tree, built from :class:`Settings`.
+"""Starts and stops the application: adapters first, then the actor tree.
 
-::
-
-    root (one_for_one)
-    ├── infra (rest_for_one)      store, bus, feed: later issues add them here
-    ├── inbound (one_for_one)
-    │   └── sessions (one_for_one)
-    │       └── <tenant>          one supervisor per law firm
-    └── outbound (one_for_one)
-
-The strategies are part of the tree's shape; intensity, period, backoff,
-shutdown times and mailbox bounds come from ``[supervision]``, and any
-supervisor's flags can be overridden by its path in
-``[supervision.overrides."<path>"]``.
+The runtime owns what the actors share (:class:`Services`): the journal,
+the store, the dedupe fast path, the per-tenant keyring. Start order is
+adapters → tree; stop order is tree (every actor drained and joined) →
+adapters, so no actor ever writes to a closed store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from lawhub_actors.settings import Settings
-from supervisors import (
-    Backoff,
-    ChildSpec,
-    NodeSnapshot,
-    Strategy,
-    SupervisorFlags,
-    Tree,
-    supervisor_spec,
-)
-
-ROOT = "root"
-"""How ``[supervision.overrides]`` names the root supervisor."""
+from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors.messages import JournalAdvanced
+from lawhub_actors.actors.services import Publish, Services, Wakeup
+from lawhub_actors.actors.tree import root_spec
+from lawhub_actors.adapters.dedupe import dedupe_from
+from lawhub_actors.adapters.sqlite_journal import Journal
+from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.core.assist import RuleClassifier
+from lawhub_actors.core.crypto import Keyring, Sealed
+from lawhub_actors.settings import Secrets, Settings
+from supervisors import NodeSnapshot, Tree
 
 GiveUp = Callable[[BaseException | None], None]
 
-
-def supervisor_flags(settings: Settings, path: str, strategy: Strategy) -> SupervisorFlags:
-    supervision = settings.supervision
-    tuning = supervision.tuning_for(path, strategy.value)
-    backoff = supervision.backoff
-    return SupervisorFlags(
-        strategy=Strategy(tuning.strategy),
-        max_restarts=tuning.max_restarts,
-        period_s=tuning.period_s,
-        backoff=Backoff(
-            min_s=backoff.min_s,
-            max_s=backoff.max_s,
-            multiplier=backoff.multiplier,
-            jitter=backoff.jitter,
-        ),
-        start_timeout_s=supervision.start_timeout_s,
-    )
-
-
-def root_spec(settings: Settings) -> ChildSpec:
-    def sup(path: str, strategy: Strategy, children: list[ChildSpec]) -> ChildSpec:
-        return supervisor_spec(
-            path.rpartition("/")[2], supervisor_flags(settings, path, strategy), children
-        )
-
-    tenants = [
-        sup(f"inbound/sessions/{tenant.id}", Strategy.ONE_FOR_ONE, [])
-        for tenant in settings.tenants
-    ]
-    return sup(
-        ROOT,
-        Strategy.ONE_FOR_ONE,
-        [
-            sup("infra", Strategy.REST_FOR_ONE, []),
-            sup("inbound", Strategy.ONE_FOR_ONE, [
-                sup("inbound/sessions", Strategy.ONE_FOR_ONE, tenants),
-            ]),
-            sup("outbound", Strategy.ONE_FOR_ONE, []),
-        ],
-    )
+JOURNAL_FILE = "journal.sqlite3"
+JOURNAL_KEYSPACE = "_journal"
+"""Bodies are sealed before their tenant is known: one key space for all."""
+KEY_VERSION = 1
 
 
 class AppRuntime:
-    """Starts and stops the application tree; answers health and snapshots."""
-
-    def __init__(self, settings: Settings, on_give_up: GiveUp | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: Secrets,
+        publish: Publish,
+        on_give_up: GiveUp | None = None,
+    ) -> None:
+        if secrets.master_key is None:
+            raise ValueError("the runtime needs a master key (provision() creates one)")
         self.settings = settings
+        keyring = Keyring({KEY_VERSION: secrets.master_key.get_secret_value()}, KEY_VERSION)
+        data_dir = secrets.data_dir
+        self.store = Store(settings.storage.sqlite_path(data_dir), keyring)
+        self.journal = Journal(
+            data_dir / JOURNAL_FILE,
+            seal=lambda body: _pair(keyring.seal(JOURNAL_KEYSPACE, body)),
+            open_=lambda key_id, blob: keyring.open(JOURNAL_KEYSPACE, key_id, blob),
+            batch_max=settings.storage.journal_batch_max,
+        )
+        limits = settings.limits
+        redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None
+        self.dedupe = dedupe_from(redis_url, limits.dedupe_ttl_s, limits.dedupe_memory_entries)
+        services = Services(settings, self.store, self.journal, self.dedupe, publish)
+        wakeup = Wakeup(self._nudge_dispatcher)
+        self.journal.on_commit = lambda seq: wakeup.signal()
         self.tree = Tree(
-            root_spec(settings),
+            root_spec(settings, services, wakeup, RuleClassifier()),
             on_give_up=on_give_up,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
         )
+
+    def _nudge_dispatcher(self) -> None:
+        self.tree.registry.tell(DISPATCHER_PATH, JournalAdvanced(self.journal.last_committed),
+                                wait=False)
 
     def start(self) -> AppRuntime:
         self.tree.start()
@@ -94,6 +72,9 @@ class AppRuntime:
 
     def stop(self) -> None:
         self.tree.stop(timeout_s=self.settings.server.shutdown_timeout_s)
+        self.journal.close()
+        self.store.close()
+        self.dedupe.close()
 
     def ready(self) -> bool:
         root = self.tree.registry.find("")
@@ -101,3 +82,7 @@ class AppRuntime:
 
     def snapshot(self) -> NodeSnapshot:
         return self.tree.snapshot()
+
+
+def _pair(sealed: Sealed) -> tuple[str, bytes]:
+    return sealed.key_id, sealed.blob

@@ -216,6 +216,7 @@ class Pools(_Section):
     session_shards: int = Field(default=4, ge=1, le=1024)
     outbound_workers: int = Field(default=4, ge=1, le=1024)
     media_workers: int = Field(default=2, ge=1, le=1024)
+    assist_workers: int = Field(default=2, ge=1, le=1024)
     passivate_after_s: float = Field(default=300.0, gt=0)
 
 

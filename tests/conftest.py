@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,22 @@ from tests.servers import redis_server, redis_url  # noqa: F401 - fixtures for e
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "config" / "lawhub.toml"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+APP_SECRET = "app-secret-for-tests-0123456789"
+VERIFY_TOKEN = "verify-token-for-tests"
+MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+TENANT_TOKENS = {"firm-a": "demo-token-firm-a", "firm-b": "demo-token-firm-b"}
+
+
+def test_environment(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The LAWHUB_* variables a test gateway runs with."""
+    return {
+        "LAWHUB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "LAWHUB_APP_SECRET": APP_SECRET,
+        "LAWHUB_VERIFY_TOKEN": VERIFY_TOKEN,
+        "LAWHUB_MASTER_KEY": MASTER_KEY,
+        "LAWHUB_DATA_DIR": str(data_dir),
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -27,4 +44,7 @@ def make_settings():
 
 @pytest.fixture
 def secrets(tmp_path: Path) -> Secrets:
-    return Secrets.from_env({"LAWHUB_ADMIN_TOKEN": ADMIN_TOKEN, "LAWHUB_DATA_DIR": str(tmp_path)})
+    return Secrets.from_env(test_environment(tmp_path))
+
+
+test_environment.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

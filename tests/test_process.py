@@ -19,18 +19,14 @@ import pytest
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.app import EXIT_GAVE_UP, EXIT_OK, run
 from supervisors import Actor, ChildSpec, SupervisorFlags, Tree, supervisor_spec
-from tests.conftest import ADMIN_TOKEN, REPO
+from tests.conftest import ADMIN_TOKEN, REPO, test_environment
 
 
 class Served:
     """A ``run.py`` child process whose JSON log lines are read as they come."""
 
     def __init__(self, tmp_path: Path, *args: str) -> None:
-        env = {
-            **os.environ,
-            "LAWHUB_DATA_DIR": str(tmp_path / "var"),
-            "LAWHUB_ADMIN_TOKEN": ADMIN_TOKEN,
-        }
+        env = {**os.environ, **test_environment(tmp_path / "var")}
         self.process = subprocess.Popen(
             [sys.executable, "run.py", "--port", "0", *args],
             cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
@@ -83,8 +79,8 @@ class Bomb(Actor):
 
 
 def test_run_exits_non_zero_when_the_root_gives_up(settings, secrets) -> None:
-    def factory(settings, on_give_up) -> AppRuntime:
-        runtime = AppRuntime(settings, on_give_up)
+    def factory(settings, secrets, publish, on_give_up) -> AppRuntime:
+        runtime = AppRuntime(settings, secrets, publish, on_give_up)
         root = supervisor_spec("root", SupervisorFlags(max_restarts=0), [ChildSpec("bomb", Bomb)])
         runtime.tree = Tree(root, on_give_up=on_give_up)
         holder.append(runtime)

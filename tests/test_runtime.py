@@ -26,22 +26,23 @@ period_s = 5.0
 """.format(h="a" * 64, h2="b" * 64)
 
 
-def test_supervisors_take_their_flags_from_config_and_overrides(make_settings) -> None:
-    runtime = AppRuntime(make_settings(CONFIG)).start()
+def test_supervisors_take_their_flags_from_config_and_overrides(make_settings, secrets) -> None:
+    runtime = AppRuntime(make_settings(CONFIG), secrets, publish=lambda events: None).start()
     try:
         nodes = {node.path: node for node in runtime.snapshot().walk()}
     finally:
         runtime.stop()
     assert nodes[""].info == {"strategy": "one_for_one", "max_restarts": 7, "period_s": 5.0}
-    assert nodes["infra"].info == {"strategy": "rest_for_one", "max_restarts": 7, "period_s": 30.0}
+    assert nodes["inbound"].info == {"strategy": "one_for_one", "max_restarts": 7, "period_s": 30.0}
     assert nodes["inbound/sessions"].info == {
         "strategy": "one_for_all", "max_restarts": 2, "period_s": 30.0,
     }
-    assert {"inbound/sessions/firm-a", "inbound/sessions/firm-b"} <= set(nodes)
+    assert nodes["inbound/sessions/firm-a"].info["size"] == 4  # [supervision.pools] default
+    assert {"inbound/sessions/firm-b", "inbound/assist", "inbound/dispatcher"} <= set(nodes)
 
 
-def test_readiness_follows_the_tree(settings) -> None:
-    runtime = AppRuntime(settings)
+def test_readiness_follows_the_tree(settings, secrets) -> None:
+    runtime = AppRuntime(settings, secrets, publish=lambda events: None)
     assert not runtime.ready()
     runtime.start()
     assert runtime.ready()

@@ -14,18 +14,31 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from aiohttp import web
 
+from lawhub_actors.actors.services import Publish
 from lawhub_actors.provision import provision
 from lawhub_actors.runtime import AppRuntime, GiveUp
 from lawhub_actors.settings import Secrets, Settings
-from lawhub_actors.web import admin
-from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME
+from lawhub_actors.web import admin, api, webhook
+from lawhub_actors.web.auth import TenantTokens
+from lawhub_actors.web.feed import FeedHub
+from lawhub_actors.web.keys import (
+    ADMIN_TOKEN,
+    APP_SECRET,
+    FEED,
+    JOURNAL,
+    RUNTIME,
+    STORE,
+    TENANT_TOKENS,
+    VERIFY_TOKEN,
+    WEBHOOK_MAX_BYTES,
+)
 
 log = structlog.get_logger("lawhub.web")
 
 EXIT_OK = 0
 EXIT_GAVE_UP = 1
 
-RuntimeFactory = Callable[[Settings, GiveUp], AppRuntime]
+RuntimeFactory = Callable[[Settings, Secrets, Publish, GiveUp], AppRuntime]
 
 
 def build_app(
@@ -35,14 +48,25 @@ def build_app(
     runtime_factory: RuntimeFactory = AppRuntime,
 ) -> web.Application:
     app = web.Application(client_max_size=settings.server.webhook_max_bytes)
+    app[WEBHOOK_MAX_BYTES] = settings.server.webhook_max_bytes
+    app[TENANT_TOKENS] = TenantTokens((t.id, t.api_token_sha256) for t in settings.tenants)
     if secrets.admin_token is not None:
         app[ADMIN_TOKEN] = secrets.admin_token.get_secret_value()
+    if secrets.app_secret is not None:
+        app[APP_SECRET] = secrets.app_secret.get_secret_value().encode()
+    else:
+        log.warning("webhook_disabled", reason="LAWHUB_APP_SECRET is not set")
+    if secrets.verify_token is not None:
+        app[VERIFY_TOKEN] = secrets.verify_token.get_secret_value()
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-        runtime = runtime_factory(settings, on_give_up)
-        # Starting actors blocks (each start is awaited); keep it off the loop.
-        await asyncio.to_thread(runtime.start)
-        app[RUNTIME] = runtime
+        hub = FeedHub(asyncio.get_running_loop())
+        # Opening stores and starting actors blocks: keep it off the loop.
+        runtime = await asyncio.to_thread(
+            lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()
+        )
+        app[RUNTIME], app[FEED] = runtime, hub
+        app[JOURNAL], app[STORE] = runtime.journal, runtime.store
         log.info("tree_started", tenants=len(settings.tenants))
         yield
         await asyncio.to_thread(runtime.stop)
@@ -50,6 +74,8 @@ def build_app(
 
     app.cleanup_ctx.append(runtime_context)
     admin.add_routes(app)
+    webhook.add_routes(app)
+    api.add_routes(app)
     return app
 
 

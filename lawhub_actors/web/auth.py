@@ -1,8 +1,17 @@
-"""Bearer tokens: the operators' admin token (compared in constant time)."""
+"""Bearer tokens, compared in constant time.
+
+- Operators: ``LAWHUB_ADMIN_TOKEN`` itself.
+- Tenants: the config holds only the SHA-256 of each tenant's API token; a
+  request's token is hashed and compared with every tenant's hash (no early
+  exit, so timing says nothing about which tenant was close). A tenant
+  token is never an admin token and vice versa.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -29,3 +38,24 @@ def admin_refusal(request: web.Request, admin_token: str | None) -> web.Response
             401, "unauthorized", "admin token required", **{"WWW-Authenticate": "Bearer"}
         )
     return None
+
+
+class TenantTokens:
+    def __init__(self, hashes: Iterable[tuple[str, str]]) -> None:
+        self._hashes = [(tenant, bytes.fromhex(digest)) for tenant, digest in hashes]
+
+    def tenant_for(self, token: str | None) -> str | None:
+        if not token:
+            return None
+        digest = hashlib.sha256(token.encode()).digest()
+        found = None
+        for tenant, expected in self._hashes:
+            if hmac.compare_digest(digest, expected):
+                found = tenant
+        return found
+
+
+def tenant_refusal() -> web.Response:
+    return error_response(
+        401, "unauthorized", "a tenant API token is required", **{"WWW-Authenticate": "Bearer"}
+    )

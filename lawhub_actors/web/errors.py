@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
+
+
+def error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message}})
+
+
+class BadRequest(web.HTTPBadRequest):
+    """A 400 with the JSON error body, raised from deep inside a handler."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(body=error_body(code, message), content_type="application/json")
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:

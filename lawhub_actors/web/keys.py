@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from lawhub_actors.adapters.sqlite_journal import Journal
+from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.runtime import AppRuntime
+from lawhub_actors.web.auth import TenantTokens
+from lawhub_actors.web.feed import FeedHub
 
 RUNTIME = web.AppKey("runtime", AppRuntime)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+APP_SECRET = web.AppKey("app_secret", bytes)
+VERIFY_TOKEN = web.AppKey("verify_token", str)
+JOURNAL = web.AppKey("journal", Journal)
+WEBHOOK_MAX_BYTES = web.AppKey("webhook_max_bytes", int)
+FEED = web.AppKey("feed", FeedHub)
+STORE = web.AppKey("store", Store)
+TENANT_TOKENS = web.AppKey("tenant_tokens", TenantTokens)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lawhub_actors.web.app import build_app
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, test_environment
 
 
 async def _client(aiohttp_client, settings, secrets):
@@ -42,8 +42,8 @@ async def test_admin_tree_shows_the_live_tree_with_every_tenant(aiohttp_client, 
     assert response.status == 200
     root = await response.json()
     assert root["id"] == "root" and root["state"] == "running"
-    assert [child["path"] for child in root["children"]] == ["infra", "inbound", "outbound"]
-    sessions = root["children"][1]["children"][0]
+    assert [child["path"] for child in root["children"]] == ["inbound"]
+    sessions = root["children"][0]["children"][0]
     assert [t["path"] for t in sessions["children"]] == [
         f"inbound/sessions/{tenant.id}" for tenant in settings.tenants
     ]
@@ -54,7 +54,9 @@ async def test_admin_tree_shows_the_live_tree_with_every_tenant(aiohttp_client, 
 async def test_admin_endpoints_are_off_when_no_admin_token_is_set(aiohttp_client, settings, tmp_path) -> None:
     from lawhub_actors.settings import Secrets
 
-    secrets = Secrets.from_env({"LAWHUB_DATA_DIR": str(tmp_path)})
+    env = test_environment(tmp_path)
+    del env["LAWHUB_ADMIN_TOKEN"]
+    secrets = Secrets.from_env(env)
     client = await _client(aiohttp_client, settings, secrets)
     response = await client.get("/admin/tree", headers={"Authorization": "Bearer anything"})
     assert response.status == 503

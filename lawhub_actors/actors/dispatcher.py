@@ -1,0 +1,157 @@
+"""The dispatcher: from committed journal entries to conversation shards.
+
+It reads the journal in order, normalizes each entry, drops updates the
+dedupe fast path has already seen, quarantines what belongs to no tenant,
+and routes every update to its tenant's session pool keyed by customer, so
+one conversation is handled by one shard in arrival order.
+
+The cursor (every entry at or below it fully processed) advances only when
+the shards report each update durable, and is committed with the store;
+on (re)start everything after it is read again. Replays are harmless:
+every effect is idempotent in the store, and dedupe keys are marked only
+after their effect is durable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from lawhub_actors.actors.messages import Inbound, JournalAdvanced, Processed
+from lawhub_actors.actors.services import Services, Wakeup
+from lawhub_actors.adapters.sqlite_journal import Entry
+from lawhub_actors.core.events import (
+    AccountErrors,
+    InboundMessage,
+    OtherChange,
+    PreferenceUpdate,
+    StatusUpdate,
+)
+from lawhub_actors.core.normalize import normalize
+from lawhub_actors.core.payload import PayloadError, parse
+from supervisors import Actor, NotRegistered
+
+log = structlog.get_logger("lawhub.dispatcher")
+
+CURSOR = "dispatcher"
+PATH = "inbound/dispatcher"
+PERSIST_EVERY = 64
+"""Cursor commits are batched; a crash replays at most this many entries."""
+
+
+def sessions_path(tenant: str) -> str:
+    return f"inbound/sessions/{tenant}"
+
+
+class Dispatcher(Actor):
+    def __init__(self, services: Services, wakeup: Wakeup) -> None:
+        self._services = services
+        self._wakeup = wakeup
+        self._tenants = {
+            number.id: tenant.id
+            for tenant in services.settings.tenants
+            for number in tenant.phone_numbers
+        }
+        self._pending: dict[int, int] = {}
+
+    def on_start(self) -> None:
+        self._persisted = self._services.store.cursor(CURSOR)
+        self._read_upto = self._persisted
+        if self._read_upto:
+            log.info("dispatcher_resumes", journal_seq=self._read_upto)
+        self._drain()
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, JournalAdvanced):
+            self._wakeup.clear()
+            self._drain()
+        elif isinstance(message, Processed):
+            self._services.dedupe.mark([message.dedupe_key])
+            self._done(message.journal_seq)
+        else:
+            super().receive(message)
+
+    # -- reading ------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while entries := self._services.journal.read_after(self._read_upto):
+            for entry in entries:
+                self._dispatch(entry)
+
+    def _dispatch(self, entry: Entry) -> None:
+        self._read_upto = entry.seq
+        try:
+            batch = normalize(parse(entry.body), self._tenants.get)
+        except PayloadError as error:
+            self._quarantine(entry.seq, None, error.code, {"error": str(error)})
+            self._advance()
+            return
+        for warning in batch.warnings:
+            log.warning("normalize_warning", warning=warning, journal_seq=entry.seq)
+        for item in batch.quarantined:
+            self._quarantine(entry.seq, item.phone_number_id, item.reason, {
+                "waba_id": item.waba_id, "field": item.field, "change": item.change,
+            })
+        routable = [
+            event for event in batch.events
+            if isinstance(event, InboundMessage | StatusUpdate | PreferenceUpdate)
+        ]
+        seen = self._services.dedupe.seen([event.dedupe_key for event in routable])
+        sent = 0
+        for event in routable:
+            if event.dedupe_key not in seen and self._route(entry.seq, event):
+                sent += 1
+        self._record_account_changes(entry.seq, batch.events)
+        if sent:
+            self._pending[entry.seq] = sent
+        self._advance()
+
+    def _route(self, seq: int, event: InboundMessage | StatusUpdate | PreferenceUpdate) -> bool:
+        key = event.recipient or event.wamid if isinstance(event, StatusUpdate) else event.customer
+        try:
+            self.context.registry.tell(sessions_path(event.tenant), Inbound(seq, event), key=key)
+        except NotRegistered:  # the tenant left the config while its updates waited
+            self._quarantine(seq, event.phone_number_id, "tenant_removed", {"tenant": event.tenant})
+            return False
+        return True
+
+    def _record_account_changes(self, seq: int, events: tuple[object, ...]) -> None:
+        changes = [e for e in events if isinstance(e, AccountErrors | OtherChange)]
+        if not changes:
+            return
+        with self._services.store.transaction() as tx:
+            for index, event in enumerate(changes):
+                tenant = event.tenant or "_operators"
+                if isinstance(event, AccountErrors):
+                    data: dict[str, Any] = {"errors": [
+                        {"code": e.code, "title": e.title, "message": e.message,
+                         "details": e.details} for e in event.errors
+                    ]}
+                    kind = "account_errors"
+                else:
+                    data, kind = {"field": event.field, "value": dict(event.value)}, event.field
+                tx.audit(f"journal:{seq}:{index}", tenant, kind, event.phone_number_id or "", data)
+
+    def _quarantine(self, seq: int, phone_number_id: str | None, reason: str, data: Any) -> None:
+        log.warning("quarantined", journal_seq=seq, phone_number_id=phone_number_id, reason=reason)
+        with self._services.store.transaction() as tx:
+            tx.quarantine(seq, phone_number_id, reason, data)
+
+    # -- the cursor -----------------------------------------------------------------
+
+    def _done(self, seq: int) -> None:
+        left = self._pending.get(seq, 0) - 1
+        if left > 0:
+            self._pending[seq] = left
+        else:
+            self._pending.pop(seq, None)
+        self._advance()
+
+    def _advance(self) -> None:
+        done = min(self._pending) - 1 if self._pending else self._read_upto
+        settled = not self._pending
+        if done > self._persisted and (done - self._persisted >= PERSIST_EVERY or settled):
+            with self._services.store.transaction() as tx:
+                tx.set_cursor(CURSOR, done)
+            self._persisted = done

@@ -1,0 +1,54 @@
+"""What the actors share: adapters and callbacks, built once by the runtime."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from lawhub_actors.adapters.dedupe import Dedupe
+from lawhub_actors.adapters.sqlite_journal import Journal
+from lawhub_actors.adapters.sqlite_store import FeedEvent, Store
+from lawhub_actors.settings import Settings
+
+Publish = Callable[[Sequence[FeedEvent]], None]
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    journal: Journal
+    dedupe: Dedupe
+    publish: Publish
+    """Hands committed feed events to live websocket subscribers."""
+
+
+class Wakeup:
+    """Coalesces many "there is more" signals into at most one queued message.
+
+    The journal commits thousands of times a second under load; the
+    dispatcher needs one nudge per batch it has not read yet, not one per
+    commit. ``signal`` sends only when no nudge is pending; the receiver
+    calls ``clear`` before it reads, so nothing committed after that read
+    began can be missed.
+    """
+
+    def __init__(self, send: Callable[[], None]) -> None:
+        self._send = send
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def signal(self) -> None:
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        try:
+            self._send()
+        except Exception:  # noqa: BLE001 - no dispatcher now: it reads all on its start
+            self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending = False

@@ -1,0 +1,154 @@
+"""Session shards: where a tenant's conversations are handled, in order.
+
+A tenant's pool hashes customers onto shards, so one conversation's
+updates reach one shard in arrival order while other shards go on in
+parallel. For each update, one store transaction records every effect —
+a new customer as a temporary lead, the message (sealed), the refreshed
+24-hour window, a consent change and its audit entry, the feed event —
+or, on a replay, finds it all there and does nothing. Only after the
+commit are the events published and the dispatcher told the update is
+durable; then the message's text, masked, goes to the assist pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from lawhub_actors.actors.assist import PATH as ASSIST_PATH
+from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors.messages import Classify, Inbound, Processed
+from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters.sqlite_store import Customer, Tx
+from lawhub_actors.core import consent
+from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
+from lawhub_actors.core.masking import mask
+from lawhub_actors.logs import conversation_ref
+from supervisors import Actor
+
+log = structlog.get_logger("lawhub.sessions")
+
+
+class SessionShard(Actor):
+    def __init__(self, services: Services, tenant: str) -> None:
+        self._services = services
+        self._tenant = tenant
+
+    def receive(self, message: Any) -> Any:
+        if not isinstance(message, Inbound):
+            return super().receive(message)
+        event = message.event
+        if isinstance(event, InboundMessage):
+            self._message(message.journal_seq, event)
+        elif isinstance(event, StatusUpdate):
+            self._status(event)
+        elif isinstance(event, PreferenceUpdate):
+            self._preference(event)
+        done = Processed(message.journal_seq, event.dedupe_key)
+        self.context.registry.tell(DISPATCHER_PATH, done)
+        return None
+
+    def _message(self, journal_seq: int, event: InboundMessage) -> None:
+        with self._services.store.transaction() as tx:
+            known = tx.customer(event.tenant, event.customer)
+            if known is None:
+                tx.add_lead(event.tenant, event.customer, event.profile_name)
+            message_id = tx.insert_message(
+                event.tenant, event.customer, direction="in", wamid=event.wamid,
+                type_=event.type.value, status="received", content=_content(event),
+                sent_at=event.timestamp, journal_seq=journal_seq,
+            )
+            if message_id is None:
+                return  # a replay: everything below already happened
+            tx.touch_window(event.tenant, event.customer, float(event.timestamp))
+            tx.emit(event.tenant, "message.received", {
+                "id": message_id, "customer": event.customer, "wamid": event.wamid,
+                "type": event.type.value, "text": event.text, "lead": known is None,
+            })
+            change = consent.keyword(event.text) if event.text else None
+            if change is not None:
+                self._consent(tx, event.customer, _consent_of(known), change,
+                              source=f"consent:{event.wamid}", via="keyword")
+        self._publish(tx)
+        log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid,
+                 conversation=conversation_ref(event.tenant, event.customer))
+        if event.text:
+            masked = mask(event.text, names=[event.profile_name] if event.profile_name else [])
+            self.context.registry.tell(ASSIST_PATH, Classify(
+                event.tenant, event.customer, event.wamid, message_id, masked,
+            ))
+
+    def _status(self, event: StatusUpdate) -> None:
+        raw = {
+            "status": event.raw_status or event.status.value,
+            "timestamp": event.timestamp,
+            "recipient": event.recipient,
+            "errors": [
+                {"code": e.code, "title": e.title, "message": e.message, "details": e.details}
+                for e in event.errors
+            ],
+            "pricing": None if event.pricing is None else {
+                "billable": event.pricing.billable, "pricing_model": event.pricing.pricing_model,
+                "category": event.pricing.category, "type": event.pricing.type,
+            },
+            "conversation": None if event.conversation is None else {
+                "id": event.conversation.id, "origin": event.conversation.origin_type,
+                "expiration": event.conversation.expiration,
+            },
+            "biz_opaque_callback_data": event.biz_opaque_callback_data,
+        }
+        with self._services.store.transaction() as tx:
+            if tx.insert_status(event.tenant, event.wamid, raw["status"], event.timestamp, raw):
+                tx.emit(event.tenant, "message.status", {
+                    "wamid": event.wamid, "status": raw["status"], "errors": raw["errors"],
+                    "id": event.biz_opaque_callback_data,
+                })
+        self._publish(tx)
+
+    def _preference(self, event: PreferenceUpdate) -> None:
+        change = consent.user_preference(event.value)
+        if change is None:
+            return
+        with self._services.store.transaction() as tx:
+            known = tx.customer(event.tenant, event.customer)
+            if known is None:
+                tx.add_lead(event.tenant, event.customer, None)
+            self._consent(tx, event.customer, _consent_of(known), change,
+                          source=f"preference:{event.dedupe_key}",
+                          via=f"user_preferences:{event.category}")
+        self._publish(tx)
+
+    def _consent(self, tx: Tx, customer: str, current: consent.ConsentState,
+                 change: consent.ConsentChange, *, source: str, via: str) -> None:
+        new_state, changed = consent.apply(current, change)
+        if changed and tx.audit(source, self._tenant, "consent", customer, {
+            "from": current.value, "to": new_state.value, "via": via,
+        }):
+            tx.set_consent(self._tenant, customer, new_state.value)
+
+    def _publish(self, tx: Tx) -> None:
+        if tx.events:
+            self._services.publish(tx.events)
+
+
+def _consent_of(known: Customer | None) -> consent.ConsentState:
+    return consent.ConsentState(known.consent) if known else consent.ConsentState.UNKNOWN
+
+
+def _content(event: InboundMessage) -> dict[str, Any]:
+    media = event.media
+    return {
+        "text": event.text,
+        "profile_name": event.profile_name,
+        "media": None if media is None else {
+            "id": media.id, "mime_type": media.mime_type, "sha256": media.sha256,
+            "caption": media.caption, "filename": media.filename, "voice": media.voice,
+            "animated": media.animated,
+        },
+        "details": dict(event.details),
+        "context": None if event.context is None else {
+            "message_id": event.context.message_id, "forwarded": event.context.forwarded,
+        },
+        "errors": [{"code": e.code, "title": e.title} for e in event.errors],
+    }

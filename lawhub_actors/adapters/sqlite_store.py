@@ -1,0 +1,385 @@
+"""The embedded store (SQLite, WAL): customers, messages, statuses, feed
+events, consent audit, quarantine, and the dispatcher's journal cursor.
+
+Every write that belongs to one webhook update runs in one transaction, and
+every effect has a unique key (``(tenant, wamid)`` for messages,
+``(tenant, wamid, status)`` for statuses, ``source`` for audit entries):
+replaying a journal entry finds its rows already there and emits nothing
+twice. Feed events get a per-tenant, gap-free ``seq`` in the same
+transaction as the fact they report.
+
+Bodies, names and event payloads are sealed with the tenant's key (AES-256-GCM,
+key id stored beside each blob, associated data binding the blob to its
+row): the file never holds them in clear. Writes are serialised on one
+connection; ``synchronous=NORMAL`` is enough here because the journal
+(``synchronous=FULL``) is the truth and the cursor commits with the facts,
+so a lost tail is replayed. Reads use one connection per thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS customers (
+    tenant TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    kind TEXT NOT NULL,                 -- lead | client
+    consent TEXT NOT NULL,              -- unknown | granted | opted_out
+    created_at REAL NOT NULL,
+    last_inbound_at REAL,
+    key_id TEXT,
+    profile BLOB,                       -- sealed {"name": ...}
+    PRIMARY KEY (tenant, customer)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    conv_seq INTEGER NOT NULL,
+    direction TEXT NOT NULL,            -- in | out
+    wamid TEXT,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    sent_at INTEGER,
+    journal_seq INTEGER,
+    key_id TEXT NOT NULL,
+    content BLOB NOT NULL,              -- sealed {"text", "media", "details", ...}
+    UNIQUE (tenant, wamid),
+    UNIQUE (tenant, customer, conv_seq)
+);
+CREATE TABLE IF NOT EXISTS statuses (
+    tenant TEXT NOT NULL,
+    wamid TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    received_at REAL NOT NULL,
+    key_id TEXT NOT NULL,
+    raw BLOB NOT NULL,                  -- sealed status with errors and pricing (billing)
+    PRIMARY KEY (tenant, wamid, status)
+);
+CREATE TABLE IF NOT EXISTS events (
+    tenant TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    at REAL NOT NULL,
+    key_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (tenant, seq)
+);
+CREATE TABLE IF NOT EXISTS tenant_seq (tenant TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    source TEXT PRIMARY KEY,            -- idempotency key of what caused it
+    tenant TEXT NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    journal_seq INTEGER,
+    phone_number_id TEXT,
+    reason TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    UNIQUE (journal_seq, phone_number_id, reason, id)
+);
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+
+OPERATORS = "_operators"
+"""The key space of what belongs to no tenant (quarantined webhook data)."""
+
+
+class Sealer(Protocol):
+    def seal(self, tenant: str, plaintext: bytes, aad: bytes = b"") -> Any: ...
+
+    def open(self, tenant: str, key_id: str, blob: bytes, aad: bytes = b"") -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    tenant: str
+    seq: int
+    type: str
+    at: float
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: str
+    customer: str
+    conv_seq: int
+    direction: str
+    wamid: str | None
+    type: str
+    status: str
+    created_at: float
+    content: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    tenant: str
+    customer: str
+    kind: str
+    consent: str
+    last_inbound_at: float | None
+
+
+class Tx:
+    """One write transaction: the operations a shard composes."""
+
+    def __init__(self, conn: sqlite3.Connection, sealer: Sealer, now: float) -> None:
+        self.conn = conn
+        self._sealer = sealer
+        self.now = now
+        self.events: list[FeedEvent] = []
+
+    def seal(self, tenant: str, value: Any, aad: str) -> tuple[str, bytes]:
+        sealed = self._sealer.seal(tenant, orjson.dumps(value), aad.encode())
+        return sealed.key_id, sealed.blob
+
+    def customer(self, tenant: str, customer: str) -> Customer | None:
+        row = self.conn.execute(
+            "SELECT kind, consent, last_inbound_at FROM customers WHERE tenant=? AND customer=?",
+            (tenant, customer),
+        ).fetchone()
+        return None if row is None else Customer(tenant, customer, row[0], row[1], row[2])
+
+    def add_lead(self, tenant: str, customer: str, profile_name: str | None) -> None:
+        key_id, blob = self.seal(tenant, {"name": profile_name}, f"customer:{tenant}:{customer}")
+        self.conn.execute(
+            "INSERT INTO customers (tenant, customer, kind, consent, created_at, key_id, profile)"
+            " VALUES (?, ?, 'lead', 'unknown', ?, ?, ?)",
+            (tenant, customer, self.now, key_id, blob),
+        )
+
+    def touch_window(self, tenant: str, customer: str, at: float) -> None:
+        self.conn.execute(
+            "UPDATE customers SET last_inbound_at = MAX(COALESCE(last_inbound_at, 0), ?)"
+            " WHERE tenant=? AND customer=?",
+            (at, tenant, customer),
+        )
+
+    def set_consent(self, tenant: str, customer: str, consent: str) -> None:
+        self.conn.execute(
+            "UPDATE customers SET consent=? WHERE tenant=? AND customer=?",
+            (consent, tenant, customer),
+        )
+
+    def insert_message(
+        self, tenant: str, customer: str, *, direction: str, wamid: str | None, type_: str,
+        status: str, content: dict[str, Any], sent_at: int | None, journal_seq: int | None,
+    ) -> str | None:
+        """Our id for the new message; ``None`` when ``wamid`` is already stored."""
+        if wamid is not None and self.conn.execute(
+            "SELECT 1 FROM messages WHERE tenant=? AND wamid=?", (tenant, wamid)
+        ).fetchone():
+            return None
+        message_id = uuid.uuid4().hex
+        (last,) = self.conn.execute(
+            "SELECT COALESCE(MAX(conv_seq), 0) FROM messages WHERE tenant=? AND customer=?",
+            (tenant, customer),
+        ).fetchone()
+        key_id, blob = self.seal(tenant, content, f"message:{tenant}:{message_id}")
+        self.conn.execute(
+            "INSERT INTO messages (id, tenant, customer, conv_seq, direction, wamid, type, status,"
+            " created_at, sent_at, journal_seq, key_id, content)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (message_id, tenant, customer, last + 1, direction, wamid, type_, status, self.now,
+             sent_at, journal_seq, key_id, blob),
+        )
+        return message_id
+
+    def insert_status(self, tenant: str, wamid: str, status: str, at: int, raw: Any) -> bool:
+        """Whether this (wamid, status) is new."""
+        key_id, blob = self.seal(tenant, raw, f"status:{tenant}:{wamid}:{status}")
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO statuses (tenant, wamid, status, at, received_at, key_id, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (tenant, wamid, status, at, self.now, key_id, blob),
+        )
+        return cursor.rowcount == 1
+
+    def audit(self, source: str, tenant: str, kind: str, subject: str, data: Any) -> bool:
+        """Whether the entry is new (``source`` makes replays no-ops)."""
+        key_id, blob = self.seal(tenant, data, f"audit:{source}")
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO audit (source, tenant, at, kind, subject, key_id, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, tenant, self.now, kind, subject, key_id, blob),
+        )
+        return cursor.rowcount == 1
+
+    def emit(self, tenant: str, type_: str, data: dict[str, Any]) -> FeedEvent:
+        (seq,) = self.conn.execute(
+            "INSERT INTO tenant_seq (tenant, last) VALUES (?, 1)"
+            " ON CONFLICT (tenant) DO UPDATE SET last = last + 1 RETURNING last",
+            (tenant,),
+        ).fetchone()
+        key_id, blob = self.seal(tenant, data, f"event:{tenant}:{seq}")
+        self.conn.execute(
+            "INSERT INTO events (tenant, seq, type, at, key_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (tenant, seq, type_, self.now, key_id, blob),
+        )
+        event = FeedEvent(tenant, int(seq), type_, self.now, data)
+        self.events.append(event)
+        return event
+
+    def quarantine(self, journal_seq: int | None, phone_number_id: str | None, reason: str,
+                   data: Any) -> None:
+        entry_id = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"{journal_seq}:{phone_number_id}:{reason}:{orjson.dumps(data)!r}"
+        ).hex
+        key_id, blob = self.seal(OPERATORS, data, f"quarantine:{entry_id}")
+        self.conn.execute(
+            "INSERT OR IGNORE INTO quarantine (id, at, journal_seq, phone_number_id, reason,"
+            " key_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, self.now, journal_seq, phone_number_id, reason, key_id, blob),
+        )
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors (name, seq) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (name, seq),
+        )
+
+
+class Store:
+    def __init__(self, path: Path, sealer: Sealer, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._sealer = sealer
+        self._clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        self._writer.executescript(_SCHEMA)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One atomic write; the events it emitted are in ``tx.events``."""
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            tx = Tx(self._writer, self._sealer, self._clock())
+            try:
+                yield tx
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    # -- reads -----------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _open(self, tenant: str, key_id: str, blob: bytes, aad: str) -> Any:
+        return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
+
+    def cursor(self, name: str) -> int:
+        row = self._reader().execute("SELECT seq FROM cursors WHERE name=?", (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def customer(self, tenant: str, customer: str) -> Customer | None:
+        row = self._reader().execute(
+            "SELECT kind, consent, last_inbound_at FROM customers WHERE tenant=? AND customer=?",
+            (tenant, customer),
+        ).fetchone()
+        return None if row is None else Customer(tenant, customer, row[0], row[1], row[2])
+
+    def events_after(self, tenant: str, since: int, limit: int = 500) -> list[FeedEvent]:
+        rows = self._reader().execute(
+            "SELECT seq, type, at, key_id, data FROM events WHERE tenant=? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (tenant, since, limit),
+        ).fetchall()
+        return [
+            FeedEvent(
+                tenant, seq, type_, at, self._open(tenant, key_id, data, f"event:{tenant}:{seq}")
+            )
+            for seq, type_, at, key_id, data in rows
+        ]
+
+    def conversation(
+        self, tenant: str, customer: str, *, limit: int = 50, before: int | None = None
+    ) -> list[StoredMessage]:
+        """The customer's messages, both directions, oldest first; ``before``
+        pages back by conversation position."""
+        rows = self._reader().execute(
+            "SELECT id, conv_seq, direction, wamid, type, status, created_at, key_id, content"
+            " FROM messages WHERE tenant=? AND customer=? AND conv_seq < ?"
+            " ORDER BY conv_seq DESC LIMIT ?",
+            (tenant, customer, before if before is not None else 2**62, limit),
+        ).fetchall()
+        return [
+            StoredMessage(
+                message_id, customer, conv_seq, direction, wamid, type_, status, created_at,
+                self._open(tenant, key_id, content, f"message:{tenant}:{message_id}"),
+            )
+            for message_id, conv_seq, direction, wamid, type_, status, created_at, key_id, content
+            in reversed(rows)
+        ]
+
+    def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._reader().execute(
+            "SELECT id, at, journal_seq, phone_number_id, reason, key_id, data FROM quarantine"
+            " ORDER BY at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            {"id": entry_id, "at": at, "journal_seq": journal_seq,
+             "phone_number_id": phone_number_id, "reason": reason,
+             "data": self._open(OPERATORS, key_id, data, f"quarantine:{entry_id}")}
+            for entry_id, at, journal_seq, phone_number_id, reason, key_id, data in rows
+        ]
+
+    def count(self, table: str, **where: str) -> int:
+        """Rows of ``table`` matching ``where`` (for operators and tests)."""
+        if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine"}:
+            raise ValueError(f"unknown table {table!r}")
+        if not all(column.isidentifier() for column in where):
+            raise ValueError("column names must be identifiers")
+        clause = " AND ".join(f"{column}=?" for column in where) or "1=1"
+        query = f"SELECT COUNT(*) FROM {table} WHERE {clause}"  # noqa: S608 - names checked above
+        return int(self._reader().execute(query, tuple(where.values())).fetchone()[0])
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()

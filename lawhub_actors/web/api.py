@@ -1,0 +1,72 @@
+"""The dashboards' REST API (tenant token) and the live feed endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from lawhub_actors.web import feed
+from lawhub_actors.web.auth import bearer, tenant_refusal
+from lawhub_actors.web.errors import BadRequest, error_response
+from lawhub_actors.web.keys import FEED, STORE, TENANT_TOKENS
+from lawhub_actors.web.render import iso
+
+MAX_PAGE = 200
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/api/v1/conversations/{wa_id}/messages", conversation)
+
+
+def _tenant(request: web.Request, *, allow_query: bool = False) -> str | None:
+    token = bearer(request)
+    if token is None and allow_query:
+        token = request.query.get("token")
+    return request.app[TENANT_TOKENS].tenant_for(token)
+
+
+def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise BadRequest("invalid_parameter", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    tenant = _tenant(request, allow_query=True)
+    if tenant is None:
+        return tenant_refusal()
+    since = _int_param(request, "since", 0) or 0
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    await ws.prepare(request)
+    await feed.stream(ws, request.app[FEED], request.app[STORE], tenant, since)
+    return ws
+
+
+async def conversation(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    if tenant is None:
+        return tenant_refusal()
+    limit = _int_param(request, "limit", 50) or 50
+    if limit > MAX_PAGE:
+        return error_response(422, "invalid_parameter", f"limit must be at most {MAX_PAGE}")
+    before = _int_param(request, "before", None)
+    messages = await asyncio.to_thread(
+        request.app[STORE].conversation, tenant, request.match_info["wa_id"],
+        limit=limit, before=before,
+    )
+    return web.json_response({
+        "messages": [
+            {
+                "id": m.id, "position": m.conv_seq, "direction": m.direction, "wamid": m.wamid,
+                "type": m.type, "status": m.status, "time": iso(m.created_at),
+                "text": m.content.get("text"), "media": m.content.get("media"),
+            }
+            for m in messages
+        ],
+        "next_before": messages[0].conv_seq if messages else None,
+    })

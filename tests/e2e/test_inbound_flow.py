@@ -1,0 +1,205 @@
+"""Webhook → journal → dispatcher → shard → store → feed, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from lawhub_actors.simulator import traffic
+from lawhub_actors.web.app import build_app
+from lawhub_actors.web.keys import STORE
+from tests.e2e.gateway import Feed, auth, post
+
+NUMBER_A = "106540352242922"
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings, secrets):
+    number_ids = {n.id for t in settings.tenants for n in t.phone_numbers}
+    assert NUMBER_A in number_ids, "config/lawhub.toml's firm-a number changed"
+    return await aiohttp_client(build_app(settings, secrets, on_give_up=lambda reason: None))
+
+
+async def test_a_text_message_is_stored_encrypted_and_fed_to_its_tenant(client, secrets) -> None:
+    feed = await Feed.open(client, "firm-a")
+    body = "Pak, suami saya ditangkap polisi tadi malam"
+    message = traffic.text_message(NUMBER_A, "6281234500001", body, name="Siti Aminah")
+    assert await post(client, traffic.envelope(message)) == 200
+
+    frames = await feed.until(lambda f: any(x["type"] == "intake.urgent" for x in f))
+    received = feed.of_type("message.received")[0]
+    assert received["data"]["text"] == body
+    assert received["data"]["customer"] == "6281234500001"
+    assert received["data"]["lead"] is True
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    intake = feed.of_type("intake.updated")[0]["data"]
+    assert intake["intent"] == "criminal" and intake["urgency"] == "critical"
+    await feed.close()
+
+    response = await client.get("/api/v1/conversations/6281234500001/messages", headers=auth("firm-a"))
+    messages = (await response.json())["messages"]
+    assert [m["text"] for m in messages] == [body]
+    assert messages[0]["direction"] == "in" and messages[0]["wamid"].startswith("wamid.")
+
+    for file in secrets.data_dir.iterdir():
+        if file.is_file():
+            raw = file.read_bytes()
+            assert body.encode() not in raw and b"Siti Aminah" not in raw, file.name
+
+
+async def test_twenty_concurrent_posts_of_one_payload_store_one_message_and_one_event(client) -> None:
+    document = traffic.envelope(traffic.text_message(NUMBER_A, "6281234500002", "Halo, saya mau konsultasi"))
+    statuses = await asyncio.gather(*(post(client, document) for _ in range(20)))
+    assert statuses == [200] * 20
+    feed = await Feed.open(client, "firm-a")
+    await feed.until(lambda f: len([x for x in f if x["type"] == "message.received"]) >= 1)
+    await _settle(client)
+    store = client.app[STORE]
+    assert store.count("messages", tenant="firm-a") == 1
+    assert store.count("events", tenant="firm-a", type="message.received") == 1
+    await feed.close()
+
+
+async def test_each_conversation_is_stored_and_fed_in_the_order_it_was_posted(
+    aiohttp_client, make_settings, secrets
+) -> None:
+    tenants = [f"firm-{i}" for i in range(5)]
+    config = "\n".join(
+        f'[[tenants]]\nid = "{t}"\napi_token_sha256 = "{_sha(f"demo-token-{t}")}"\n'
+        f'[[tenants.phone_numbers]]\nid = "1000000000{i}"\ndisplay = "+62 811 {i}"\ntier = "2K"\n'
+        for i, t in enumerate(tenants)
+    )
+    client = await aiohttp_client(build_app(make_settings(config), secrets, on_give_up=lambda r: None))
+    conversations = [(i % 5, f"62812345{i:05d}") for i in range(100)]
+    per_conversation = 20
+
+    async def converse(tenant_index: int, wa_id: str) -> None:
+        for n in range(per_conversation):
+            change = traffic.text_message(f"1000000000{tenant_index}", wa_id, f"{wa_id} #{n}")
+            assert await post(client, traffic.envelope(change)) == 200
+
+    random.Random(3).shuffle(conversations)
+    await asyncio.gather(*(converse(t, w) for t, w in conversations))
+    feeds = {t: await Feed.open(client, t) for t in tenants}
+    for feed in feeds.values():
+        await feed.until(lambda f: len([x for x in f if x["type"] == "message.received"]) == 400, timeout=60)
+    for tenant_index, wa_id in conversations:
+        texts = [f["data"]["text"] for f in feeds[tenants[tenant_index]].of_type("message.received")
+                 if f["data"]["customer"] == wa_id]
+        assert texts == [f"{wa_id} #{n}" for n in range(per_conversation)]
+        response = await client.get(f"/api/v1/conversations/{wa_id}/messages?limit=50",
+                                    headers=auth(tenants[tenant_index]))
+        stored = [m["text"] for m in (await response.json())["messages"]]
+        assert stored == texts
+    for feed in feeds.values():
+        await feed.close()
+
+
+async def test_a_tenant_never_sees_another_tenants_feed_or_messages(client) -> None:
+    feed_b = await Feed.open(client, "firm-b")
+    feed_a = await Feed.open(client, "firm-a")
+    change = traffic.text_message(NUMBER_A, "6281234500003", "rahasia firma A")
+    assert await post(client, traffic.envelope(change)) == 200
+    await feed_a.until(lambda f: any(x["type"] == "message.received" for x in f))
+    await _settle(client)
+    assert feed_b.frames == []
+    with pytest.raises(asyncio.TimeoutError):
+        await feed_b.until(bool, timeout=0.3)
+    response = await client.get("/api/v1/conversations/6281234500003/messages", headers=auth("firm-b"))
+    assert (await response.json())["messages"] == []
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        assert (await client.get("/api/v1/conversations/6281234500003/messages", headers=headers)).status == 401
+    await feed_a.close()
+    await feed_b.close()
+
+
+async def test_a_feed_client_resumes_after_since_without_loss(client) -> None:
+    for n in range(5):
+        change = traffic.text_message(NUMBER_A, "6281234500004", f"pesan {n}")
+        assert await post(client, traffic.envelope(change)) == 200
+    first = await Feed.open(client, "firm-a")
+    await first.until(lambda f: len([x for x in f if x["type"] == "message.received"]) == 5)
+    await first.close()
+    cut = first.of_type("message.received")[2]["seq"]
+    again = await Feed.open(client, "firm-a", since=cut)
+    await again.until(lambda f: len([x for x in f if x["type"] == "message.received"]) == 2)
+    assert again.frames[0]["seq"] == cut + 1
+    await again.close()
+
+
+async def test_stop_opts_out_and_start_opts_back_in_with_an_audit_trail(client) -> None:
+    wa_id = "6281234500005"
+    for text in ("Halo", "BERHENTI", "start"):
+        assert await post(client, traffic.envelope(traffic.text_message(NUMBER_A, wa_id, text))) == 200
+    feed = await Feed.open(client, "firm-a")
+    await feed.until(lambda f: len([x for x in f if x["type"] == "message.received"]) == 3)
+    await _settle(client)
+    store = client.app[STORE]
+    assert store.customer("firm-a", wa_id).consent == "granted"
+    assert store.count("audit", tenant="firm-a", kind="consent") == 2
+    await feed.close()
+
+
+async def test_an_unknown_phone_number_is_acknowledged_and_quarantined(client) -> None:
+    change = traffic.text_message("999999999999999", "6281234500006", "nyasar")
+    assert await post(client, traffic.envelope(change)) == 200
+    await _settle(client)
+    store = client.app[STORE]
+    assert store.count("messages") == 0
+    quarantined = store.quarantined()
+    assert quarantined and quarantined[0]["phone_number_id"] == "999999999999999"
+
+
+async def test_a_status_is_fed_once_however_often_meta_sends_it(client) -> None:
+    change = traffic.status_change(NUMBER_A, "6281234500007", "wamid.SENT1", "delivered")
+    for _ in range(3):
+        assert await post(client, traffic.envelope(change)) == 200
+    feed = await Feed.open(client, "firm-a")
+    await feed.until(lambda f: any(x["type"] == "message.status" for x in f))
+    await _settle(client)
+    assert client.app[STORE].count("statuses", tenant="firm-a") == 1
+    assert len(feed.of_type("message.status")) == 1
+    await feed.close()
+
+
+async def _settle(client) -> None:
+    """Wait until the dispatcher has nothing in flight (its cursor caught up)."""
+    from lawhub_actors.web.keys import JOURNAL, STORE
+
+    journal, store = client.app[JOURNAL], client.app[STORE]
+    for _ in range(500):
+        if store.cursor("dispatcher") >= journal.last_committed:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the dispatcher never caught up with the journal")
+
+
+def _sha(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def test_with_redis_configured_dedupe_marks_live_in_redis(
+    aiohttp_client, settings, tmp_path, redis_url
+) -> None:
+    import redis
+
+    from lawhub_actors.settings import Secrets
+    from tests.conftest import test_environment
+
+    secrets = Secrets.from_env(test_environment(tmp_path, LAWHUB_REDIS_URL=redis_url))
+    client = await aiohttp_client(build_app(settings, secrets, on_give_up=lambda reason: None))
+    wamid = traffic.wamid()
+    document = traffic.envelope(traffic.text_message(NUMBER_A, "6281234500008", "Halo", message_id=wamid))
+    assert await post(client, document) == 200
+    await _settle(client)
+    server = redis.Redis.from_url(redis_url)
+    assert server.exists(f"lawhub:dedupe:{wamid}") == 1
+    assert 0 < server.ttl(f"lawhub:dedupe:{wamid}") <= 7 * 24 * 3600
+    assert await post(client, document) == 200  # Meta retries
+    await _settle(client)
+    assert client.app[STORE].count("messages", tenant="firm-a") == 1
+    server.close()

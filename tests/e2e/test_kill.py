@@ -1,0 +1,136 @@
+"""SIGKILL in the middle of a load loses no acknowledged message and doubles none."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+
+from lawhub_actors.simulator import traffic
+from tests.conftest import APP_SECRET, REPO, TENANT_TOKENS, test_environment
+
+NUMBER_A = "106540352242922"
+CUSTOMERS = [f"62813000{i:05d}" for i in range(40)]
+
+
+def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``run.py`` logging to a file (a pipe nobody reads would fill and
+    stall the server) and wait for its ``listening`` line."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"server-{len(list(data_dir.glob('server-*.log')))}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "run.py", "--port", "0"], cwd=REPO, stderr=log_file,
+            env={**os.environ, **test_environment(data_dir)},
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        for line in log_path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("event") == "listening":
+                return process, record["url"]
+        threading.Event().wait(0.05)
+    raise AssertionError(f"the server did not start: {log_path.read_text()[-2000:]}")
+
+
+async def _load(url: str, acknowledged: list[str], stop_after: int) -> None:
+    """64 clients post unique messages until ``stop_after`` are acknowledged."""
+    done = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+
+        async def client(index: int) -> None:
+            n = 0
+            while not done.is_set():
+                wamid = traffic.wamid()
+                customer = CUSTOMERS[(index + n) % len(CUSTOMERS)]
+                change = traffic.text_message(NUMBER_A, customer, f"{index}/{n}", message_id=wamid)
+                signed = traffic.signed(traffic.envelope(change), APP_SECRET.encode())
+                n += 1
+                try:
+                    async with session.post(f"{url}/webhook", data=signed.body,
+                                            headers=signed.headers) as response:
+                        if response.status == 200:
+                            acknowledged.append(wamid)
+                            if len(acknowledged) >= stop_after:
+                                done.set()
+                except aiohttp.ClientError:
+                    return  # the server is gone
+
+        await asyncio.gather(*(client(i) for i in range(64)))
+
+
+async def _fed_wamids(url: str, expected: int) -> Counter[str]:
+    """Every message.received wamid on firm-a's feed from the start."""
+    counts: Counter[str] = Counter()
+    headers = {"Authorization": f"Bearer {TENANT_TOKENS['firm-a']}"}
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws?since=0", headers=headers) as ws:
+        while sum(counts.values()) < expected:
+            frame = await asyncio.wait_for(ws.receive_json(), 30)
+            if frame["type"] == "message.received":
+                counts[frame["data"]["wamid"]] += 1
+        # anything beyond the expected count would be a duplicate: read what else is queued
+        try:
+            while True:
+                frame = await asyncio.wait_for(ws.receive_json(), 0.5)
+                if frame["type"] == "message.received":
+                    counts[frame["data"]["wamid"]] += 1
+        except TimeoutError:
+            pass
+    return counts
+
+
+async def _stored_wamids(url: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    headers = {"Authorization": f"Bearer {TENANT_TOKENS['firm-a']}"}
+    async with aiohttp.ClientSession() as session:
+        for customer in CUSTOMERS:
+            before = None
+            while True:
+                query = "?limit=200" + (f"&before={before}" if before else "")
+                async with session.get(f"{url}/api/v1/conversations/{customer}/messages{query}",
+                                       headers=headers) as response:
+                    page = await response.json()
+                counts.update(m["wamid"] for m in page["messages"])
+                if len(page["messages"]) < 200:
+                    break
+                before = page["next_before"]
+    return counts
+
+
+def test_acknowledged_messages_survive_sigkill_exactly_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    process, url = _start(data_dir)
+    acknowledged: list[str] = []
+    try:
+        async def load_then_kill() -> None:
+            loader = asyncio.create_task(_load(url, acknowledged, stop_after=10**9))
+            while len(acknowledged) < 600:
+                await asyncio.sleep(0.01)
+            process.send_signal(signal.SIGKILL)  # in the middle of the load
+            await loader
+
+        asyncio.run(load_then_kill())
+    finally:
+        process.kill()
+        process.wait()
+    assert len(acknowledged) >= 600
+
+    process, url = _start(data_dir)
+    try:
+        fed = asyncio.run(_fed_wamids(url, expected=len(acknowledged)))
+        stored = asyncio.run(_stored_wamids(url))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert all(fed[w] == 1 for w in acknowledged), "an acknowledged message was lost or fed twice"
+    assert all(stored[w] == 1 for w in acknowledged), "an acknowledged message was lost or stored twice"
+    assert max(fed.values()) == 1 and max(stored.values()) == 1  # unacknowledged ones: once at most
