@@ -36,8 +36,15 @@ log = structlog.get_logger("lawhub.dispatcher")
 
 CURSOR = "dispatcher"
 PATH = "inbound/dispatcher"
-PERSIST_EVERY = 64
-"""Cursor commits are batched; a crash replays at most this many entries."""
+PERSIST_EVERY = 256
+PERSIST_AFTER_S = 0.1
+"""Cursor commits are batched (a crash replays what came after the last
+one, harmlessly): every PERSIST_EVERY entries, or PERSIST_AFTER_S after
+progress stops."""
+
+
+class _Flush:
+    """Self-sent: commit the cursor if it moved since the last commit."""
 
 
 def sessions_path(tenant: str) -> str:
@@ -54,6 +61,7 @@ class Dispatcher(Actor):
             for number in tenant.phone_numbers
         }
         self._pending: dict[int, int] = {}
+        self._flush_armed = False
 
     def on_start(self) -> None:
         self._persisted = self._services.store.cursor(CURSOR)
@@ -69,6 +77,9 @@ class Dispatcher(Actor):
         elif isinstance(message, Processed):
             self._services.dedupe.mark([message.dedupe_key])
             self._done(message.journal_seq)
+        elif isinstance(message, _Flush):
+            self._flush_armed = False
+            self._persist(self._settled_upto())
         else:
             super().receive(message)
 
@@ -148,10 +159,20 @@ class Dispatcher(Actor):
             self._pending.pop(seq, None)
         self._advance()
 
+    def _settled_upto(self) -> int:
+        return min(self._pending) - 1 if self._pending else self._read_upto
+
     def _advance(self) -> None:
-        done = min(self._pending) - 1 if self._pending else self._read_upto
-        settled = not self._pending
-        if done > self._persisted and (done - self._persisted >= PERSIST_EVERY or settled):
-            with self._services.store.transaction() as tx:
-                tx.set_cursor(CURSOR, done)
-            self._persisted = done
+        done = self._settled_upto()
+        if done - self._persisted >= PERSIST_EVERY:
+            self._persist(done)
+        elif done > self._persisted and not self._flush_armed:
+            self._flush_armed = True
+            self.context.tell_self_later(PERSIST_AFTER_S, _Flush())
+
+    def _persist(self, done: int) -> None:
+        if done <= self._persisted:
+            return
+        with self._services.store.transaction() as tx:
+            tx.set_cursor(CURSOR, done)
+        self._persisted = done
