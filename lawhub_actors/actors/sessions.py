@@ -20,7 +20,7 @@ from lawhub_actors.actors.assist import PATH as ASSIST_PATH
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.messages import Classify, Inbound, Processed
 from lawhub_actors.actors.services import Services
-from lawhub_actors.adapters.sqlite_store import Customer, Tx
+from lawhub_actors.adapters.sqlite_store import Customer, Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from lawhub_actors.core.masking import mask
@@ -99,11 +99,18 @@ class SessionShard(Actor):
             "biz_opaque_callback_data": event.biz_opaque_callback_data,
         }
         with self._services.store.transaction() as tx:
-            if tx.insert_status(event.tenant, event.wamid, raw["status"], event.timestamp, raw):
-                tx.emit(event.tenant, "message.status", {
-                    "wamid": event.wamid, "status": raw["status"], "errors": raw["errors"],
-                    "id": event.biz_opaque_callback_data,
-                })
+            if not tx.insert_status(event.tenant, event.wamid, raw["status"], event.timestamp, raw):
+                return  # Meta sent this one before
+            incoming = state_from_status(raw)
+            applied = incoming and tx.apply_status(event.tenant, event.wamid, incoming)
+            tx.emit(event.tenant, "message.status", {
+                "wamid": event.wamid,
+                "status": raw["status"],
+                "errors": raw["errors"],
+                # Our id once the wamid is known; until then Meta's echo of it.
+                "id": applied[0] if applied else event.biz_opaque_callback_data,
+                "state": applied[1].status.value if applied else None,
+            })
         self._publish(tx)
 
     def _preference(self, event: PreferenceUpdate) -> None:

@@ -30,6 +30,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from lawhub_actors.core.status import DeliveryState, Status, StatusError, merge, merge_all
+from lawhub_actors.core.status import parse as parse_status
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
     tenant TEXT NOT NULL,
@@ -51,6 +54,7 @@ CREATE TABLE IF NOT EXISTS messages (
     wamid TEXT,
     type TEXT NOT NULL,
     status TEXT NOT NULL,
+    status_error TEXT,                  -- Meta's error of a failed outbound message (JSON)
     created_at REAL NOT NULL,
     sent_at INTEGER,
     journal_seq INTEGER,
@@ -217,6 +221,59 @@ class Tx:
         )
         return cursor.rowcount == 1
 
+    def apply_status(
+        self, tenant: str, wamid: str, incoming: DeliveryState
+    ) -> tuple[str, DeliveryState] | None:
+        """Merge a status into the outbound message known by ``wamid``:
+        ``(our id, merged state)``, or ``None`` while no message has that
+        ``wamid`` yet (the status stays parked in ``statuses``)."""
+        row = self.conn.execute(
+            "SELECT id, status, status_error FROM messages"
+            " WHERE tenant=? AND wamid=? AND direction='out'",
+            (tenant, wamid),
+        ).fetchone()
+        if row is None:
+            return None
+        message_id, status, error = row
+        current = DeliveryState(Status(status), _error_from(error))
+        merged, changed = merge(current, incoming)
+        if changed:
+            self._set_state(message_id, merged)
+        return message_id, merged
+
+    def attach_wamid(self, tenant: str, message_id: str, wamid: str) -> DeliveryState:
+        """Record Meta's id of one of our messages, and apply every status
+        that arrived before it was known."""
+        row = self.conn.execute(
+            "SELECT status, status_error FROM messages WHERE id=? AND tenant=?",
+            (message_id, tenant),
+        ).fetchone()
+        if row is None:
+            raise KeyError(message_id)
+        self.conn.execute("UPDATE messages SET wamid=? WHERE id=?", (wamid, message_id))
+        parked = [
+            state_from_status(self._open(tenant, key_id, raw, f"status:{tenant}:{wamid}:{status}"))
+            for status, key_id, raw in self.conn.execute(
+                "SELECT status, key_id, raw FROM statuses WHERE tenant=? AND wamid=?",
+                (tenant, wamid),
+            )
+        ]
+        current = DeliveryState(Status(row[0]), _error_from(row[1]))
+        merged = merge_all(current, [state for state in parked if state is not None])
+        if merged != current:
+            self._set_state(message_id, merged)
+        return merged
+
+    def _set_state(self, message_id: str, state: DeliveryState) -> None:
+        error = None if state.error is None else orjson.dumps(_error_dict(state.error)).decode()
+        self.conn.execute(
+            "UPDATE messages SET status=?, status_error=? WHERE id=?",
+            (state.status.value, error, message_id),
+        )
+
+    def _open(self, tenant: str, key_id: str, blob: bytes, aad: str) -> Any:
+        return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
+
     def audit(self, source: str, tenant: str, kind: str, subject: str, data: Any) -> bool:
         """Whether the entry is new (``source`` makes replays no-ops)."""
         key_id, blob = self.seal(tenant, data, f"audit:{source}")
@@ -260,6 +317,32 @@ class Tx:
             " ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
             (name, seq),
         )
+
+
+def _error_dict(error: StatusError) -> dict[str, Any]:
+    return {"code": error.code, "title": error.title, "message": error.message,
+            "details": error.details}
+
+
+def _error_from(text: str | None) -> StatusError | None:
+    return None if text is None else StatusError(**orjson.loads(text))
+
+
+def state_from_status(raw: dict[str, Any]) -> DeliveryState | None:
+    """A stored raw status (as shards record it) as a delivery state;
+    ``None`` for a status name this code does not know."""
+    status = parse_status(str(raw.get("status", "")))
+    if status is None:
+        return None
+    if status is not Status.FAILED:
+        return DeliveryState(status)
+    errors = raw.get("errors") or [{}]
+    first = errors[0]
+    return DeliveryState(status, StatusError(
+        code=int(first.get("code") or -1), title=first.get("title") or "",
+        message=first.get("message") or "", details=first.get("details") or "",
+    ))
+
 
 
 class Store:
