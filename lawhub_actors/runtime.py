@@ -14,10 +14,11 @@ from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.messages import JournalAdvanced
 from lawhub_actors.actors.services import Publish, Services, Wakeup
 from lawhub_actors.actors.tree import root_spec
+from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.dedupe import dedupe_from
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import Store
-from lawhub_actors.core.assist import RuleClassifier
+from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.settings import Secrets, Settings
 from supervisors import NodeSnapshot, Tree
@@ -56,8 +57,9 @@ class AppRuntime:
         services = Services(settings, self.store, self.journal, self.dedupe, publish)
         wakeup = Wakeup(self._nudge_dispatcher)
         self.journal.on_commit = lambda seq: wakeup.signal()
+        self._classifier = _classifier(settings)
         self.tree = Tree(
-            root_spec(settings, services, wakeup, RuleClassifier()),
+            root_spec(settings, services, wakeup, self._classifier),
             on_give_up=on_give_up,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
         )
@@ -75,6 +77,8 @@ class AppRuntime:
         self.journal.close()
         self.store.close()
         self.dedupe.close()
+        if isinstance(self._classifier, HttpClassifier):
+            self._classifier.close()
 
     def ready(self) -> bool:
         root = self.tree.registry.find("")
@@ -82,6 +86,12 @@ class AppRuntime:
 
     def snapshot(self) -> NodeSnapshot:
         return self.tree.snapshot()
+
+
+def _classifier(settings: Settings) -> Classifier:
+    if settings.assist.url is None:
+        return RuleClassifier()
+    return HttpClassifier(settings.assist.url, settings.assist.timeout_s)
 
 
 def _pair(sealed: Sealed) -> tuple[str, bytes]:

@@ -271,6 +271,8 @@ class Limits(_Section):
     # Meta retries a webhook for up to 7 days, so dedupe remembers wamids that long.
     dedupe_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     dedupe_memory_entries: int = Field(default=100_000, ge=1)
+    # Feed events queued per websocket client before it is dropped as too slow.
+    feed_queue_max: int = Field(default=1000, ge=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -315,6 +317,14 @@ class Admin(_Section):
     allow_fault_injection: bool = False
 
 
+class Assist(_Section):
+    """The intake classifier: the built-in rules, or an HTTP endpoint that
+    receives masked text only and falls back to the rules when it fails."""
+
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
 class Security(_Section):
     require_master_key: bool = False
 
@@ -333,6 +343,7 @@ class Settings(_Section):
     breaker: Breaker = Field(default_factory=Breaker)
     retry: Retry = Field(default_factory=Retry)
     admin: Admin = Field(default_factory=Admin)
+    assist: Assist = Field(default_factory=Assist)
     security: Security = Field(default_factory=Security)
     logging: Logging = Field(default_factory=Logging)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from lawhub_actors.web.auth import admin_refusal
-from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME
+from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/admin/tree", tree)
+    app.router.add_get("/admin/quarantine", quarantine)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -34,3 +37,13 @@ async def tree(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     return web.json_response(request.app[RUNTIME].snapshot().to_dict())
+
+
+async def quarantine(request: web.Request) -> web.Response:
+    """Webhook data that belongs to no tenant (unknown numbers, bad shapes),
+    newest first, decrypted for operators."""
+    refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
+    if refusal is not None:
+        return refusal
+    entries = await asyncio.to_thread(request.app[STORE].quarantined, 200)
+    return web.json_response({"entries": entries})

@@ -60,7 +60,7 @@ def build_app(
         app[VERIFY_TOKEN] = secrets.verify_token.get_secret_value()
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-        hub = FeedHub(asyncio.get_running_loop())
+        hub = FeedHub(asyncio.get_running_loop(), settings.limits.feed_queue_max)
         # Opening stores and starting actors blocks: keep it off the loop.
         runtime = await asyncio.to_thread(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()

@@ -10,6 +10,7 @@ import pytest
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import STORE
+from tests.conftest import REPO
 from tests.e2e.gateway import Feed, auth, post
 
 NUMBER_A = "106540352242922"
@@ -203,3 +204,76 @@ async def test_with_redis_configured_dedupe_marks_live_in_redis(
     await _settle(client)
     assert client.app[STORE].count("messages", tenant="firm-a") == 1
     server.close()
+
+
+async def test_operators_see_quarantined_updates_and_tenants_do_not(client) -> None:
+    from tests.conftest import ADMIN_TOKEN
+
+    change = traffic.text_message("999999999999999", "6281234500010", "salah nomor")
+    assert await post(client, traffic.envelope(change)) == 200
+    await _settle(client)
+    assert (await client.get("/admin/quarantine", headers=auth("firm-a"))).status == 401
+    response = await client.get("/admin/quarantine", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    entries = (await response.json())["entries"]
+    assert entries[0]["phone_number_id"] == "999999999999999"
+    assert entries[0]["reason"] == "unknown_phone_number"
+
+
+async def test_a_slow_feed_client_is_dropped_when_its_bounded_queue_overflows(
+    aiohttp_client, make_settings, secrets, settings
+) -> None:
+    from lawhub_actors.web.keys import FEED
+
+    config = (REPO / "config" / "lawhub.toml").read_text() + "\n[limits]\nfeed_queue_max = 2\n"
+    client = await aiohttp_client(build_app(make_settings(config), secrets, on_give_up=lambda r: None))
+    feed = await Feed.open(client, "firm-a")
+    await asyncio.sleep(0.05)  # let the server subscribe the client
+    burst = [_event("firm-a", seq) for seq in range(1, 50)]
+    client.app[FEED].publish(burst)  # one fan-out: far more than the queue holds
+    from aiohttp import WSMsgType
+
+    delivered = []
+    while (message := await asyncio.wait_for(feed.ws.receive(), 5)).type == WSMsgType.TEXT:
+        delivered.append(message.json()["seq"])
+    assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+    assert feed.ws.close_code == 4008
+    assert delivered == [1, 2]  # what the bounded queue held, in order; then dropped
+    again = await Feed.open(client, "firm-a", since=2)  # a dropped client may come back
+    assert not again.ws.closed
+    await again.close()
+
+
+def _event(tenant: str, seq: int):
+    from lawhub_actors.adapters.sqlite_store import FeedEvent
+
+    return FeedEvent(tenant, seq, "message.received", 0.0, {})
+
+
+async def test_an_http_classifier_only_ever_receives_masked_text(
+    aiohttp_client, aiohttp_server, make_settings, secrets
+) -> None:
+    from aiohttp import web
+
+    received: list[str] = []
+
+    async def classify(request: web.Request) -> web.Response:
+        received.append((await request.json())["text"])
+        return web.json_response({"intent": "family", "urgency": "high", "confidence": 0.9})
+
+    remote = web.Application()
+    remote.router.add_post("/classify", classify)
+    server = await aiohttp_server(remote)
+    config = (REPO / "config" / "lawhub.toml").read_text() + (
+        f'\n[assist]\nurl = "http://127.0.0.1:{server.port}/classify"\ntimeout_s = 5.0\n'
+    )
+    client = await aiohttp_client(build_app(make_settings(config), secrets, on_give_up=lambda r: None))
+    feed = await Feed.open(client, "firm-a")
+    text = "Saya Siti Aminah, hubungi 0812-3456-7890 atau siti@mail.id soal cerai"
+    change = traffic.text_message(NUMBER_A, "6281234500011", text, name="Siti Aminah")
+    assert await post(client, traffic.envelope(change)) == 200
+    await feed.until(lambda f: any(x["type"] == "intake.urgent" for x in f))
+    assert feed.of_type("intake.updated")[0]["data"]["intent"] == "family"
+    assert len(received) == 1
+    for secret in ("Siti", "Aminah", "0812", "3456-7890", "siti@mail.id"):
+        assert secret not in received[0]
+    await feed.close()
