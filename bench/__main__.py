@@ -7,10 +7,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import restart_latency, router_throughput, tree_footprint, webhook_ingest
+from bench import (
+    end_to_end,
+    restart_latency,
+    router_throughput,
+    tree_footprint,
+    webhook_ingest,
+)
 from bench.report import Section, document, machine, print_section
 
-BENCHES = (router_throughput, restart_latency, tree_footprint, webhook_ingest)
+BENCHES = (router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end)
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 

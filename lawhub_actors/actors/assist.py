@@ -14,6 +14,7 @@ from typing import Any
 
 from lawhub_actors.actors.messages import Classify
 from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters.sqlite_store import Tx
 from lawhub_actors.core.assist import Classifier, Urgency
 from lawhub_actors.core.masking import MaskedText
 from supervisors import Actor
@@ -40,12 +41,14 @@ class AssistWorker(Actor):
             "confidence": result.confidence,
             "reasons": list(result.reasons),
         }
-        with self._services.store.transaction() as tx:
+        def record(tx: Tx) -> None:
             source = f"intake:{message.tenant}:{message.wamid}"
             if tx.audit(source, message.tenant, "intake", message.customer, data):
                 tx.emit(message.tenant, "intake.updated", data)
                 if result.urgency in URGENT:
                     tx.emit(message.tenant, "intake.urgent", data)
-        if tx.events:
-            self._services.publish(tx.events)
+
+        events = self._services.store.write(record).events
+        if events:
+            self._services.publish(events)
         return None

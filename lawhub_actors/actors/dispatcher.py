@@ -21,6 +21,7 @@ import structlog
 from lawhub_actors.actors.messages import Inbound, JournalAdvanced, Processed
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.adapters.sqlite_journal import Entry
+from lawhub_actors.adapters.sqlite_store import Tx
 from lawhub_actors.core.events import (
     AccountErrors,
     InboundMessage,
@@ -131,7 +132,7 @@ class Dispatcher(Actor):
         changes = [e for e in events if isinstance(e, AccountErrors | OtherChange)]
         if not changes:
             return
-        with self._services.store.transaction() as tx:
+        def record(tx: Tx) -> None:
             for index, event in enumerate(changes):
                 tenant = event.tenant or "_operators"
                 if isinstance(event, AccountErrors):
@@ -144,10 +145,11 @@ class Dispatcher(Actor):
                     data, kind = {"field": event.field, "value": dict(event.value)}, event.field
                 tx.audit(f"journal:{seq}:{index}", tenant, kind, event.phone_number_id or "", data)
 
+        self._services.store.write(record)
+
     def _quarantine(self, seq: int, phone_number_id: str | None, reason: str, data: Any) -> None:
         log.warning("quarantined", journal_seq=seq, phone_number_id=phone_number_id, reason=reason)
-        with self._services.store.transaction() as tx:
-            tx.quarantine(seq, phone_number_id, reason, data)
+        self._services.store.write(lambda tx: tx.quarantine(seq, phone_number_id, reason, data))
 
     # -- the cursor -----------------------------------------------------------------
 
@@ -160,7 +162,9 @@ class Dispatcher(Actor):
         self._advance()
 
     def _settled_upto(self) -> int:
-        return min(self._pending) - 1 if self._pending else self._read_upto
+        # Entries are dispatched in increasing order and dicts keep insertion
+        # order: the first pending key is the smallest (O(1), not min()).
+        return next(iter(self._pending)) - 1 if self._pending else self._read_upto
 
     def _advance(self) -> None:
         done = self._settled_upto()
@@ -173,6 +177,5 @@ class Dispatcher(Actor):
     def _persist(self, done: int) -> None:
         if done <= self._persisted:
             return
-        with self._services.store.transaction() as tx:
-            tx.set_cursor(CURSOR, done)
+        self._services.store.write(lambda tx: tx.set_cursor(CURSOR, done))
         self._persisted = done

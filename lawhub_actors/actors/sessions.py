@@ -20,7 +20,7 @@ from lawhub_actors.actors.assist import PATH as ASSIST_PATH
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.messages import Classify, Inbound, Processed
 from lawhub_actors.actors.services import Services
-from lawhub_actors.adapters.sqlite_store import Customer, Tx, state_from_status
+from lawhub_actors.adapters.sqlite_store import Customer, FeedEvent, Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from lawhub_actors.core.masking import mask
@@ -50,7 +50,7 @@ class SessionShard(Actor):
         return None
 
     def _message(self, journal_seq: int, event: InboundMessage) -> None:
-        with self._services.store.transaction() as tx:
+        def record(tx: Tx) -> str | None:
             known = tx.customer(event.tenant, event.customer)
             if known is None:
                 tx.add_lead(event.tenant, event.customer, event.profile_name)
@@ -60,7 +60,7 @@ class SessionShard(Actor):
                 sent_at=event.timestamp, journal_seq=journal_seq,
             )
             if message_id is None:
-                return  # a replay: everything below already happened
+                return None  # a replay: everything below already happened
             tx.touch_window(event.tenant, event.customer, float(event.timestamp))
             tx.emit(event.tenant, "message.received", {
                 "id": message_id, "customer": event.customer, "wamid": event.wamid,
@@ -70,9 +70,15 @@ class SessionShard(Actor):
             if change is not None:
                 self._consent(tx, event.customer, _consent_of(known), change,
                               source=f"consent:{event.wamid}", via="keyword")
-        self._publish(tx)
+            return message_id
+
+        written = self._services.store.write(record)
+        self._publish(written.events)
+        message_id = written.value
+        if message_id is None:
+            return
         log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid,
-                 conversation=conversation_ref(event.tenant, event.customer))
+                  conversation=conversation_ref(event.tenant, event.customer))
         if event.text:
             masked = mask(event.text, names=[event.profile_name] if event.profile_name else [])
             self.context.registry.tell(ASSIST_PATH, Classify(
@@ -80,25 +86,9 @@ class SessionShard(Actor):
             ))
 
     def _status(self, event: StatusUpdate) -> None:
-        raw = {
-            "status": event.raw_status or event.status.value,
-            "timestamp": event.timestamp,
-            "recipient": event.recipient,
-            "errors": [
-                {"code": e.code, "title": e.title, "message": e.message, "details": e.details}
-                for e in event.errors
-            ],
-            "pricing": None if event.pricing is None else {
-                "billable": event.pricing.billable, "pricing_model": event.pricing.pricing_model,
-                "category": event.pricing.category, "type": event.pricing.type,
-            },
-            "conversation": None if event.conversation is None else {
-                "id": event.conversation.id, "origin": event.conversation.origin_type,
-                "expiration": event.conversation.expiration,
-            },
-            "biz_opaque_callback_data": event.biz_opaque_callback_data,
-        }
-        with self._services.store.transaction() as tx:
+        raw = _raw_status(event)
+
+        def record(tx: Tx) -> None:
             if not tx.insert_status(event.tenant, event.wamid, raw["status"], event.timestamp, raw):
                 return  # Meta sent this one before
             incoming = state_from_status(raw)
@@ -111,20 +101,23 @@ class SessionShard(Actor):
                 "id": applied[0] if applied else event.biz_opaque_callback_data,
                 "state": applied[1].status.value if applied else None,
             })
-        self._publish(tx)
+
+        self._publish(self._services.store.write(record).events)
 
     def _preference(self, event: PreferenceUpdate) -> None:
         change = consent.user_preference(event.value)
         if change is None:
             return
-        with self._services.store.transaction() as tx:
+
+        def record(tx: Tx) -> None:
             known = tx.customer(event.tenant, event.customer)
             if known is None:
                 tx.add_lead(event.tenant, event.customer, None)
             self._consent(tx, event.customer, _consent_of(known), change,
                           source=f"preference:{event.dedupe_key}",
                           via=f"user_preferences:{event.category}")
-        self._publish(tx)
+
+        self._publish(self._services.store.write(record).events)
 
     def _consent(self, tx: Tx, customer: str, current: consent.ConsentState,
                  change: consent.ConsentChange, *, source: str, via: str) -> None:
@@ -134,9 +127,31 @@ class SessionShard(Actor):
         }):
             tx.set_consent(self._tenant, customer, new_state.value)
 
-    def _publish(self, tx: Tx) -> None:
-        if tx.events:
-            self._services.publish(tx.events)
+    def _publish(self, events: list[FeedEvent]) -> None:
+        if events:
+            self._services.publish(events)
+
+
+def _raw_status(event: StatusUpdate) -> dict[str, Any]:
+    """The status as the audit log keeps it: errors and pricing for billing."""
+    return {
+        "status": event.raw_status or event.status.value,
+        "timestamp": event.timestamp,
+        "recipient": event.recipient,
+        "errors": [
+            {"code": e.code, "title": e.title, "message": e.message, "details": e.details}
+            for e in event.errors
+        ],
+        "pricing": None if event.pricing is None else {
+            "billable": event.pricing.billable, "pricing_model": event.pricing.pricing_model,
+            "category": event.pricing.category, "type": event.pricing.type,
+        },
+        "conversation": None if event.conversation is None else {
+            "id": event.conversation.id, "origin": event.conversation.origin_type,
+            "expiration": event.conversation.expiration,
+        },
+        "biz_opaque_callback_data": event.biz_opaque_callback_data,
+    }
 
 
 def _consent_of(known: Customer | None) -> consent.ConsentState:

@@ -10,28 +10,39 @@ transaction as the fact they report.
 
 Bodies, names and event payloads are sealed with the tenant's key (AES-256-GCM,
 key id stored beside each blob, associated data binding the blob to its
-row): the file never holds them in clear. Writes are serialised on one
-connection; ``synchronous=NORMAL`` is enough here because the journal
-(``synchronous=FULL``) is the truth and the cursor commits with the facts,
-so a lost tail is replayed. Reads use one connection per thread.
+row): the file never holds them in clear. Reads use one connection per thread.
+
+Writes are *group-committed*: callers hand :meth:`Store.write` a function
+of a :class:`Tx`; one writer thread runs every function queued meanwhile
+inside one transaction, each in its own savepoint (a failing one is rolled
+back alone and its caller gets the error), commits once, then answers them
+all. Many shards writing at once thus share one commit instead of queueing
+on a lock for one commit each. ``synchronous=NORMAL`` is enough here: the
+journal (``synchronous=FULL``) is the truth and the cursor commits with the
+facts, so a lost tail is replayed.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
 from lawhub_actors.core.status import DeliveryState, Status, StatusError, merge, merge_all
 from lawhub_actors.core.status import parse as parse_status
+
+log = logging.getLogger("lawhub.store")
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
@@ -345,6 +356,18 @@ def state_from_status(raw: dict[str, Any]) -> DeliveryState | None:
 
 
 
+@dataclass(frozen=True, slots=True)
+class Written(Generic[T]):
+    """What a write function returned, and the feed events it emitted."""
+
+    value: T
+    events: list[FeedEvent]
+
+
+_STOP = object()
+_BATCH_MAX = 256
+
+
 class Store:
     def __init__(self, path: Path, sealer: Sealer, clock: Callable[[], float] = time.time) -> None:
         self.path = path
@@ -353,10 +376,13 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
-        self._write_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.commits = 0
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -365,18 +391,62 @@ class Store:
         conn.execute("PRAGMA busy_timeout=5000")
         return conn
 
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """One atomic write; the events it emitted are in ``tx.events``."""
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            tx = Tx(self._writer, self._sealer, self._clock())
-            try:
-                yield tx
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+    def write(self, work: Callable[[Tx], T]) -> Written[T]:
+        """Run ``work`` atomically and durably (committed when this returns);
+        raises what ``work`` raised, having undone all of its effects."""
+        future: Future[Written[T]] = Future()
+        self._queue.put((work, future))
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < _BATCH_MAX:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[Tx], Any], Future[Any]]]) -> None:
+        conn = self._writer
+        answers: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            now = self._clock()
+            for work, future in batch:
+                tx = Tx(conn, self._sealer, now)
+                conn.execute("SAVEPOINT work")
+                try:
+                    value = work(tx)
+                except BaseException as error:  # noqa: BLE001 - the caller's error, handed back
+                    conn.execute("ROLLBACK TO work")
+                    conn.execute("RELEASE work")
+                    answers.append((future, None, error))
+                else:
+                    conn.execute("RELEASE work")
+                    answers.append((future, Written(value, tx.events), None))
+            conn.execute("COMMIT")
+        except Exception as error:  # noqa: BLE001 - nothing committed: every caller hears it
+            log.error("store commit failed", extra={"error": repr(error), "batch": len(batch)})
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        self.commits += 1
+        for future, value, failure in answers:
+            if failure is None:
+                future.set_result(value)
+            else:
+                future.set_exception(failure)
 
     # -- reads -----------------------------------------------------------------
 
@@ -460,7 +530,9 @@ class Store:
         return int(self._reader().execute(query, tuple(where.values())).fetchone()[0])
 
     def close(self) -> None:
-        with self._write_lock:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(10)
             self._writer.close()
         with self._readers_lock:
             for conn in self._readers:
