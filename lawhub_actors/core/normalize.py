@@ -90,7 +90,7 @@ PHONE_NUMBER_FIELDS = frozenset({"messages", "user_preferences"})
 
 _KNOWN_TYPES = {t.value: t for t in MessageType if t is not MessageType.UNKNOWN}
 _KNOWN_STATUSES = {s.value: s for s in StatusKind if s is not StatusKind.UNKNOWN}
-_UNSAFE = re.compile(r"[^A-Za-z_.\-]")
+_ENUM_NAME = re.compile(r"[a-z][a-z_]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +179,14 @@ class _Scope:
 
 
 def _safe(name: str) -> str:
-    """A Meta-supplied name fit for a warning: short, no digits, no markup."""
-    shown = _UNSAFE.sub("?", name[:32])
-    return repr(shown + ("..." if len(name) > 32 else ""))
+    """A Meta-supplied enum name (type, status, value) fit for a warning.
+
+    Shown only when it looks like an enum name — a short lowercase
+    identifier without digits; anything else may be client text or a phone
+    number, so it is described by its length, never shown."""
+    if _ENUM_NAME.fullmatch(name):
+        return repr(name)
+    return f"<{len(name)} characters, not shown>"
 
 
 def _fields(exc: ValidationError) -> str:
