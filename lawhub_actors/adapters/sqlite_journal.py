@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from lawhub_actors.adapters.sqlite_common import STOP, Readers, connect, take_batch
 
 log = logging.getLogger("lawhub.journal")
 
@@ -62,7 +64,6 @@ class _Pending:
     future: asyncio.Future[int]
 
 
-_STOP = object()
 TAIL_ENTRIES = 4096
 """Recent entries kept in memory for readers that keep up (~6 MB at 1.5 KB)."""
 
@@ -83,14 +84,10 @@ class Journal:
         self._open = open_
         self._batch_max = batch_max
         self.on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
-        self._local = threading.local()
-        self._busy_timeout_ms = busy_timeout_ms
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._readers = Readers(path, synchronous="FULL")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = self._connect()
-        self._writer.execute("PRAGMA synchronous=FULL")
+        self._writer = connect(path, synchronous="FULL", busy_timeout_ms=busy_timeout_ms)
         self._writer.executescript(_SCHEMA)
         row = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
         self._next_seq = int(row[0]) + 1
@@ -100,12 +97,6 @@ class Journal:
         self._tail_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        return conn
 
     # -- the web side ------------------------------------------------------------
 
@@ -119,21 +110,8 @@ class Journal:
     # -- the writer thread ---------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < self._batch_max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(item)
-            self._commit([item for item in batch if isinstance(item, _Pending)])
+        while (batch := take_batch(self._queue, self._batch_max)) is not None:
+            self._commit(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
         seq = self._next_seq
@@ -173,30 +151,17 @@ class Journal:
             if self._tail and self._tail[0].seq <= seq + 1:
                 start = seq + 1 - self._tail[0].seq
                 return [self._tail[i] for i in range(start, min(start + limit, len(self._tail)))]
-        conn = self._reader()
-        rows = conn.execute(
+        rows = self._readers.get().execute(
             "SELECT seq, received_at, key_id, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit),
         ).fetchall()
         return [Entry(int(s), float(at), self._open(key_id, body)) for s, at, key_id, body in rows]
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
-
     def close(self) -> None:
-        self._queue.put(_STOP)
+        self._queue.put(STOP)
         self._thread.join(10)
         self._writer.close()
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        self._readers.close()
 
 
 def _resolve(batch: list[_Pending], first_seq: int | None) -> None:

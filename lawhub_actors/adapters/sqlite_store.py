@@ -38,6 +38,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
+from lawhub_actors.adapters.sqlite_common import STOP, Readers, connect, take_batch
 from lawhub_actors.core.status import DeliveryState, Status, StatusError, merge, merge_all
 from lawhub_actors.core.status import parse as parse_status
 
@@ -364,7 +365,6 @@ class Written(Generic[T]):
     events: list[FeedEvent]
 
 
-_STOP = object()
 _BATCH_MAX = 256
 
 
@@ -374,22 +374,13 @@ class Store:
         self._sealer = sealer
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = self._connect()
+        self._writer = connect(path, synchronous="NORMAL")
         self._writer.executescript(_SCHEMA)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._readers = Readers(path, synchronous="NORMAL")
         self.commits = 0
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        return conn
 
     def write(self, work: Callable[[Tx], T]) -> Written[T]:
         """Run ``work`` atomically and durably (committed when this returns);
@@ -399,20 +390,7 @@ class Store:
         return future.result()
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < _BATCH_MAX:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(item)
+        while (batch := take_batch(self._queue, _BATCH_MAX)) is not None:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[Callable[[Tx], Any], Future[Any]]]) -> None:
@@ -450,31 +428,23 @@ class Store:
 
     # -- reads -----------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
-
     def _open(self, tenant: str, key_id: str, blob: bytes, aad: str) -> Any:
         return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
 
     def cursor(self, name: str) -> int:
-        row = self._reader().execute("SELECT seq FROM cursors WHERE name=?", (name,)).fetchone()
+        query = "SELECT seq FROM cursors WHERE name=?"
+        row = self._readers.get().execute(query, (name,)).fetchone()
         return 0 if row is None else int(row[0])
 
     def customer(self, tenant: str, customer: str) -> Customer | None:
-        row = self._reader().execute(
+        row = self._readers.get().execute(
             "SELECT kind, consent, last_inbound_at FROM customers WHERE tenant=? AND customer=?",
             (tenant, customer),
         ).fetchone()
         return None if row is None else Customer(tenant, customer, row[0], row[1], row[2])
 
     def events_after(self, tenant: str, since: int, limit: int = 500) -> list[FeedEvent]:
-        rows = self._reader().execute(
+        rows = self._readers.get().execute(
             "SELECT seq, type, at, key_id, data FROM events WHERE tenant=? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             (tenant, since, limit),
@@ -491,7 +461,7 @@ class Store:
     ) -> list[StoredMessage]:
         """The customer's messages, both directions, oldest first; ``before``
         pages back by conversation position."""
-        rows = self._reader().execute(
+        rows = self._readers.get().execute(
             "SELECT id, conv_seq, direction, wamid, type, status, created_at, key_id, content"
             " FROM messages WHERE tenant=? AND customer=? AND conv_seq < ?"
             " ORDER BY conv_seq DESC LIMIT ?",
@@ -507,7 +477,7 @@ class Store:
         ]
 
     def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._reader().execute(
+        rows = self._readers.get().execute(
             "SELECT id, at, journal_seq, phone_number_id, reason, key_id, data FROM quarantine"
             " ORDER BY at DESC LIMIT ?",
             (limit,),
@@ -527,14 +497,11 @@ class Store:
             raise ValueError("column names must be identifiers")
         clause = " AND ".join(f"{column}=?" for column in where) or "1=1"
         query = f"SELECT COUNT(*) FROM {table} WHERE {clause}"  # noqa: S608 - names checked above
-        return int(self._reader().execute(query, tuple(where.values())).fetchone()[0])
+        return int(self._readers.get().execute(query, tuple(where.values())).fetchone()[0])
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
             self._thread.join(10)
             self._writer.close()
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        self._readers.close()
