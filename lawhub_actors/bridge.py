@@ -56,21 +56,33 @@ def _resolve(target: asyncio.Future[Any], value: Any, error: BaseException | Non
 
 
 class Bridge:
-    def __init__(self, loop: asyncio.AbstractEventLoop, registry: Registry) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, registry: Registry | None = None) -> None:
         self._loop = loop
         self._registry = registry
+
+    def attach(self, registry: Registry) -> None:
+        """The actors' registry, once the tree exists (it starts after the loop)."""
+        self._registry = registry
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("the bridge has no actor tree yet")
+        return self._registry
 
     async def ask(self, path: str, message: Any, *, timeout: float, key: str | None = None) -> Any:
         """Ask the actor at ``path``; raises what the actor raised, or
         ``TimeoutError`` (the actor may still handle the message later)."""
         target: asyncio.Future[Any] = self._loop.create_future()
         envelope = Envelope(message, reply_to=_LoopFuture(self._loop, target))
-        self._registry.send(path, envelope, key, wait=False)
+        self.registry.send(path, envelope, key, wait=False)
         return await asyncio.wait_for(target, timeout)
 
     def tell(self, path: str, message: Any, *, key: str | None = None) -> None:
-        self._registry.tell(path, message, key, wait=False)
+        self.registry.tell(path, message, key, wait=False)
 
     def call_soon(self, callback: Callable[..., None], *args: Any) -> None:
-        """From any thread: run ``callback(*args)`` on the event loop."""
-        self._loop.call_soon_threadsafe(callback, *args)
+        """From any thread: run ``callback(*args)`` on the event loop (dropped
+        once the loop has closed: nobody is listening any more)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback, *args)

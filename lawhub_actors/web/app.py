@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from lawhub_actors.actors.services import Publish
+from lawhub_actors.bridge import Bridge
 from lawhub_actors.provision import provision
 from lawhub_actors.runtime import AppRuntime, GiveUp
 from lawhub_actors.settings import Secrets, Settings
@@ -24,6 +25,7 @@ from lawhub_actors.web.feed import FeedHub
 from lawhub_actors.web.keys import (
     ADMIN_TOKEN,
     APP_SECRET,
+    BRIDGE,
     FEED,
     JOURNAL,
     RUNTIME,
@@ -60,12 +62,14 @@ def build_app(
         app[VERIFY_TOKEN] = secrets.verify_token.get_secret_value()
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-        hub = FeedHub(asyncio.get_running_loop(), settings.limits.feed_queue_max)
+        bridge = Bridge(asyncio.get_running_loop())
+        hub = FeedHub(bridge, settings.limits.feed_queue_max)
         # Opening stores and starting actors blocks: keep it off the loop.
         runtime = await asyncio.to_thread(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()
         )
-        app[RUNTIME], app[FEED] = runtime, hub
+        bridge.attach(runtime.tree.registry)
+        app[RUNTIME], app[FEED], app[BRIDGE] = runtime, hub, bridge
         app[JOURNAL], app[STORE] = runtime.journal, runtime.store
         log.info("tree_started", tenants=len(settings.tenants))
         yield

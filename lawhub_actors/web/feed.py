@@ -1,8 +1,8 @@
 """The live status feed: committed events fanned out to websocket clients.
 
 Actors publish events after their transaction commits, from their own
-threads; the hub hops onto the event loop and offers each event to the
-subscribers of that tenant only. A client gets frames in ``seq`` order
+threads; the hub hops onto the event loop through the bridge and offers
+each event to the subscribers of that tenant only. A client gets frames in ``seq`` order
 with no gap: it subscribes first, replays from the store after ``since``,
 then follows live events — skipping what it already sent, and catching up
 from the store when a live event arrives ahead of one still in flight
@@ -15,7 +15,6 @@ the client is closed with code 4008 and resumes with ``since``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from lawhub_actors.adapters.sqlite_store import FeedEvent, Store
+from lawhub_actors.bridge import Bridge
 from lawhub_actors.web.render import frame
 
 log = structlog.get_logger("lawhub.feed")
@@ -49,8 +49,8 @@ class Subscriber:
 
 
 class FeedHub:
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue_size: int = 1000) -> None:
-        self._loop = loop
+    def __init__(self, bridge: Bridge, queue_size: int = 1000) -> None:
+        self._bridge = bridge
         self._queue_size = queue_size
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._outbox: list[FeedEvent] = []
@@ -66,8 +66,7 @@ class FeedHub:
             if self._wake_pending:
                 return
             self._wake_pending = True
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
-            self._loop.call_soon_threadsafe(self._fan_out)
+        self._bridge.call_soon(self._fan_out)
 
     def _fan_out(self) -> None:
         with self._outbox_lock:

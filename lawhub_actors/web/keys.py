@@ -6,6 +6,7 @@ from aiohttp import web
 
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.bridge import Bridge
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import FeedHub
@@ -19,3 +20,4 @@ WEBHOOK_MAX_BYTES = web.AppKey("webhook_max_bytes", int)
 FEED = web.AppKey("feed", FeedHub)
 STORE = web.AppKey("store", Store)
 TENANT_TOKENS = web.AppKey("tenant_tokens", TenantTokens)
+BRIDGE = web.AppKey("bridge", Bridge)
