@@ -25,39 +25,19 @@ Rules:
    string is kept (``details["raw_type"]``, ``StatusUpdate.raw_status``).
    A missing timestamp becomes 0, with a warning.
 6. **Warnings are data** and may be logged as they are: positions
-   (``entry[0].changes[1].messages[2]``), field names, Meta's type names with
-   digits masked, and reasons; never message content, names or numbers.
+   (``entry[0].changes[1].messages[2]``), field names, Meta's type names
+   when they look like enum names, and reasons; never message content,
+   names or numbers.
 
-``InboundMessage.text`` and ``details`` per type (``details["raw_type"]``
-always):
-
-============  ==========================  =====================================
-type          text                        details
-============  ==========================  =====================================
-text          body                        —
-image/video/  caption                     — (the rest is in ``media``)
-document
-audio/sticker —                           — (``media.voice`` / ``.animated``)
-location      name, address               latitude, longitude, name, address, url
-contacts      formatted names             contacts (the raw cards)
-interactive   reply title / flow body     interactive_type, reply_id,
-                                          description, response_json, flow_name
-button        button text                 payload
-reaction      emoji (None = un-react)     message_id, emoji, removed
-order         order text                  catalog_id, product_items
-system        system body                 system_type, new_wa_id, user_id,
-                                          previous_user_id, identity
-unsupported   —                           unsupported_type
-unknown       —                           raw (the object under the type name)
-============  ==========================  =====================================
+What each message type puts in ``text`` and ``details``:
+:mod:`lawhub_actors.core.message_body`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -68,7 +48,6 @@ from lawhub_actors.core.events import (
     ConversationInfo,
     Event,
     InboundMessage,
-    MediaRef,
     MessageType,
     MetaError,
     OtherChange,
@@ -76,11 +55,10 @@ from lawhub_actors.core.events import (
     Pricing,
     Quarantined,
     QuarantineReason,
-    Referral,
-    ReplyContext,
     StatusKind,
     StatusUpdate,
 )
+from lawhub_actors.core.message_body import BODIES, referral, reply_context, safe_name
 
 TenantOf = Callable[[str], str | None]
 """``phone_number_id`` → tenant id, or ``None`` for a number nobody owns."""
@@ -90,7 +68,6 @@ PHONE_NUMBER_FIELDS = frozenset({"messages", "user_preferences"})
 
 _KNOWN_TYPES = {t.value: t for t in MessageType if t is not MessageType.UNKNOWN}
 _KNOWN_STATUSES = {s.value: s for s in StatusKind if s is not StatusKind.UNKNOWN}
-_ENUM_NAME = re.compile(r"[a-z][a-z_]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,15 +155,6 @@ class _Scope:
         )
 
 
-def _safe(name: str) -> str:
-    """A Meta-supplied enum name (type, status, value) fit for a warning.
-
-    Shown only when it looks like an enum name — a short lowercase
-    identifier without digits; anything else may be client text or a phone
-    number, so it is described by its length, never shown."""
-    if _ENUM_NAME.fullmatch(name):
-        return repr(name)
-    return f"<{len(name)} characters, not shown>"
 
 
 def _fields(exc: ValidationError) -> str:
@@ -230,7 +198,7 @@ def _change(out: _Out, waba_id: str, change: p.Change, tenant_of: TenantOf, wher
                 )
             )
             out.warnings.append(
-                f"{where}: {_safe(change.field)} change without metadata.phone_number_id;"
+                f"{where}: {safe_name(change.field)} change without metadata.phone_number_id;"
                 " quarantined"
             )
         else:
@@ -352,13 +320,6 @@ class _Contacts:
 # -- messages ----------------------------------------------------------------
 
 
-class _Body(NamedTuple):
-    text: str | None = None
-    media: MediaRef | None = None
-    details: dict[str, Any] = {}  # shared default: callers copy, never mutate
-    problem: str | None = None
-
-
 def _message(scope: _Scope, contacts: _Contacts, k: int, raw: object) -> None:
     item = f"messages[{k}]"
     try:
@@ -389,8 +350,8 @@ def _message(scope: _Scope, contacts: _Contacts, k: int, raw: object) -> None:
     raw_type = m.type or ""
     mtype = _KNOWN_TYPES.get(raw_type, MessageType.UNKNOWN)
     if mtype is MessageType.UNKNOWN:
-        scope.warn(item, f"unknown message type {_safe(raw_type)}; kept as 'unknown'")
-    body = _BODIES[mtype](m, raw_type)
+        scope.warn(item, f"unknown message type {safe_name(raw_type)}; kept as 'unknown'")
+    body = BODIES[mtype](m, raw_type)
     if body.problem:
         scope.warn(item, body.problem)
     scope.emit(
@@ -407,198 +368,11 @@ def _message(scope: _Scope, contacts: _Contacts, k: int, raw: object) -> None:
             text=body.text,
             media=body.media,
             details={"raw_type": raw_type, **body.details},
-            context=_context(m.context),
-            referral=_referral(m.referral),
+            context=reply_context(m.context),
+            referral=referral(m.referral),
             errors=_meta_errors(m.errors),
         )
     )
-
-
-def _context(c: p.Context | None) -> ReplyContext | None:
-    if c is None:
-        return None
-    return ReplyContext(
-        message_id=c.id,
-        sender=c.from_,
-        forwarded=bool(c.forwarded),
-        frequently_forwarded=bool(c.frequently_forwarded),
-        referred_product=c.referred_product,
-    )
-
-
-def _referral(r: p.Referral | None) -> Referral | None:
-    if r is None:
-        return None
-    return Referral(
-        source_type=r.source_type,
-        source_id=r.source_id,
-        source_url=r.source_url,
-        headline=r.headline,
-        body=r.body,
-        media_type=r.media_type,
-        image_url=r.image_url,
-        video_url=r.video_url,
-        thumbnail_url=r.thumbnail_url,
-        ctwa_clid=r.ctwa_clid,
-    )
-
-
-def _missing(type_name: str) -> str:
-    return f"{type_name!r} message without its {type_name!r} object"
-
-
-def _text_body(m: p.Message, _raw: str) -> _Body:
-    if m.text is None:
-        return _Body(problem=_missing("text"))
-    return _Body(text=m.text.body)
-
-
-def _media_body(m: p.Message, raw: str) -> _Body:
-    media = {
-        "image": m.image,
-        "video": m.video,
-        "audio": m.audio,
-        "document": m.document,
-        "sticker": m.sticker,
-    }[raw]
-    if media is None:
-        return _Body(problem=_missing(raw))
-    if not media.id:
-        return _Body(text=media.caption, problem=f"{raw!r} media without an id")
-    ref = MediaRef(
-        id=media.id,
-        mime_type=media.mime_type,
-        sha256=media.sha256,
-        caption=media.caption,
-        filename=media.filename,
-        voice=bool(media.voice),
-        animated=bool(media.animated),
-        url=media.url,
-    )
-    return _Body(text=media.caption, media=ref)
-
-
-def _location_body(m: p.Message, _raw: str) -> _Body:
-    loc = m.location
-    if loc is None:
-        return _Body(problem=_missing("location"))
-    text = ", ".join(part for part in (loc.name, loc.address) if part) or None
-    details = {
-        "latitude": loc.latitude,
-        "longitude": loc.longitude,
-        "name": loc.name,
-        "address": loc.address,
-        "url": loc.url,
-    }
-    return _Body(text=text, details=details)
-
-
-def _card_name(card: Mapping[str, Any]) -> str | None:
-    name = card.get("name")
-    if not isinstance(name, dict):
-        return None
-    formatted = name.get("formatted_name")
-    if isinstance(formatted, str) and formatted:
-        return formatted
-    parts = [name.get(key) for key in ("first_name", "last_name")]
-    return " ".join(part for part in parts if isinstance(part, str) and part) or None
-
-
-def _contacts_body(m: p.Message, _raw: str) -> _Body:
-    if m.contacts is None:
-        return _Body(problem=_missing("contacts"))
-    names = [name for name in map(_card_name, m.contacts) if name]
-    return _Body(text=", ".join(names) or None, details={"contacts": m.contacts})
-
-
-def _interactive_body(m: p.Message, _raw: str) -> _Body:
-    it = m.interactive
-    if it is None:
-        return _Body(problem=_missing("interactive"))
-    kind = it.type or ""
-    details: dict[str, Any] = {"interactive_type": kind}
-    if kind in ("button_reply", "list_reply"):
-        choice = it.button_reply if kind == "button_reply" else it.list_reply
-        if choice is None:
-            return _Body(details=details, problem=f"{kind!r} reply without its object")
-        details["reply_id"] = choice.id
-        if kind == "list_reply":
-            details["description"] = choice.description
-        return _Body(text=choice.title, details=details)
-    if kind == "nfm_reply":
-        nfm = it.nfm_reply
-        if nfm is None:
-            return _Body(details=details, problem="'nfm_reply' reply without its object")
-        details["response_json"] = nfm.response_json
-        details["flow_name"] = nfm.name
-        return _Body(text=nfm.body, details=details)
-    details["raw"] = (it.model_extra or {}).get(kind)
-    return _Body(details=details, problem=f"unknown interactive type {_safe(kind)}")
-
-
-def _button_body(m: p.Message, _raw: str) -> _Body:
-    if m.button is None:
-        return _Body(problem=_missing("button"))
-    return _Body(text=m.button.text, details={"payload": m.button.payload})
-
-
-def _reaction_body(m: p.Message, _raw: str) -> _Body:
-    r = m.reaction
-    if r is None:
-        return _Body(problem=_missing("reaction"))
-    emoji = r.emoji or None
-    return _Body(
-        text=emoji, details={"message_id": r.message_id, "emoji": emoji, "removed": emoji is None}
-    )
-
-
-def _order_body(m: p.Message, _raw: str) -> _Body:
-    o = m.order
-    if o is None:
-        return _Body(problem=_missing("order"))
-    details = {"catalog_id": o.catalog_id, "product_items": o.product_items or []}
-    return _Body(text=o.text or None, details=details)
-
-
-def _system_body(m: p.Message, _raw: str) -> _Body:
-    s = m.system
-    if s is None:
-        return _Body(problem=_missing("system"))
-    details = {
-        "system_type": s.type,
-        "new_wa_id": s.wa_id or s.new_wa_id,
-        "user_id": s.user_id,
-        "previous_user_id": s.previous_user_id,
-        "identity": m.identity,
-    }
-    return _Body(text=s.body, details=details)
-
-
-def _unsupported_body(m: p.Message, _raw: str) -> _Body:
-    return _Body(details={"unsupported_type": m.unsupported.type if m.unsupported else None})
-
-
-def _unknown_body(m: p.Message, raw: str) -> _Body:
-    return _Body(details={"raw": (m.model_extra or {}).get(raw) if raw else None})
-
-
-_BODIES: Mapping[MessageType, Callable[[p.Message, str], _Body]] = {
-    MessageType.TEXT: _text_body,
-    MessageType.IMAGE: _media_body,
-    MessageType.VIDEO: _media_body,
-    MessageType.AUDIO: _media_body,
-    MessageType.DOCUMENT: _media_body,
-    MessageType.STICKER: _media_body,
-    MessageType.LOCATION: _location_body,
-    MessageType.CONTACTS: _contacts_body,
-    MessageType.INTERACTIVE: _interactive_body,
-    MessageType.BUTTON: _button_body,
-    MessageType.REACTION: _reaction_body,
-    MessageType.ORDER: _order_body,
-    MessageType.SYSTEM: _system_body,
-    MessageType.UNSUPPORTED: _unsupported_body,
-    MessageType.UNKNOWN: _unknown_body,
-}
 
 
 # -- statuses ----------------------------------------------------------------
@@ -619,7 +393,7 @@ def _status(scope: _Scope, k: int, raw: object) -> None:
     raw_status = s.status or ""
     kind = _KNOWN_STATUSES.get(raw_status, StatusKind.UNKNOWN)
     if kind is StatusKind.UNKNOWN:
-        scope.warn(item, f"unknown status {_safe(raw_status)}; kept as 'unknown'")
+        scope.warn(item, f"unknown status {safe_name(raw_status)}; kept as 'unknown'")
     recipient = s.recipient_id or s.recipient_user_id or None
     if recipient is None:
         scope.warn(item, "status without recipient_id or recipient_user_id")
@@ -695,7 +469,7 @@ def _preference(scope: _Scope, contacts: _Contacts, k: int, raw: object) -> None
         return
     choice = (pref.value or "").strip().lower()
     if choice not in ("stop", "resume"):
-        scope.warn(item, f"unknown preference value {_safe(pref.value or '')}; passed through")
+        scope.warn(item, f"unknown preference value {safe_name(pref.value or '')}; passed through")
         scope.other(raw if isinstance(raw, dict) else {})
         return
     scope.emit(
