@@ -89,12 +89,28 @@ BUDI = {"customer": C1, "wa_id": C1, "profile_name": "Budi Santoso"}
 
 EXPECTED: dict[str, Expect] = {
     "text": Expect(
-        [msg(**BUDI, type=M.TEXT, text="Selamat pagi, saya ingin konsultasi soal kontrak sewa.",
-             timestamp=T0 + 1, context=None, referral=None, media=None, errors=())]
+        [
+            msg(
+                **BUDI,
+                type=M.TEXT,
+                text="Selamat pagi, saya ingin konsultasi soal kontrak sewa.",
+                timestamp=T0 + 1,
+                context=None,
+                referral=None,
+                media=None,
+                errors=(),
+            )
+        ]
     ),
     "text_reply": Expect(
-        [msg(**BUDI, type=M.TEXT, text="Baik, jam 10 bisa.", **{
-            "context.sender": "628111000001", "context.forwarded": False})]
+        [
+            msg(
+                **BUDI,
+                type=M.TEXT,
+                text="Baik, jam 10 bisa.",
+                **{"context.sender": "628111000001", "context.forwarded": False},
+            )
+        ]
     ),
     "text_forwarded": Expect(
         [msg(type=M.TEXT, **{"context.forwarded": True, "context.message_id": None})]
@@ -103,66 +119,142 @@ EXPECTED: dict[str, Expect] = {
         [msg(type=M.TEXT, **{"context.frequently_forwarded": True, "context.forwarded": False})]
     ),
     "text_emoji_accents": Expect(
-        [msg(customer=C2, profile_name="Siti Nurhaliza \u2728", type=M.TEXT,
-             text="Terima kasih \U0001f64f Pak! Caf\u00e9 \u201cSinar Jaya\u201d di S\u00e3o Paulo"
-             " \u2014 na\u00efve fa\u00e7ade, \u00f1, \u00fc, \u1e9e \U0001f600\U0001f44d\U0001f3fd")]
+        [
+            msg(
+                customer=C2,
+                profile_name="Siti Nurhaliza \u2728",
+                type=M.TEXT,
+                text="Terima kasih \U0001f64f Pak! Caf\u00e9 \u201cSinar Jaya\u201d di S\u00e3o Paulo"
+                " \u2014 na\u00efve fa\u00e7ade, \u00f1, \u00fc, \u1e9e \U0001f600\U0001f44d\U0001f3fd",
+            )
+        ]
     ),
     "image_caption": Expect(
-        [msg(**BUDI, type=M.IMAGE, text="Foto akta jual beli halaman 1", **{
-            "media.id": "1479537139650973", "media.mime_type": "image/jpeg",
-            "media.caption": "Foto akta jual beli halaman 1",
-            "media.sha256": "rwCQU+e7QAqZoYmjSpVpG0vVX4cALJiQO5qN9AT2oDs="})]
+        [
+            msg(
+                **BUDI,
+                type=M.IMAGE,
+                text="Foto akta jual beli halaman 1",
+                **{
+                    "media.id": "1479537139650973",
+                    "media.mime_type": "image/jpeg",
+                    "media.caption": "Foto akta jual beli halaman 1",
+                    "media.sha256": "rwCQU+e7QAqZoYmjSpVpG0vVX4cALJiQO5qN9AT2oDs=",
+                },
+            )
+        ]
     ),
-    "video": Expect([msg(type=M.VIDEO, text="Rekaman kejadian", **{"media.mime_type": "video/mp4"})]),
+    "video": Expect(
+        [msg(type=M.VIDEO, text="Rekaman kejadian", **{"media.mime_type": "video/mp4"})]
+    ),
     "audio": Expect([msg(type=M.AUDIO, text=None, **{"media.voice": False})]),
     "voice_note": Expect(
-        [msg(type=M.AUDIO, text=None, **{"media.voice": True,
-                                         "media.mime_type": "audio/ogg; codecs=opus"})]
+        [
+            msg(
+                type=M.AUDIO,
+                text=None,
+                **{"media.voice": True, "media.mime_type": "audio/ogg; codecs=opus"},
+            )
+        ]
     ),
     "document_filename": Expect(
-        [msg(type=M.DOCUMENT, text="Surat kuasa", **{"media.filename": "surat-kuasa-2026.pdf",
-                                                     "media.mime_type": "application/pdf"})]
+        [
+            msg(
+                type=M.DOCUMENT,
+                text="Surat kuasa",
+                **{"media.filename": "surat-kuasa-2026.pdf", "media.mime_type": "application/pdf"},
+            )
+        ]
     ),
     "sticker_static": Expect([msg(type=M.STICKER, text=None, **{"media.animated": False})]),
     "sticker_animated": Expect([msg(type=M.STICKER, **{"media.animated": True})]),
     "location_current": Expect(
-        [msg(type=M.LOCATION, text=None, **{"details.latitude": -6.2087634,
-                                            "details.longitude": 106.845599,
-                                            "details.name": None})]
+        [
+            msg(
+                type=M.LOCATION,
+                text=None,
+                **{
+                    "details.latitude": -6.2087634,
+                    "details.longitude": 106.845599,
+                    "details.name": None,
+                },
+            )
+        ]
     ),
     "location_named": Expect(
-        [msg(type=M.LOCATION,
-             text="Pengadilan Negeri Jakarta Pusat, Jl. Bungur Besar Raya No.24, Jakarta",
-             **{"details.name": "Pengadilan Negeri Jakarta Pusat",
-                "details.url": "https://maps.google.com/?cid=1000000000000000001"})]
+        [
+            msg(
+                type=M.LOCATION,
+                text="Pengadilan Negeri Jakarta Pusat, Jl. Bungur Besar Raya No.24, Jakarta",
+                **{
+                    "details.name": "Pengadilan Negeri Jakarta Pusat",
+                    "details.url": "https://maps.google.com/?cid=1000000000000000001",
+                },
+            )
+        ]
     ),
     "contacts": Expect(
-        [msg(type=M.CONTACTS, text="Andi Wijaya, Rina",
-             **{"details.contacts.0.phones.0.wa_id": "6281234500009",
-                "details.contacts.1.emails.0.email": "rina@example.com"})]
+        [
+            msg(
+                type=M.CONTACTS,
+                text="Andi Wijaya, Rina",
+                **{
+                    "details.contacts.0.phones.0.wa_id": "6281234500009",
+                    "details.contacts.1.emails.0.email": "rina@example.com",
+                },
+            )
+        ]
     ),
     "interactive_button_reply": Expect(
-        [msg(type=M.INTERACTIVE, text="Ya, hadir", **{
-            "details.interactive_type": "button_reply",
-            "details.reply_id": "confirm_appointment"})]
+        [
+            msg(
+                type=M.INTERACTIVE,
+                text="Ya, hadir",
+                **{
+                    "details.interactive_type": "button_reply",
+                    "details.reply_id": "confirm_appointment",
+                },
+            )
+        ]
     ),
     "interactive_list_reply": Expect(
-        [msg(type=M.INTERACTIVE, text="Hukum Keluarga", **{
-            "details.interactive_type": "list_reply", "details.reply_id": "area_family",
-            "details.description": "Perceraian, hak asuh, waris"})]
+        [
+            msg(
+                type=M.INTERACTIVE,
+                text="Hukum Keluarga",
+                **{
+                    "details.interactive_type": "list_reply",
+                    "details.reply_id": "area_family",
+                    "details.description": "Perceraian, hak asuh, waris",
+                },
+            )
+        ]
     ),
     "interactive_nfm_reply": Expect(
-        [msg(type=M.INTERACTIVE, text="Sent", **{
-            "details.interactive_type": "nfm_reply", "details.flow_name": "flow",
-            "details.response_json": '{"case_type":"sengketa_tanah","urgency":"high",'
-                                     '"flow_token":"AQAAAAACS5FpgQ_cAAAAAD0QI3s."}'})]
+        [
+            msg(
+                type=M.INTERACTIVE,
+                text="Sent",
+                **{
+                    "details.interactive_type": "nfm_reply",
+                    "details.flow_name": "flow",
+                    "details.response_json": '{"case_type":"sengketa_tanah","urgency":"high",'
+                    '"flow_token":"AQAAAAACS5FpgQ_cAAAAAD0QI3s."}',
+                },
+            )
+        ]
     ),
     "button": Expect(
         [msg(type=M.BUTTON, text="Jadwalkan ulang", **{"details.payload": "RESCHEDULE"})]
     ),
     "reaction": Expect(
-        [msg(type=M.REACTION, text="\U0001f44d", **{"details.removed": False,
-                                                     "details.emoji": "\U0001f44d"})]
+        [
+            msg(
+                type=M.REACTION,
+                text="\U0001f44d",
+                **{"details.removed": False, "details.emoji": "\U0001f44d"},
+            )
+        ]
     ),
     "reaction_removed": Expect(
         [msg(type=M.REACTION, text=None, **{"details.removed": True, "details.emoji": None})]
@@ -171,37 +263,87 @@ EXPECTED: dict[str, Expect] = {
         [msg(type=M.REACTION, text=None, **{"details.removed": True})]
     ),
     "order": Expect(
-        [msg(type=M.ORDER, text="Paket konsultasi", **{
-            "details.catalog_id": "354160437058781",
-            "details.product_items.1.product_retailer_id": "REVIEW_KONTRAK"})]
+        [
+            msg(
+                type=M.ORDER,
+                text="Paket konsultasi",
+                **{
+                    "details.catalog_id": "354160437058781",
+                    "details.product_items.1.product_retailer_id": "REVIEW_KONTRAK",
+                },
+            )
+        ]
     ),
     "referral_ctwa": Expect(
-        [msg(type=M.TEXT, text="Halo, saya lihat iklan konsultasi gratis.", **{
-            "referral.source_type": "ad", "referral.source_id": "120212345678900000",
-            "referral.headline": "Konsultasi Hukum Gratis"})]
+        [
+            msg(
+                type=M.TEXT,
+                text="Halo, saya lihat iklan konsultasi gratis.",
+                **{
+                    "referral.source_type": "ad",
+                    "referral.source_id": "120212345678900000",
+                    "referral.headline": "Konsultasi Hukum Gratis",
+                },
+            )
+        ]
     ),
     "system_user_changed_number": Expect(
-        [msg(customer="6281234500003", profile_name=None, type=M.SYSTEM, **{
-            "details.system_type": "user_changed_number",
-            "details.new_wa_id": "6281234500010"})]
+        [
+            msg(
+                customer="6281234500003",
+                profile_name=None,
+                type=M.SYSTEM,
+                **{
+                    "details.system_type": "user_changed_number",
+                    "details.new_wa_id": "6281234500010",
+                },
+            )
+        ]
     ),
     "system_customer_identity_changed": Expect(
-        [msg(customer="6281234500003", type=M.SYSTEM, text="User identity changed", **{
-            "details.system_type": "customer_identity_changed",
-            "details.identity.hash": "Sjvjlx8G6Z0="})]
+        [
+            msg(
+                customer="6281234500003",
+                type=M.SYSTEM,
+                text="User identity changed",
+                **{
+                    "details.system_type": "customer_identity_changed",
+                    "details.identity.hash": "Sjvjlx8G6Z0=",
+                },
+            )
+        ]
     ),
     "system_user_changed_user_id": Expect(
-        [msg(customer=BSUID, wa_id=None, type=M.SYSTEM, **{
-            "details.user_id": "ID.1502576394650000", "details.previous_user_id": BSUID})]
+        [
+            msg(
+                customer=BSUID,
+                wa_id=None,
+                type=M.SYSTEM,
+                **{"details.user_id": "ID.1502576394650000", "details.previous_user_id": BSUID},
+            )
+        ]
     ),
     "unsupported": Expect(
-        [msg(type=M.UNSUPPORTED, text=None, **{
-            "details.unsupported_type": "poll_creation", "errors.0.code": 131051,
-            "errors.0.details": "Message type is currently not supported."})]
+        [
+            msg(
+                type=M.UNSUPPORTED,
+                text=None,
+                **{
+                    "details.unsupported_type": "poll_creation",
+                    "errors.0.code": 131051,
+                    "errors.0.details": "Message type is currently not supported.",
+                },
+            )
+        ]
     ),
     "unknown_type": Expect(
-        [msg(type=M.UNKNOWN, text=None, **{"details.raw_type": "hologram",
-                                           "details.raw.frames": 24})],
+        [
+            msg(
+                type=M.UNKNOWN,
+                text=None,
+                **{"details.raw_type": "hologram", "details.raw.frames": 24},
+            )
+        ],
         warnings=1,
     ),
     "unknown_type_request_welcome": Expect(
@@ -211,35 +353,75 @@ EXPECTED: dict[str, Expect] = {
         [msg(customer=BSUID, wa_id=None, user_id=BSUID, profile_name="Dewi Lestari", type=M.TEXT)]
     ),
     "user_id_with_wa_id": Expect(
-        [(InboundMessage, {"tenant": "firm-b", "phone_number_id": FIRM_B_PNID, "customer": C4,
-                           "wa_id": C4, "user_id": "ID.13491208655302741918"})]
+        [
+            (
+                InboundMessage,
+                {
+                    "tenant": "firm-b",
+                    "phone_number_id": FIRM_B_PNID,
+                    "customer": C4,
+                    "wa_id": C4,
+                    "user_id": "ID.13491208655302741918",
+                },
+            )
+        ]
     ),
     "two_customers_one_change": Expect(
-        [msg(customer=C6, profile_name="Joko", text="Saya Joko."),
-         msg(customer=C5, profile_name="Wati", text="Saya Wati.")]
+        [
+            msg(customer=C6, profile_name="Joko", text="Saya Joko."),
+            msg(customer=C5, profile_name="Wati", text="Saya Wati."),
+        ]
     ),
     "interactive_missing_with_value_errors": Expect(
-        [msg(type=M.INTERACTIVE, text=None),
-         (AccountErrors, {"tenant": "firm-a", "errors.0.code": 131000,
-                          "errors.0.details": "Unsupported webhook payload"})],
+        [
+            msg(type=M.INTERACTIVE, text=None),
+            (
+                AccountErrors,
+                {
+                    "tenant": "firm-a",
+                    "errors.0.code": 131000,
+                    "errors.0.details": "Unsupported webhook payload",
+                },
+            ),
+        ],
         warnings=1,
     ),
     "status_sent": Expect(
-        [sts(status=S.SENT, recipient=C1, timestamp=T0 + 101, **{
-            "conversation.id": "7270432eae37498234f4444b35ffc5a1",
-            "conversation.origin_type": "service", "conversation.expiration": T0 + 86400,
-            "pricing.pricing_model": "PMP", "pricing.category": "utility",
-            "pricing.type": "regular", "pricing.billable": True})]
+        [
+            sts(
+                status=S.SENT,
+                recipient=C1,
+                timestamp=T0 + 101,
+                **{
+                    "conversation.id": "7270432eae37498234f4444b35ffc5a1",
+                    "conversation.origin_type": "service",
+                    "conversation.expiration": T0 + 86400,
+                    "pricing.pricing_model": "PMP",
+                    "pricing.category": "utility",
+                    "pricing.type": "regular",
+                    "pricing.billable": True,
+                },
+            )
+        ]
     ),
     "status_delivered": Expect(
-        [sts(status=S.DELIVERED, **{"conversation.expiration": None,
-                                    "pricing.pricing_model": "CBP"})]
+        [
+            sts(
+                status=S.DELIVERED,
+                **{"conversation.expiration": None, "pricing.pricing_model": "CBP"},
+            )
+        ]
     ),
     "status_read": Expect([sts(status=S.READ, conversation=None, pricing=None, errors=())]),
     "status_played": Expect([sts(status=S.PLAYED)]),
     "status_failed": Expect(
-        [sts(status=S.FAILED, recipient=C7, **{"errors.0.code": 131026,
-                                              "errors.0.title": "Message undeliverable"})]
+        [
+            sts(
+                status=S.FAILED,
+                recipient=C7,
+                **{"errors.0.code": 131026, "errors.0.title": "Message undeliverable"},
+            )
+        ]
     ),
     "status_failed_rate_limit": Expect(
         [(StatusUpdate, {"tenant": "firm-b", "status": S.FAILED, "errors.0.code": 130429})]
@@ -248,48 +430,98 @@ EXPECTED: dict[str, Expect] = {
         [sts(status=S.SENT, biz_opaque_callback_data="lh:msg_01JH0000000000000000000001")]
     ),
     "status_no_conversation_v24": Expect(
-        [sts(status=S.SENT, conversation=None, **{"pricing.billable": False,
-                                                  "pricing.type": "free_customer_service"})]
+        [
+            sts(
+                status=S.SENT,
+                conversation=None,
+                **{"pricing.billable": False, "pricing.type": "free_customer_service"},
+            )
+        ]
     ),
     "status_user_id_recipient": Expect(
         [sts(status=S.DELIVERED, recipient=BSUID, recipient_user_id=BSUID)]
     ),
     "status_unknown_kind": Expect([sts(status=S.UNKNOWN, raw_status="deleted")], warnings=1),
     "user_preferences_stop": Expect(
-        [(PreferenceUpdate, {"tenant": "firm-a", "customer": C1, "value": "stop",
-                             "category": "marketing_messages", "timestamp": T0 + 200})]
+        [
+            (
+                PreferenceUpdate,
+                {
+                    "tenant": "firm-a",
+                    "customer": C1,
+                    "value": "stop",
+                    "category": "marketing_messages",
+                    "timestamp": T0 + 200,
+                },
+            )
+        ]
     ),
     "user_preferences_resume": Expect(
         [(PreferenceUpdate, {"tenant": "firm-b", "customer": C4, "value": "resume"})]
     ),
     "account_errors": Expect(
-        [(AccountErrors, {"tenant": "firm-b", "phone_number_id": FIRM_B_PNID,
-                          "errors.0.code": 131045})]
+        [
+            (
+                AccountErrors,
+                {"tenant": "firm-b", "phone_number_id": FIRM_B_PNID, "errors.0.code": 131045},
+            )
+        ]
     ),
     "message_template_status_update": Expect(
-        [(OtherChange, {"tenant": None, "phone_number_id": None, "waba_id": WABA_A,
-                        "field": "message_template_status_update",
-                        "value.event": "APPROVED"})]
+        [
+            (
+                OtherChange,
+                {
+                    "tenant": None,
+                    "phone_number_id": None,
+                    "waba_id": WABA_A,
+                    "field": "message_template_status_update",
+                    "value.event": "APPROVED",
+                },
+            )
+        ]
     ),
     "phone_number_quality_update": Expect(
-        [(OtherChange, {"tenant": None, "field": "phone_number_quality_update",
-                        "value.event": "THROUGHPUT_UPGRADE"})]
+        [
+            (
+                OtherChange,
+                {
+                    "tenant": None,
+                    "field": "phone_number_quality_update",
+                    "value.event": "THROUGHPUT_UPGRADE",
+                },
+            )
+        ]
     ),
     "account_update": Expect(
-        [(OtherChange, {"tenant": None, "field": "account_update",
-                        "value.event": "ACCOUNT_RESTRICTION"})]
+        [
+            (
+                OtherChange,
+                {"tenant": None, "field": "account_update", "value.event": "ACCOUNT_RESTRICTION"},
+            )
+        ]
     ),
     "unknown_phone_number": Expect([], [QuarantineReason.UNKNOWN_PHONE_NUMBER], warnings=1),
     "batch_mixed": Expect(
-        [msg(customer=C1, type=M.TEXT, text="Pesan pertama."),
-         msg(customer=C1, type=M.IMAGE),
-         (StatusUpdate, {"tenant": "firm-a", "phone_number_id": FIRM_A_SHARED_PNID,
-                         "status": S.SENT, "recipient": C2}),
-         (StatusUpdate, {"tenant": "firm-a", "phone_number_id": FIRM_A_SHARED_PNID,
-                         "status": S.DELIVERED}),
-         (StatusUpdate, {"tenant": "firm-b", "phone_number_id": FIRM_B_PNID, "status": S.READ}),
-         (InboundMessage, {"tenant": "firm-b", "customer": C4,
-                           "text": "Pesan untuk firma B."})]
+        [
+            msg(customer=C1, type=M.TEXT, text="Pesan pertama."),
+            msg(customer=C1, type=M.IMAGE),
+            (
+                StatusUpdate,
+                {
+                    "tenant": "firm-a",
+                    "phone_number_id": FIRM_A_SHARED_PNID,
+                    "status": S.SENT,
+                    "recipient": C2,
+                },
+            ),
+            (
+                StatusUpdate,
+                {"tenant": "firm-a", "phone_number_id": FIRM_A_SHARED_PNID, "status": S.DELIVERED},
+            ),
+            (StatusUpdate, {"tenant": "firm-b", "phone_number_id": FIRM_B_PNID, "status": S.READ}),
+            (InboundMessage, {"tenant": "firm-b", "customer": C4, "text": "Pesan untuk firma B."}),
+        ]
     ),
     "batch_with_unknown_number": Expect(
         [msg(customer=C1, text="Nomor yang dikenal.")],
@@ -533,21 +765,40 @@ def test_thousand_update_batch_keeps_payload_order():
         for c in range(5):
             base = (e * 5 + c) * 50
             messages = [
-                {"from": C1, "id": f"wamid.in.{base + k:04d}", "timestamp": str(T0 + k),
-                 "type": "text", "text": {"body": f"pesan {k}"}}
+                {
+                    "from": C1,
+                    "id": f"wamid.in.{base + k:04d}",
+                    "timestamp": str(T0 + k),
+                    "type": "text",
+                    "text": {"body": f"pesan {k}"},
+                }
                 for k in range(25)
             ]
             statuses = [
-                {"id": f"wamid.out.{base + 25 + k:04d}", "status": "delivered",
-                 "timestamp": str(T0 + k), "recipient_id": C2}
+                {
+                    "id": f"wamid.out.{base + 25 + k:04d}",
+                    "status": "delivered",
+                    "timestamp": str(T0 + k),
+                    "recipient_id": C2,
+                }
                 for k in range(25)
             ]
             expected += [m["id"] for m in messages] + [s["id"] for s in statuses]
-            changes.append({"field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "628111000001", "phone_number_id": pnid},
-                "contacts": [{"profile": {"name": "Budi"}, "wa_id": C1}],
-                "messages": messages, "statuses": statuses}})
+            changes.append(
+                {
+                    "field": "messages",
+                    "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {
+                            "display_phone_number": "628111000001",
+                            "phone_number_id": pnid,
+                        },
+                        "contacts": [{"profile": {"name": "Budi"}, "wa_id": C1}],
+                        "messages": messages,
+                        "statuses": statuses,
+                    },
+                }
+            )
         entries.append({"id": WABA_A, "changes": changes})
     doc = {"object": "whatsapp_business_account", "entry": entries}
 
@@ -579,10 +830,15 @@ def test_thousand_update_batch_keeps_payload_order():
         (b'{"object": "whatsapp_business_account"}', "bad_shape"),
         (b'{"object": "whatsapp_business_account", "entry": {}}', "bad_shape"),
         (b'{"object": "whatsapp_business_account", "entry": [{"id": "1"}]}', "bad_shape"),
-        (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {}}]}]}',
-         "bad_shape"),
-        (b'{"object": "whatsapp_business_account", "entry": [{"changes": '
-         b'[{"field": "messages", "value": "6281234500001 halo"}]}]}', "bad_shape"),
+        (
+            b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {}}]}]}',
+            "bad_shape",
+        ),
+        (
+            b'{"object": "whatsapp_business_account", "entry": [{"changes": '
+            b'[{"field": "messages", "value": "6281234500001 halo"}]}]}',
+            "bad_shape",
+        ),
     ],
 )
 def test_malformed_body_raises_payload_error_with_its_code(body: bytes, code: str):
@@ -593,8 +849,10 @@ def test_malformed_body_raises_payload_error_with_its_code(body: bytes, code: st
 
 
 def test_payload_error_message_never_quotes_the_body():
-    body = (b'{"object": "whatsapp_business_account", "entry": [{"changes": '
-            b'[{"field": "messages", "value": "6281234500001 rahasia"}]}]}')
+    body = (
+        b'{"object": "whatsapp_business_account", "entry": [{"changes": '
+        b'[{"field": "messages", "value": "6281234500001 rahasia"}]}]}'
+    )
     with pytest.raises(PayloadError) as caught:
         parse(body)
     assert "6281234500001" not in str(caught.value)
@@ -616,14 +874,17 @@ SECRET_PHONE = "6289876543210"
 
 def _warning_rich_document() -> dict[str, Any]:
     """One change that triggers every per-item warning, full of text and numbers."""
+
     def message(n: int, **extra: Any) -> dict[str, Any]:
         return {"from": SECRET_PHONE, "id": f"wamid.w{n}", "timestamp": str(T0), **extra}
 
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "628111000001", "phone_number_id": FIRM_A_PNID},
-        "contacts": [{"profile": {"name": SECRET_TEXT}, "wa_id": SECRET_PHONE},
-                     {"profile": SECRET_TEXT, "wa_id": SECRET_PHONE}],
+        "contacts": [
+            {"profile": {"name": SECRET_TEXT}, "wa_id": SECRET_PHONE},
+            {"profile": SECRET_TEXT, "wa_id": SECRET_PHONE},
+        ],
         "messages": [
             message(1, type=SECRET_TEXT, **{SECRET_TEXT: {"body": SECRET_TEXT}}),
             message(2, type=SECRET_PHONE),
@@ -641,15 +902,28 @@ def _warning_rich_document() -> dict[str, Any]:
         ],
         "errors": [{"code": 131000, "title": SECRET_TEXT}, SECRET_TEXT],
     }
-    return {"object": "whatsapp_business_account",
-            "entry": [{"id": WABA_A, "changes": [
-                {"field": "messages", "value": value},
-                {"field": SECRET_PHONE, "value": {"text": SECRET_TEXT}},
-                {"field": "user_preferences", "value": {
-                    "metadata": {"phone_number_id": FIRM_A_PNID},
-                    "user_preferences": [{"wa_id": SECRET_PHONE, "value": SECRET_TEXT},
-                                         {"value": "stop", "category": SECRET_TEXT}]}},
-            ]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": WABA_A,
+                "changes": [
+                    {"field": "messages", "value": value},
+                    {"field": SECRET_PHONE, "value": {"text": SECRET_TEXT}},
+                    {
+                        "field": "user_preferences",
+                        "value": {
+                            "metadata": {"phone_number_id": FIRM_A_PNID},
+                            "user_preferences": [
+                                {"wa_id": SECRET_PHONE, "value": SECRET_TEXT},
+                                {"value": "stop", "category": SECRET_TEXT},
+                            ],
+                        },
+                    },
+                ],
+            }
+        ],
+    }
 
 
 def test_warnings_never_contain_message_text_or_phone_numbers():
@@ -669,8 +943,11 @@ def _sensitive_strings(node: Any, key: str = "") -> set[str]:
     elif isinstance(node, list):
         for v in node:
             found |= _sensitive_strings(v, key)
-    elif isinstance(node, str) and key not in {"type", "field", "object", "status", "id",
-                                               "messaging_product", "category"} and len(node) > 3:
+    elif (
+        isinstance(node, str)
+        and key not in {"type", "field", "object", "status", "id", "messaging_product", "category"}
+        and len(node) > 3
+    ):
         found.add(node)
     return found
 
@@ -688,7 +965,9 @@ def test_fixture_warnings_never_quote_the_payload(name: str):
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 FIXTURES = {name: load(name) for name in names()}
@@ -772,19 +1051,38 @@ def test_normalize_never_raises_on_fixtures_with_fields_removed_or_replaced(data
         },
     ),
     contacts=st.lists(
-        st.fixed_dictionaries({}, optional={"wa_id": st.text(), "user_id": st.text(),
-                                            "profile": st.fixed_dictionaries(
-                                                {}, optional={"name": st.text()})}),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "wa_id": st.text(),
+                "user_id": st.text(),
+                "profile": st.fixed_dictionaries({}, optional={"name": st.text()}),
+            },
+        ),
         max_size=3,
     ),
 )
 def test_normalize_never_raises_on_messages_with_random_optional_fields(
     message: dict[str, Any], contacts: list[dict[str, Any]]
 ):
-    doc = {"object": "whatsapp_business_account", "entry": [{"id": WABA_A, "changes": [
-        {"field": "messages", "value": {
-            "metadata": {"phone_number_id": FIRM_A_PNID},
-            "contacts": contacts, "messages": [message]}}]}]}
+    doc = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": WABA_A,
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "metadata": {"phone_number_id": FIRM_A_PNID},
+                            "contacts": contacts,
+                            "messages": [message],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     batch = run(doc)
     assert len(batch.events) + len(batch.quarantined) == 1
 
