@@ -54,4 +54,4 @@ def load(name: str) -> dict[str, Any]:
 
 def dumps(document: Any) -> bytes:
     """A document as Meta would send it: compact, escaped unicode."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode()
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
