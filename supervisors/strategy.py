@@ -51,8 +51,14 @@ class Plan:
     start: tuple[str, ...]
 
 
-def plan(strategy: Strategy, ids: list[str], failed: str) -> Plan:
-    """What to do when ``failed`` (one of ``ids``, in start order) must restart."""
+def plan(
+    strategy: Strategy, ids: list[str], failed: str, temporary: frozenset[str] = frozenset()
+) -> Plan:
+    """What to do when ``failed`` (one of ``ids``, in start order) must restart.
+
+    Siblings in ``temporary`` are stopped with the others but never started
+    again: as in OTP, a temporary child is not restarted for any reason, a
+    sibling's restart included, so its supervisor forgets it."""
     index = ids.index(failed)
     if strategy is Strategy.ONE_FOR_ONE:
         affected = [failed]
@@ -61,4 +67,5 @@ def plan(strategy: Strategy, ids: list[str], failed: str) -> Plan:
     else:
         affected = ids[index:]
     others = [child for child in affected if child != failed]
-    return Plan(stop=tuple(reversed(others)), start=tuple(affected))
+    start = [child for child in affected if child == failed or child not in temporary]
+    return Plan(stop=tuple(reversed(others)), start=tuple(start))

@@ -9,8 +9,9 @@ Lifecycle, as in OTP's ``supervisor``:
 - **exit of a child**: every exit path of a child arrives as one
   :class:`ChildExited`. The restart type decides whether it restarts
   (:func:`should_restart`); the strategy decides which siblings go with it
-  (:func:`plan`): those are terminated in reverse start order, then all are
-  started again in order after a backoff delay, by the supervisor messaging
+  (:func:`plan`): those are terminated in reverse start order, then all but
+  temporary siblings (which are forgotten, as in OTP) are started again in
+  order after a backoff delay, by the supervisor messaging
   itself (``TryAgain``) so it stays responsive meanwhile. A restart that
   fails is retried the same way, with a longer delay.
 - **intensity**: each restart is counted; more than ``max_restarts`` within
@@ -193,9 +194,17 @@ class Supervisor(Actor):
         now = self.context.runtime.clock()
         if not self._intensity.add(now):
             self._give_up(child, exited.error)
-        steps = plan(self.flags.strategy, list(self._children), child.spec.id)
+        temporary = frozenset(
+            child_id for child_id, sibling in self._children.items()
+            if sibling.spec.restart is Restart.TEMPORARY
+        )
+        steps = plan(self.flags.strategy, list(self._children), child.spec.id, temporary)
         for sibling_id in steps.stop:
-            self._terminate(self._children[sibling_id])
+            sibling = self._children[sibling_id]
+            if sibling_id in steps.start:
+                self._terminate(sibling)
+            else:
+                self._stop_for_good(sibling, f"a temporary sibling of restarting {child.spec.id}")
         for child_id in steps.start:
             restarting = self._children[child_id]
             restarting.node.state = "restarting"

@@ -52,6 +52,15 @@ def test_rest_for_one_restarts_the_failed_child_and_those_after_it() -> None:
     assert steps.start == ("b", "c", "d")
 
 
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+def test_temporary_siblings_are_stopped_with_the_others_but_never_started_again(
+    strategy: Strategy,
+) -> None:
+    steps = plan(strategy, ["a", "b", "c", "d"], "b", temporary=frozenset({"c", "a"}))
+    assert "c" in steps.stop and "c" not in steps.start and "a" not in steps.start
+    assert steps.start[0] == "b" and steps.start[-1] == "d"
+
+
 def test_intensity_allows_max_restarts_and_refuses_one_more_within_the_period() -> None:
     intensity = RestartIntensity(max_restarts=3, period_s=10.0)
     assert [intensity.add(t) for t in (0.0, 1.0, 2.0)] == [True, True, True]

@@ -95,6 +95,89 @@ def test_normal_exit_restarts_only_permanent_children(
         assert events.items == [("start", "a"), ("stop", "a")]
 
 
+# A normal exit of "b" among a, b, c (siblings permanent): after b's own
+# ("stop", "b"), what its supervisor does under each strategy when b is
+# permanent. As in OTP, a permanent child is restarted whatever its exit
+# reason, and its siblings go with it exactly as after a crash.
+NORMAL_EXIT_OF_PERMANENT_B = {
+    Strategy.ONE_FOR_ONE: [("start", "b")],
+    Strategy.ONE_FOR_ALL: [("stop", "c"), ("stop", "a"), ("start", "a"), ("start", "b"),
+                           ("start", "c")],
+    Strategy.REST_FOR_ONE: [("stop", "c"), ("start", "b"), ("start", "c")],
+}
+
+
+def _b_among_permanent_siblings(events: Events, restart: Restart) -> list:
+    return [recorder("a", events), recorder("b", events, restart), recorder("c", events)]
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_normal_exit_of_a_permanent_child_restarts_it_and_its_strategys_siblings(
+    start_tree, events, strategy
+) -> None:
+    children = _b_among_permanent_siblings(events, Restart.PERMANENT)
+    tree = start_tree(supervisor_spec("root", flags(strategy=strategy), children))
+    tree.tell("b", "exit")
+    expected = NORMAL_EXIT_OF_PERMANENT_B[strategy]
+    events.wait_for(
+        lambda items: ("stop", "b") in items and len(_after(items, ("stop", "b"))) >= len(expected)
+    )
+    assert tree.ask("b", "ping", timeout=2) == "ping"
+    assert _after(events.items, ("stop", "b")) == [*expected, ("got", "b", "ping")]
+    restarted = {event[1] for event in expected if event[0] == "start"}
+    snapshot = {node.path: node.restarts_total for node in tree.snapshot().walk()}
+    assert snapshot == {"": 0, **{name: int(name in restarted) for name in ("a", "b", "c")}}
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+@pytest.mark.parametrize("restart", [Restart.TRANSIENT, Restart.TEMPORARY])
+def test_normal_exit_of_a_transient_or_temporary_child_is_final_and_siblings_are_untouched(
+    start_tree, events, strategy, restart
+) -> None:
+    children = _b_among_permanent_siblings(events, restart)
+    tree = start_tree(supervisor_spec("root", flags(strategy=strategy), children))
+    tree.tell("b", "exit")
+    assert _wait_children(tree, lambda ids: "b" not in ids) == ["a", "c"]
+    assert tree.ask("a", "ping", timeout=2) == "ping"
+    assert tree.ask("c", "ping", timeout=2) == "ping"
+    assert events.items == [
+        ("start", "a"), ("start", "b"), ("start", "c"), ("stop", "b"),
+        ("got", "a", "ping"), ("got", "c", "ping"),
+    ]
+    assert all(node.restarts_total == 0 for node in tree.snapshot().walk())
+    with pytest.raises(NotRegistered):
+        tree.tell("b", "ping")
+
+
+def test_a_normal_exit_that_restarts_counts_towards_the_intensity(events) -> None:
+    from supervisors import Tree
+
+    gave_up = threading.Event()
+    root = supervisor_spec("root", flags(max_restarts=0), [recorder("a", events)])
+    tree = Tree(root, on_give_up=lambda reason: gave_up.set()).start()
+    try:
+        tree.tell("a", "exit")
+        assert gave_up.wait(5)
+        assert "more than 0 restarts" in str(tree.give_up_reason)
+    finally:
+        tree.stop()
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+def test_a_temporary_sibling_stopped_by_a_restart_is_not_started_again(
+    start_tree, events, strategy
+) -> None:
+    children = [recorder("a", events), recorder("b", events),
+                recorder("c", events, Restart.TEMPORARY)]
+    tree = start_tree(supervisor_spec("root", flags(strategy=strategy), children))
+    tree.tell("b", "exit")
+    events.wait_count(("start", "b"), 2)
+    assert ("stop", "c") in events.items
+    # The restart runs in one handler of the root: answered after it.
+    children = tree.registry.ask_node("", WhichChildren(), timeout=2)
+    assert [child_id for child_id, _ in children] == ["a", "b"]
+
+
 def test_crashes_beyond_intensity_escalate_and_the_root_gives_up(events) -> None:
     from supervisors import Tree
 
