@@ -4,14 +4,24 @@ The runtime owns what the actors share (:class:`Services`): the journal,
 the store, the dedupe fast path, the per-tenant keyring. Start order is
 adapters → tree; stop order is tree (every actor drained and joined) →
 adapters, so no actor ever writes to a closed store.
+
+A message an actor kept crashing on (its retries spent) is a dead letter.
+An update's dead letter still settles it at the dispatcher, marked failed:
+the dispatcher quarantines it for operators (the journal keeps the body)
+and its conversation goes on instead of waiting for it forever.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import structlog
+
+from lawhub_actors.actors.assist import Classified
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
-from lawhub_actors.actors.messages import JournalAdvanced
+from lawhub_actors.actors.messages import Classify, Inbound, JournalAdvanced, Processed
 from lawhub_actors.actors.services import Publish, Services, Wakeup
 from lawhub_actors.actors.tree import root_spec
 from lawhub_actors.adapters.assist_http import HttpClassifier
@@ -22,6 +32,8 @@ from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.settings import Secrets, Settings
 from supervisors import NodeSnapshot, Tree
+
+log = structlog.get_logger("lawhub.runtime")
 
 GiveUp = Callable[[BaseException | None], None]
 
@@ -42,6 +54,7 @@ class AppRuntime:
         if secrets.master_key is None:
             raise ValueError("the runtime needs a master key (provision() creates one)")
         self.settings = settings
+        self._stopping = False
         keyring = Keyring({KEY_VERSION: secrets.master_key.get_secret_value()}, KEY_VERSION)
         data_dir = secrets.data_dir
         self.store = Store(settings.storage.sqlite_path(data_dir), keyring)
@@ -58,9 +71,14 @@ class AppRuntime:
         wakeup = Wakeup(self._nudge_dispatcher)
         self.journal.on_commit = lambda seq: wakeup.signal()
         self._classifier = _classifier(settings)
+        self._offload = (
+            ThreadPoolExecutor(settings.assist.max_in_flight, thread_name_prefix="assist-call")
+            if isinstance(self._classifier, HttpClassifier) else None
+        )
         self.tree = Tree(
-            root_spec(settings, services, wakeup, self._classifier),
+            root_spec(settings, services, wakeup, self._classifier, self._offload),
             on_give_up=on_give_up,
+            dead_letter=self._dead_letter,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
         )
 
@@ -68,12 +86,30 @@ class AppRuntime:
         self.tree.registry.tell(DISPATCHER_PATH, JournalAdvanced(self.journal.last_committed),
                                 wait=False)
 
+    def _dead_letter(self, path: str, message: Any, reason: str) -> None:
+        if self._stopping:  # left unsettled on purpose: the next start replays it
+            return
+        if isinstance(message, Inbound):
+            failed = Processed(message.journal_seq, message.event.dedupe_key, failed=reason)
+        elif isinstance(message, Classify | Classified):
+            request = message.request if isinstance(message, Classified) else message
+            failed = Processed(request.journal_seq, request.dedupe_key, failed=reason)
+        else:
+            return
+        try:
+            self.tree.registry.tell(DISPATCHER_PATH, failed)
+        except Exception:  # noqa: BLE001 - no dispatcher: its next start replays the update
+            log.warning("dead_letter_unsettled", path=path, journal_seq=failed.journal_seq)
+
     def start(self) -> AppRuntime:
         self.tree.start()
         return self
 
     def stop(self) -> None:
+        self._stopping = True
         self.tree.stop(timeout_s=self.settings.server.shutdown_timeout_s)
+        if self._offload is not None:  # calls still under way finish within the timeout
+            self._offload.shutdown(wait=True, cancel_futures=True)
         self.journal.close()
         self.store.close()
         self.dedupe.close()

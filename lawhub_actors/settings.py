@@ -323,6 +323,9 @@ class Assist(_Section):
 
     url: str | None = Field(default=None, pattern=r"^https?://")
     timeout_s: float = Field(default=2.0, gt=0)
+    max_in_flight: int = Field(default=16, ge=1, le=256)
+    """Remote calls under way at once (each on a thread of a bounded pool),
+    so one slow answer holds up only its own conversation."""
 
 
 class Security(_Section):

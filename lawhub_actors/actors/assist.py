@@ -5,33 +5,85 @@ carries a ``MaskedText``, which only masking can make), so neither the rule
 classifier nor an optional HTTP one ever sees a phone number, a NIK or a
 name. The result becomes ``intake.updated`` — and ``intake.urgent`` when
 someone was arrested or a hearing is near — once per message, even when a
-journal replay classifies it again.
+journal replay classifies it again. Only once the result is durable is the
+update settled (``Processed`` to the dispatcher), so a crash before that
+replays the message and classifies it again.
+
+The rules run inline. A remote classifier's calls run on a bounded pool of
+threads (``[assist] max_in_flight``) and come back as ``Classified``: a
+worker never waits on the network, so one slow answer holds up only the
+conversation it belongs to.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from typing import Any
 
-from lawhub_actors.actors.messages import Classify
+import structlog
+
+from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors.messages import Classify, Processed
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters.sqlite_store import Tx
-from lawhub_actors.core.assist import Classifier, Urgency
+from lawhub_actors.core.assist import Classification, Classifier, Urgency
 from lawhub_actors.core.masking import MaskedText
-from supervisors import Actor
+from supervisors import Actor, NotRegistered
+
+log = structlog.get_logger("lawhub.assist")
 
 PATH = "inbound/assist"
 URGENT = frozenset({Urgency.HIGH, Urgency.CRITICAL})
 
 
+def intake_source(tenant: str, wamid: str) -> str:
+    """The audit key of a message's classification (one per message)."""
+    return f"intake:{tenant}:{wamid}"
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """An offloaded classification came back: its result, or what it raised."""
+
+    request: Classify
+    outcome: Future[Classification]
+
+
 class AssistWorker(Actor):
-    def __init__(self, services: Services, classifier: Classifier) -> None:
+    def __init__(
+        self, services: Services, classifier: Classifier, offload: Executor | None = None
+    ) -> None:
         self._services = services
         self._classifier = classifier
+        self._offload = offload
 
     def receive(self, message: Any) -> Any:
-        if not isinstance(message, Classify) or not isinstance(message.masked, MaskedText):
+        if isinstance(message, Classify) and isinstance(message.masked, MaskedText):
+            if self._offload is None:
+                self._record(message, self._classifier.classify(message.masked))
+            else:
+                self._submit(message, message.masked)
+        elif isinstance(message, Classified):
+            # A classifier that raised crashes this handler: retried, then dead-lettered.
+            self._record(message.request, message.outcome.result())
+        else:
             return super().receive(message)
-        result = self._classifier.classify(message.masked)
+        return None
+
+    def _submit(self, request: Classify, masked: MaskedText) -> None:
+        registry = self.context.registry
+
+        def back(outcome: Future[Classification]) -> None:
+            try:
+                registry.tell(PATH, Classified(request, outcome))
+            except NotRegistered:  # shutting down: unsettled, so the next start replays it
+                log.info("classification_dropped_at_shutdown", wamid=request.wamid)
+
+        assert self._offload is not None
+        self._offload.submit(self._classifier.classify, masked).add_done_callback(back)
+
+    def _record(self, message: Classify, result: Classification) -> None:
         data = {
             "customer": message.customer,
             "wamid": message.wamid,
@@ -41,8 +93,9 @@ class AssistWorker(Actor):
             "confidence": result.confidence,
             "reasons": list(result.reasons),
         }
+
         def record(tx: Tx) -> None:
-            source = f"intake:{message.tenant}:{message.wamid}"
+            source = intake_source(message.tenant, message.wamid)
             if tx.audit(source, message.tenant, "intake", message.customer, data):
                 tx.emit(message.tenant, "intake.updated", data)
                 if result.urgency in URGENT:
@@ -51,4 +104,5 @@ class AssistWorker(Actor):
         events = self._services.store.write(record).events
         if events:
             self._services.publish(events)
-        return None
+        settled = Processed(message.journal_seq, message.dedupe_key)
+        self.context.registry.tell(DISPATCHER_PATH, settled)

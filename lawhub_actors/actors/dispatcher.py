@@ -5,6 +5,13 @@ dedupe fast path has already seen, quarantines what belongs to no tenant,
 and routes every update to its tenant's session pool keyed by customer, so
 one conversation is handled by one shard in arrival order.
 
+A slow step (classifying a message's text) parks only its conversation:
+while an update that takes one is unsettled, later updates of the same
+conversation wait here, in order, and every other conversation goes on.
+The stash lives in the dispatcher rather than in a shard so that it
+survives a shard's restart and a pool's resize, and a parked update is
+never stored before the one it waits for.
+
 The cursor (every entry at or below it fully processed) advances only when
 the shards report each update durable, and is committed with the store;
 on (re)start everything after it is read again. Replays are harmless:
@@ -14,11 +21,12 @@ after their effect is durable.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import structlog
 
-from lawhub_actors.actors.messages import Inbound, JournalAdvanced, Processed
+from lawhub_actors.actors.messages import Inbound, JournalAdvanced, Processed, takes_slow_step
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.adapters.sqlite_journal import Entry
 from lawhub_actors.adapters.sqlite_store import Tx
@@ -48,8 +56,20 @@ class _Flush:
     """Self-sent: commit the cursor if it moved since the last commit."""
 
 
+Routable = InboundMessage | StatusUpdate | PreferenceUpdate
+Conversation = tuple[str, str]
+"""(tenant, key the session pool hashes on)."""
+
+
 def sessions_path(tenant: str) -> str:
     return f"inbound/sessions/{tenant}"
+
+
+def conversation_of(event: Routable) -> Conversation:
+    """Statuses go with their recipient's conversation (their wamid when Meta
+    names no recipient); everything else with its customer."""
+    key = (event.recipient or event.wamid) if isinstance(event, StatusUpdate) else event.customer
+    return event.tenant, key
 
 
 class Dispatcher(Actor):
@@ -63,6 +83,10 @@ class Dispatcher(Actor):
         }
         self._pending: dict[int, int] = {}
         self._flush_armed = False
+        self._slow: dict[tuple[int, str], Conversation] = {}
+        """(journal seq, dedupe key) of each unsettled slow update → its conversation."""
+        self._parked: dict[Conversation, deque[tuple[int, Routable]]] = {}
+        """Conversations with a slow update in flight, and what waits behind it."""
 
     def on_start(self) -> None:
         self._persisted = self._services.store.cursor(CURSOR)
@@ -76,8 +100,7 @@ class Dispatcher(Actor):
             self._wakeup.clear()
             self._drain()
         elif isinstance(message, Processed):
-            self._services.dedupe.mark([message.dedupe_key])
-            self._done(message.journal_seq)
+            self._settled(message)
         elif isinstance(message, _Flush):
             self._flush_armed = False
             self._persist(self._settled_upto())
@@ -119,14 +142,51 @@ class Dispatcher(Actor):
             self._pending[entry.seq] = sent
         self._advance()
 
-    def _route(self, seq: int, event: InboundMessage | StatusUpdate | PreferenceUpdate) -> bool:
-        key = event.recipient or event.wamid if isinstance(event, StatusUpdate) else event.customer
+    def _route(self, seq: int, event: Routable) -> bool:
+        """Send the update to its shard, or park it behind its conversation's
+        slow update; whether it is now pending."""
+        conversation = conversation_of(event)
+        parked = self._parked.get(conversation)
+        if parked is not None:
+            parked.append((seq, event))
+            return True
+        return self._send(seq, event, conversation)
+
+    def _send(self, seq: int, event: Routable, conversation: Conversation) -> bool:
         try:
-            self.context.registry.tell(sessions_path(event.tenant), Inbound(seq, event), key=key)
+            self.context.registry.tell(
+                sessions_path(event.tenant), Inbound(seq, event), key=conversation[1]
+            )
         except NotRegistered:  # the tenant left the config while its updates waited
             self._quarantine(seq, event.phone_number_id, "tenant_removed", {"tenant": event.tenant})
             return False
+        if takes_slow_step(event):
+            self._slow[seq, event.dedupe_key] = conversation
+            self._parked[conversation] = deque()
         return True
+
+    def _settled(self, message: Processed) -> None:
+        if message.failed is None:
+            self._services.dedupe.mark([message.dedupe_key])
+        else:  # never silently dropped: operators see it, the journal keeps the body
+            self._quarantine(message.journal_seq, None, "processing_failed", {
+                "dedupe_key": message.dedupe_key, "error": message.failed,
+            })
+        self._done(message.journal_seq)
+        conversation = self._slow.pop((message.journal_seq, message.dedupe_key), None)
+        if conversation is not None:
+            self._unpark(conversation)
+
+    def _unpark(self, conversation: Conversation) -> None:
+        """Send what waited, in order, up to the next slow update."""
+        waiting = self._parked.pop(conversation, deque())
+        while waiting:
+            seq, event = waiting.popleft()
+            if not self._send(seq, event, conversation):
+                self._done(seq)
+            elif conversation in self._parked:  # a slow one again: the rest wait on
+                self._parked[conversation] = waiting
+                return
 
     def _record_account_changes(self, seq: int, events: tuple[object, ...]) -> None:
         changes = [e for e in events if isinstance(e, AccountErrors | OtherChange)]

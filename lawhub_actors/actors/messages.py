@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lawhub_actors.core.events import Event
+from lawhub_actors.core.events import Event, InboundMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,18 +24,37 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Processed:
-    """A shard made the update durable (or found it already was)."""
+    """An update is settled: durable with every effect (or found already so),
+    or given up after its handler kept crashing (``failed`` says why)."""
 
     journal_seq: int
     dedupe_key: str
+    failed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Classify:
-    """Classify a stored message; ``masked`` already had PII replaced."""
+    """Classify a stored message; ``masked`` already had PII replaced.
+
+    The assist worker settles the update (``Processed`` to the dispatcher)
+    once the result is durable: the conversation waits until then."""
 
     tenant: str
     customer: str
     wamid: str
     message_id: str
     masked: object  # lawhub_actors.core.masking.MaskedText
+    journal_seq: int
+    dedupe_key: str
+
+
+def takes_slow_step(event: Event) -> bool:
+    """Whether the update is settled by a slow step after its shard stored it
+    (classification of its text; media scanning joins with its issue).
+
+    The dispatcher parks the rest of that conversation until the update is
+    settled, so everything about one conversation stays in order while other
+    conversations go on; the shard hands such an update on instead of
+    settling it itself. Both ask this one function.
+    """
+    return isinstance(event, InboundMessage) and bool(event.text)

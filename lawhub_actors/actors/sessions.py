@@ -7,7 +7,10 @@ a new customer as a temporary lead, the message (sealed), the refreshed
 24-hour window, a consent change and its audit entry, the feed event —
 or, on a replay, finds it all there and does nothing. Only after the
 commit are the events published and the dispatcher told the update is
-durable; then the message's text, masked, goes to the assist pool.
+durable — except for a message with text: that, masked, goes to the assist
+pool, which settles the update once its classification is durable (the
+dispatcher holds the rest of the conversation until then). A replay of a
+message whose classification never became durable classifies it again.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 import structlog
 
 from lawhub_actors.actors.assist import PATH as ASSIST_PATH
+from lawhub_actors.actors.assist import intake_source
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
-from lawhub_actors.actors.messages import Classify, Inbound, Processed
+from lawhub_actors.actors.messages import Classify, Inbound, Processed, takes_slow_step
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters.sqlite_store import Customer, FeedEvent, Tx, state_from_status
 from lawhub_actors.core import consent
@@ -40,17 +44,21 @@ class SessionShard(Actor):
             return super().receive(message)
         event = message.event
         if isinstance(event, InboundMessage):
-            self._message(message.journal_seq, event)
+            self._message(message, event)
         elif isinstance(event, StatusUpdate):
             self._status(event)
         elif isinstance(event, PreferenceUpdate):
             self._preference(event)
-        done = Processed(message.journal_seq, event.dedupe_key)
-        self.context.registry.tell(DISPATCHER_PATH, done)
+        if not takes_slow_step(event):
+            done = Processed(message.journal_seq, event.dedupe_key)
+            self.context.registry.tell(DISPATCHER_PATH, done)
         return None
 
-    def _message(self, journal_seq: int, event: InboundMessage) -> None:
-        def record(tx: Tx) -> str | None:
+    def _message(self, inbound: Inbound, event: InboundMessage) -> None:
+        journal_seq = inbound.journal_seq
+
+        def record(tx: Tx) -> tuple[str, bool]:
+            """(our id, whether it still needs classifying)."""
             known = tx.customer(event.tenant, event.customer)
             if known is None:
                 tx.add_lead(event.tenant, event.customer, event.profile_name)
@@ -59,8 +67,10 @@ class SessionShard(Actor):
                 type_=event.type.value, status="received", content=_content(event),
                 sent_at=event.timestamp, journal_seq=journal_seq,
             )
-            if message_id is None:
-                return None  # a replay: everything below already happened
+            if message_id is None:  # a replay: everything below already happened
+                stored = tx.message_id(event.tenant, event.wamid)
+                assert stored is not None
+                return stored, not tx.audited(intake_source(event.tenant, event.wamid))
             tx.touch_window(event.tenant, event.customer, float(event.timestamp))
             tx.emit(event.tenant, "message.received", {
                 "id": message_id, "customer": event.customer, "wamid": event.wamid,
@@ -70,20 +80,24 @@ class SessionShard(Actor):
             if change is not None:
                 self._consent(tx, event.customer, _consent_of(known), change,
                               source=f"consent:{event.wamid}", via="keyword")
-            return message_id
+            return message_id, True
 
         written = self._services.store.write(record)
         self._publish(written.events)
-        message_id = written.value
-        if message_id is None:
-            return
+        message_id, unclassified = written.value
         log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid,
                   conversation=conversation_ref(event.tenant, event.customer))
-        if event.text:
-            masked = mask(event.text, names=[event.profile_name] if event.profile_name else [])
-            self.context.registry.tell(ASSIST_PATH, Classify(
-                event.tenant, event.customer, event.wamid, message_id, masked,
-            ))
+        if not takes_slow_step(event):
+            return
+        if not unclassified:  # a replay that finds its classification durable too
+            self.context.registry.tell(DISPATCHER_PATH, Processed(journal_seq, event.dedupe_key))
+            return
+        assert event.text is not None
+        masked = mask(event.text, names=[event.profile_name] if event.profile_name else [])
+        self.context.registry.tell(ASSIST_PATH, Classify(
+            event.tenant, event.customer, event.wamid, message_id, masked,
+            journal_seq, event.dedupe_key,
+        ))
 
     def _status(self, event: StatusUpdate) -> None:
         raw = _raw_status(event)

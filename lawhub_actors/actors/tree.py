@@ -17,6 +17,7 @@ overrides in ``[supervision.overrides."<path>"]``, ``root`` for the root).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 from lawhub_actors.actors.assist import AssistWorker
 from lawhub_actors.actors.dispatcher import Dispatcher
@@ -74,8 +75,13 @@ def _worker(settings: Settings, spec_id: str, factory: Callable[[], Actor], kind
 
 
 def root_spec(
-    settings: Settings, services: Services, wakeup: Wakeup, classifier: Classifier
+    settings: Settings,
+    services: Services,
+    wakeup: Wakeup,
+    classifier: Classifier,
+    offload: Executor | None = None,
 ) -> ChildSpec:
+    """``offload`` runs a remote classifier's calls off the assist workers."""
     def flags(path: str, strategy: Strategy = Strategy.ONE_FOR_ONE) -> SupervisorFlags:
         return supervisor_flags(settings, path, strategy)
 
@@ -91,7 +97,7 @@ def root_spec(
     ]
     assist = pool_spec(
         "assist",
-        _worker(settings, "worker", lambda: AssistWorker(services, classifier), "assist"),
+        _worker(settings, "worker", lambda: AssistWorker(services, classifier, offload), "assist"),
         settings.supervision.pools.assist_workers,
         routing=Routing.ROUND_ROBIN,
         flags=flags("inbound/assist"),

@@ -15,13 +15,25 @@ extend its lifetime (Redis ``SET NX EX`` semantics, mirrored in memory), so
 a key is forgotten ``ttl`` after it was first marked, however often it is
 retried.
 
-Everything here is synchronous: it runs in an actor thread. Redis errors
-(connection refused, timeouts, pool exhausted) propagate — the actor
-crashes and its supervisor restarts it; nothing is retried silently.
+Everything here is synchronous: it runs in an actor thread.
+
+Redis is only the fast path, so an outage degrades it instead of failing
+the caller: on any Redis error (connection refused, timeout, pool
+exhausted, an error reply) ``seen`` answers "nothing seen" (the durable
+store then absorbs the duplicates) and ``mark`` skips. Nothing is retried:
+each call tries Redis once, so the first call after Redis is back uses it
+again. The outage is logged as a warning at most once per ``warn_every_s``
+while it lasts (with how many calls it degraded meanwhile), and Redis
+answering again as one info line (see ``_Outage``). Logs name the operation and the error's
+class, never a key or the error's text (a pipeline error quotes its
+command, keys included, and a key may hold a customer's number).
+``claim`` cannot degrade honestly (it would have to invent a winner), so
+its errors still propagate.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -33,7 +45,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["Dedupe", "MemoryDedupe", "RedisDedupe", "dedupe_from"]
+__all__ = ["WARN_EVERY_S", "Dedupe", "MemoryDedupe", "RedisDedupe", "dedupe_from"]
+
+log = logging.getLogger("lawhub.dedupe")
+
+WARN_EVERY_S = 5.0
+"""While Redis is down, at most one warning per this many seconds."""
 
 
 @runtime_checkable
@@ -138,10 +155,11 @@ class RedisDedupe:
 
     Connections come from a ``BlockingConnectionPool`` (a plain pool raises
     ``MaxConnectionsError`` instead of waiting) with explicit socket, connect
-    and pool-wait timeouts and no automatic retries: an error reaches the
-    caller (let it crash). A retry would also be wrong for ``claim``: if the
-    first attempt's reply was lost, the retry would report the caller's own
-    claim as someone else's.
+    and pool-wait timeouts and no automatic retries, so a call that fails
+    costs at most those timeouts. ``seen`` and ``mark`` then degrade (see the
+    module docstring); ``claim`` raises. A retry would also be wrong for
+    ``claim``: if the first attempt's reply was lost, the retry would report
+    the caller's own claim as someone else's.
 
     When ``client`` is given, ``url`` and the pool settings are ignored and
     ``close`` leaves that client open (its owner closes it).
@@ -158,6 +176,8 @@ class RedisDedupe:
         socket_timeout_s: float = 1.0,
         connect_timeout_s: float = 1.0,
         pool_timeout_s: float = 1.0,
+        warn_every_s: float = WARN_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s < 1:
             raise ValueError(f"ttl_s must be an int >= 1 (Redis EX), got {ttl_s!r}")
@@ -176,6 +196,7 @@ class RedisDedupe:
             )
             client = redis.Redis(connection_pool=pool)
         self._client: redis.Redis = client
+        self._outage = _Outage(warn_every_s, clock)
 
     @property
     def client(self) -> redis.Redis:
@@ -186,16 +207,29 @@ class RedisDedupe:
         return self._ns
 
     def seen(self, keys: Sequence[str]) -> set[str]:
+        """Already marked keys; none while Redis is unreachable (the store dedupes)."""
         if not keys:
             return set()
         unique = list(dict.fromkeys(keys))
         ns = self._ns
-        values = self._client.mget([ns + k for k in unique])
+        try:
+            values = self._client.mget([ns + k for k in unique])
+        except redis.RedisError as error:
+            self._outage.failed("seen", error)
+            return set()
+        self._outage.answered()
         return {k for k, v in zip(unique, values, strict=True) if v is not None}
 
     def mark(self, keys: Sequence[str]) -> None:
-        if keys:
+        """Marks ``keys``; skipped while Redis is unreachable (only saves work later)."""
+        if not keys:
+            return
+        try:
             self._set_nx(list(dict.fromkeys(keys)))
+        except redis.RedisError as error:
+            self._outage.failed("mark", error)
+            return
+        self._outage.answered()
 
     def claim(self, keys: Sequence[str]) -> list[bool]:
         """Atomically claim each key across processes: True = this caller was first.
@@ -204,7 +238,8 @@ class RedisDedupe:
         A key repeated within ``keys`` is won at most once (its first
         occurrence). If this raises, some keys may be claimed without the
         caller knowing: a claim is only safe where the durable store remains
-        the final arbiter.
+        the final arbiter. Unlike ``seen`` and ``mark`` it does not degrade:
+        no answer would be true for every caller.
         """
         if not keys:
             return []
@@ -221,6 +256,62 @@ class RedisDedupe:
             for key in keys:
                 pipe.set(ns + key, 1, nx=True, ex=ttl)
             return pipe.execute()
+
+
+class _Outage:
+    """Whether Redis is down, and saying so without flooding the log.
+
+    A failed call warns unless a warning was logged less than ``warn_every_s``
+    ago (whichever outage it was about); each warning counts the calls
+    degraded since the previous one. The first success after a failure logs
+    one info line if that outage was warned about, so a flapping Redis logs
+    at most a warning and a recovery per ``warn_every_s``. Thread-safe; a
+    success while Redis is up costs one attribute read.
+    """
+
+    def __init__(self, warn_every_s: float, clock: Callable[[], float]) -> None:
+        if not warn_every_s >= 0:
+            raise ValueError(f"warn_every_s must be >= 0, got {warn_every_s}")
+        self._every = warn_every_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.down = False
+        self._since = 0.0  # when the current outage began
+        self._degraded = 0  # calls degraded during the current outage
+        self._reported = False  # the current outage has been warned about
+        self._warned_at: float | None = None
+        self._unwarned = 0  # calls degraded since the last warning
+
+    def failed(self, op: str, error: redis.RedisError) -> None:
+        with self._lock:
+            now = self._clock()
+            if not self.down:
+                self.down, self._since, self._degraded, self._reported = True, now, 0, False
+            self._degraded += 1
+            self._unwarned += 1
+            if self._warned_at is not None and now - self._warned_at < self._every:
+                return
+            # The error's class only: a pipeline error's text quotes its keys.
+            log.warning("dedupe_redis_unavailable", extra={
+                "op": op,
+                "error": type(error).__name__,
+                "degraded_calls": self._unwarned,
+                "down_for_s": round(now - self._since, 3),
+            })
+            self._warned_at, self._unwarned, self._reported = now, 0, True
+
+    def answered(self) -> None:
+        if not self.down:  # the common case, without the lock
+            return
+        with self._lock:
+            if not self.down:
+                return
+            self.down = False
+            if self._reported:
+                log.info("dedupe_redis_recovered", extra={
+                    "degraded_calls": self._degraded,
+                    "down_for_s": round(self._clock() - self._since, 3),
+                })
 
 
 def dedupe_from(redis_url: str | None, ttl_s: float, max_entries: int) -> Dedupe:

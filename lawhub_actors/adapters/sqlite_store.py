@@ -204,9 +204,7 @@ class Tx:
         status: str, content: dict[str, Any], sent_at: int | None, journal_seq: int | None,
     ) -> str | None:
         """Our id for the new message; ``None`` when ``wamid`` is already stored."""
-        if wamid is not None and self.conn.execute(
-            "SELECT 1 FROM messages WHERE tenant=? AND wamid=?", (tenant, wamid)
-        ).fetchone():
+        if wamid is not None and self.message_id(tenant, wamid) is not None:
             return None
         message_id = uuid.uuid4().hex
         (last,) = self.conn.execute(
@@ -222,6 +220,12 @@ class Tx:
              sent_at, journal_seq, key_id, blob),
         )
         return message_id
+
+    def message_id(self, tenant: str, wamid: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT id FROM messages WHERE tenant=? AND wamid=?", (tenant, wamid)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def insert_status(self, tenant: str, wamid: str, status: str, at: int, raw: Any) -> bool:
         """Whether this (wamid, status) is new."""
@@ -295,6 +299,10 @@ class Tx:
             (source, tenant, self.now, kind, subject, key_id, blob),
         )
         return cursor.rowcount == 1
+
+    def audited(self, source: str) -> bool:
+        row = self.conn.execute("SELECT 1 FROM audit WHERE source=?", (source,)).fetchone()
+        return row is not None
 
     def emit(self, tenant: str, type_: str, data: dict[str, Any]) -> FeedEvent:
         (seq,) = self.conn.execute(

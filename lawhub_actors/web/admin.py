@@ -40,8 +40,9 @@ async def tree(request: web.Request) -> web.Response:
 
 
 async def quarantine(request: web.Request) -> web.Response:
-    """Webhook data that belongs to no tenant (unknown numbers, bad shapes),
-    newest first, decrypted for operators."""
+    """Webhook data that belongs to no tenant (unknown numbers, bad shapes)
+    and updates given up after their handler kept crashing, newest first,
+    decrypted for operators."""
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal

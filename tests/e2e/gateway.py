@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import ClientWebSocketResponse
+from aiohttp import ClientWebSocketResponse, web
 from aiohttp.test_utils import TestClient
 
 from lawhub_actors.simulator import traffic
-from tests.conftest import APP_SECRET, TENANT_TOKENS
+from tests.conftest import APP_SECRET, REPO, TENANT_TOKENS
 
 SECRET = APP_SECRET.encode()
 
@@ -20,6 +20,19 @@ async def post(client: TestClient, document: dict[str, Any]) -> int:
     response = await client.post("/webhook", data=signed.body, headers=signed.headers)
     await response.release()
     return response.status
+
+
+async def config_with_remote_classifier(
+    aiohttp_server: Any, classify: Callable[[web.Request], Awaitable[web.Response]],
+    timeout_s: float,
+) -> str:
+    """The shipped config, with ``[assist]`` pointing at ``classify`` served locally."""
+    remote = web.Application()
+    remote.router.add_post("/classify", classify)
+    server = await aiohttp_server(remote)
+    return (REPO / "config" / "lawhub.toml").read_text() + (
+        f'\n[assist]\nurl = "http://127.0.0.1:{server.port}/classify"\ntimeout_s = {timeout_s}\n'
+    )
 
 
 def auth(tenant: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import STORE
 from tests.conftest import REPO
-from tests.e2e.gateway import Feed, auth, post
+from tests.e2e.gateway import Feed, auth, config_with_remote_classifier, post
 
 NUMBER_A = "106540352242922"
 
@@ -260,12 +260,7 @@ async def test_an_http_classifier_only_ever_receives_masked_text(
         received.append((await request.json())["text"])
         return web.json_response({"intent": "family", "urgency": "high", "confidence": 0.9})
 
-    remote = web.Application()
-    remote.router.add_post("/classify", classify)
-    server = await aiohttp_server(remote)
-    config = (REPO / "config" / "lawhub.toml").read_text() + (
-        f'\n[assist]\nurl = "http://127.0.0.1:{server.port}/classify"\ntimeout_s = 5.0\n'
-    )
+    config = await config_with_remote_classifier(aiohttp_server, classify, timeout_s=5.0)
     client = await aiohttp_client(build_app(make_settings(config), secrets, on_give_up=lambda r: None))
     feed = await Feed.open(client, "firm-a")
     text = "Saya Siti Aminah, hubungi 0812-3456-7890 atau siti@mail.id soal cerai"

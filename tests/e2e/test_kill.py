@@ -1,4 +1,5 @@
-"""SIGKILL in the middle of a load loses no acknowledged message and doubles none."""
+"""SIGKILL in the middle of a load loses no acknowledged message and doubles none,
+nor any message's classification."""
 
 from __future__ import annotations
 
@@ -68,21 +69,25 @@ async def _load(url: str, acknowledged: list[str], stop_after: int) -> None:
         await asyncio.gather(*(client(i) for i in range(64)))
 
 
-async def _fed_wamids(url: str, expected: int) -> Counter[str]:
-    """Every message.received wamid on firm-a's feed from the start."""
-    counts: Counter[str] = Counter()
+FED_TYPES = ("message.received", "intake.updated")
+
+
+async def _fed_wamids(url: str, expected: int) -> dict[str, Counter[str]]:
+    """Per type, every wamid on firm-a's feed from the start: messages and
+    their classifications."""
+    counts: dict[str, Counter[str]] = {type_: Counter() for type_ in FED_TYPES}
     headers = {"Authorization": f"Bearer {TENANT_TOKENS['firm-a']}"}
     async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws?since=0", headers=headers) as ws:
-        while sum(counts.values()) < expected:
+        while min(sum(counter.values()) for counter in counts.values()) < expected:
             frame = await asyncio.wait_for(ws.receive_json(), 30)
-            if frame["type"] == "message.received":
-                counts[frame["data"]["wamid"]] += 1
+            if frame["type"] in counts:
+                counts[frame["type"]][frame["data"]["wamid"]] += 1
         # anything beyond the expected count would be a duplicate: read what else is queued
         try:
             while True:
                 frame = await asyncio.wait_for(ws.receive_json(), 0.5)
-                if frame["type"] == "message.received":
-                    counts[frame["data"]["wamid"]] += 1
+                if frame["type"] in counts:
+                    counts[frame["type"]][frame["data"]["wamid"]] += 1
         except TimeoutError:
             pass
     return counts
@@ -126,11 +131,13 @@ def test_acknowledged_messages_survive_sigkill_exactly_once(tmp_path: Path) -> N
 
     process, url = _start(data_dir)
     try:
-        fed = asyncio.run(_fed_wamids(url, expected=len(acknowledged)))
+        feed = asyncio.run(_fed_wamids(url, expected=len(acknowledged)))
         stored = asyncio.run(_stored_wamids(url))
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+    fed, classified = feed["message.received"], feed["intake.updated"]
     assert all(fed[w] == 1 for w in acknowledged), "an acknowledged message was lost or fed twice"
     assert all(stored[w] == 1 for w in acknowledged), "an acknowledged message was lost or stored twice"
     assert max(fed.values()) == 1 and max(stored.values()) == 1  # unacknowledged ones: once at most
+    assert classified == fed, "a stored message's classification was lost or doubled by the kill"
