@@ -24,11 +24,11 @@ store then absorbs the duplicates) and ``mark`` skips. Nothing is retried:
 each call tries Redis once, so the first call after Redis is back uses it
 again. The outage is logged as a warning at most once per ``warn_every_s``
 while it lasts (with how many calls it degraded meanwhile), and Redis
-answering again as one info line (see ``_Outage``). Logs name the operation and the error's
-class, never a key or the error's text (a pipeline error quotes its
-command, keys included, and a key may hold a customer's number).
-``claim`` cannot degrade honestly (it would have to invent a winner), so
-its errors still propagate.
+answering again as one info line (see ``_Outage``). Logs name the
+operation and the error's class, never a key nor the error's text (a
+pipeline error quotes its command, keys included, and a key may hold a
+customer's number). ``claim`` cannot degrade honestly (it would have to
+invent a winner), so its errors still propagate.
 """
 
 from __future__ import annotations
@@ -307,11 +307,12 @@ class _Outage:
             if not self.down:
                 return
             self.down = False
-            if self._reported:
+            if self._reported:  # else its calls are counted in the next warning
                 log.info("dedupe_redis_recovered", extra={
                     "degraded_calls": self._degraded,
                     "down_for_s": round(self._clock() - self._since, 3),
                 })
+                self._unwarned = 0
 
 
 def dedupe_from(redis_url: str | None, ttl_s: float, max_entries: int) -> Dedupe:

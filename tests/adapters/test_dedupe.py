@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lawhub_actors.adapters.dedupe import Dedupe, MemoryDedupe, RedisDedupe, dedupe_from
+from lawhub_actors.adapters.dedupe import (
+    WARN_EVERY_S,
+    Dedupe,
+    MemoryDedupe,
+    RedisDedupe,
+    dedupe_from,
+)
+from tests.servers import STARTUP_DEADLINE_S, _ping, _short_tempdir, _stop
 
 Factory = Callable[..., Dedupe]
 
@@ -65,6 +76,73 @@ def count_sends(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 def _commands_processed(admin: redis.Redis) -> int:
     return int(admin.info("stats")["total_commands_processed"])
+
+
+class RedisProcess:
+    """A private redis-server on a fixed unix socket, which a test may kill,
+    stop and start again (the session's shared server must stay up)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.sock = directory / "redis.sock"
+        self.url = f"unix://{self.sock}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is not installed"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port", "0",
+                "--unixsocket", str(self.sock),
+                "--unixsocketperm", "700",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.dir),
+                "--logfile", str(self.dir / "redis.log"),
+                "--daemonize", "no",
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while not _ping(self.sock):
+            assert self.proc.poll() is None, f"redis-server exited with {self.proc.returncode}"
+            assert time.monotonic() < deadline, "redis-server did not answer PING"
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the socket file stays, and connecting is refused."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, not started yet."""
+    server = RedisProcess(_short_tempdir("lawhub-redis-own-"))
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+def _dedupe_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "lawhub.dedupe"]
+
+
+def _events(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in _dedupe_logs(caplog)]
+
+
+UNAVAILABLE = ("WARNING", "dedupe_redis_unavailable")
+RECOVERED = ("INFO", "dedupe_redis_recovered")
 
 
 # ---------------------------------------------------------------- both kinds
@@ -364,16 +442,25 @@ def test_redis_uses_a_blocking_pool_with_explicit_timeouts(redis_url: str) -> No
         d.close()
 
 
-def test_redis_pool_exhaustion_waits_then_raises(redis_url: str) -> None:
+def test_redis_pool_exhaustion_waits_then_answers_nothing_seen(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lawhub.dedupe")
     d = RedisDedupe(redis_url, ttl_s=60, max_connections=1, pool_timeout_s=0.2)
     held = d.client.connection_pool.get_connection()
     try:
         started = time.monotonic()
-        with pytest.raises(redis.ConnectionError):
-            d.seen(["k"])
+        assert d.seen(["k"]) == set()
         assert 0.15 <= time.monotonic() - started < 2
+        assert _events(caplog) == [UNAVAILABLE]
+        assert _dedupe_logs(caplog)[0].error == "ConnectionError"  # type: ignore[attr-defined]
     finally:
         d.client.connection_pool.release(held)
+    try:
+        d.mark(["k"])
+        assert d.seen(["k"]) == {"k"}, "a free connection again: Redis is used again"
+        assert _events(caplog) == [UNAVAILABLE, RECOVERED]
+    finally:
         d.close()
 
 
@@ -399,14 +486,162 @@ def test_redis_a_stalled_server_times_out_without_retrying(
         d.close()
 
 
-def test_redis_errors_propagate_when_the_server_is_gone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_redis_seen_on_a_stalled_server_answers_nothing_seen_after_the_socket_timeout(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lawhub.dedupe")
+    d = RedisDedupe(redis_url, ttl_s=60, socket_timeout_s=0.2)
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        d.mark(["k"])
+        admin.client_pause(5000)  # the server stops serving clients (until unpaused)
+        started = time.monotonic()
+        assert d.seen(["k"]) == set(), "no answer in time counts as nothing seen"
+        assert time.monotonic() - started < 2.0
+        d.mark(["other"])  # times out too, and does not raise
+        admin.client_unpause()
+        assert d.seen(["k"]) == {"k"}
+        assert _events(caplog) == [UNAVAILABLE, RECOVERED], "one warning for both timeouts"
+        assert _dedupe_logs(caplog)[0].error == "TimeoutError"  # type: ignore[attr-defined]
+        assert _dedupe_logs(caplog)[1].degraded_calls == 2  # type: ignore[attr-defined]
+    finally:
+        admin.client_unpause()
+        admin.close()
+        d.close()
+
+
+def test_redis_seen_answers_nothing_and_mark_skips_when_nothing_listens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lawhub.dedupe")
+    d = RedisDedupe(f"unix://{tmp_path}/nothing.sock", ttl_s=60)
+    try:
+        assert d.seen(["wamid.A", "wamid.B"]) == set()
+        d.mark(["wamid.A"])
+        assert d.seen(["wamid.A"]) == set()
+        assert _events(caplog) == [UNAVAILABLE], "one warning, not one per call"
+        record = _dedupe_logs(caplog)[0]
+        assert (record.op, record.error) == ("seen", "ConnectionError")  # type: ignore[attr-defined]
+    finally:
+        d.close()
+
+
+def test_redis_claim_still_raises_when_nothing_listens(tmp_path: Path) -> None:
+    """A claim has no honest degraded answer: its caller must see the error."""
     d = RedisDedupe(f"unix://{tmp_path}/nothing.sock", ttl_s=60)
     try:
         with pytest.raises(redis.ConnectionError):
-            d.seen(["k"])
-        with pytest.raises(redis.ConnectionError):
-            d.mark(["k"])
+            d.claim(["k"])
     finally:
+        d.close()
+
+
+def test_redis_killed_mid_use_degrades_then_recovers_when_a_server_is_back_on_its_socket(
+    own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lawhub.dedupe")
+    own_redis.start()
+    d = RedisDedupe(own_redis.url, ttl_s=60)
+    try:
+        d.mark(["wamid.A"])
+        assert d.seen(["wamid.A", "wamid.B"]) == {"wamid.A"}  # a pooled connection is open
+        assert _events(caplog) == []
+
+        own_redis.kill()
+        assert own_redis.sock.exists(), "a crashed server leaves its socket: connections are refused"
+        assert d.seen(["wamid.A", "wamid.B"]) == set(), "the open connection breaks: nothing seen"
+        d.mark(["wamid.B"])
+        assert d.seen(["wamid.A", "wamid.B"]) == set(), "reconnecting is refused: nothing seen"
+        assert _events(caplog) == [UNAVAILABLE]
+
+        own_redis.start()  # a new, empty server at the same socket
+        assert d.seen(["wamid.A", "wamid.B"]) == set(), "answered by the new, empty server"
+        d.mark(["wamid.C"])
+        assert d.seen(["wamid.A", "wamid.C"]) == {"wamid.C"}
+        assert _events(caplog) == [UNAVAILABLE, RECOVERED]
+        recovered = _dedupe_logs(caplog)[1]
+        assert recovered.degraded_calls == 3  # type: ignore[attr-defined]
+    finally:
+        d.close()
+
+
+def test_redis_stopped_degrades_and_warns_at_most_once_per_interval_until_it_is_back(
+    own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens (no server yet, then one stopped cleanly, which removes
+    its socket): a warning for the first failure, then at most one per
+    WARN_EVERY_S however many calls fail, and one info line when it answers."""
+    caplog.set_level(logging.INFO, logger="lawhub.dedupe")
+    clock = FakeClock()
+    d = RedisDedupe(own_redis.url, ttl_s=60, clock=clock)
+    try:
+        for _ in range(100):
+            assert d.seen(["wamid.A"]) == set()
+            d.mark(["wamid.A"])
+        assert _events(caplog) == [UNAVAILABLE]
+        clock.now += WARN_EVERY_S - 0.001
+        d.mark(["wamid.A"])
+        assert _events(caplog) == [UNAVAILABLE]
+        clock.now += 0.001
+        assert d.seen(["wamid.A"]) == set()
+        assert _events(caplog) == [UNAVAILABLE, UNAVAILABLE]
+        second = _dedupe_logs(caplog)[1]
+        assert second.degraded_calls == 201, "the calls degraded since the last warning"  # type: ignore[attr-defined]
+        assert second.down_for_s == WARN_EVERY_S  # type: ignore[attr-defined]
+
+        own_redis.start()
+        clock.now += 1
+        d.mark(["wamid.A"])
+        assert d.seen(["wamid.A"]) == {"wamid.A"}
+        assert _events(caplog) == [UNAVAILABLE, UNAVAILABLE, RECOVERED]
+        recovered = _dedupe_logs(caplog)[2]
+        assert recovered.degraded_calls == 202  # type: ignore[attr-defined]
+        assert recovered.down_for_s == WARN_EVERY_S + 1  # type: ignore[attr-defined]
+
+        own_redis.stop()
+        assert not own_redis.sock.exists()
+        clock.now += 1  # a new outage, but less than WARN_EVERY_S after the last warning
+        assert d.seen(["wamid.A"]) == set()
+        own_redis.start()
+        d.mark(["wamid.B"])
+        assert _events(caplog) == [UNAVAILABLE, UNAVAILABLE, RECOVERED], (
+            "a flapping server logs at most a warning and a recovery per interval"
+        )
+        own_redis.stop()
+        clock.now += WARN_EVERY_S
+        d.mark(["wamid.C"])
+        assert _events(caplog)[3:] == [UNAVAILABLE]
+        assert _dedupe_logs(caplog)[3].degraded_calls == 2, "the unlogged blip is counted"  # type: ignore[attr-defined]
+    finally:
+        d.close()
+
+
+def test_redis_outage_logs_never_carry_a_key(
+    own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real error reply quoting the key (redis-py annotates a failed pipeline
+    command with its arguments): a preference key holds a customer's number."""
+    caplog.set_level(logging.DEBUG)
+    own_redis.start()
+    customer = "6281234567890"
+    key = f"106540352242922:{customer}:marketing_messages:stop:1700000000"
+    d = RedisDedupe(own_redis.url, ttl_s=60)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)  # every write is now refused: OOM
+        with pytest.raises(redis.ResponseError, match=customer):
+            d.claim([key])  # the error's own text does quote the key
+        d.mark([key])
+        assert d.seen([key]) == set()  # reads still work: the key was never marked
+        assert _events(caplog) == [UNAVAILABLE, RECOVERED]
+        assert _dedupe_logs(caplog)[0].error == "OutOfMemoryError"  # type: ignore[attr-defined]
+        for record in caplog.records:
+            text = repr(record.__dict__) + record.getMessage()
+            assert customer not in text and key not in text
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()
         d.close()
 
 
