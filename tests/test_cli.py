@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import subprocess
 import sys
@@ -127,6 +128,78 @@ def test_check_config_of_a_missing_file_exits_2(
     assert cli.main(["check-config", str(path)]) == 2
 
     assert capsys.readouterr().err == f"{path}: (file): file not found\n"
+
+
+# Tests run as root, which ignores permission bits, so "unreadable" is made
+# of paths that no one can read: each makes open() itself fail.
+UNREADABLE = ["directory", "under_a_regular_file", "symlink_loop"]
+
+
+def unreadable(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A config path of this kind that open() refuses, and the reason expected."""
+    if kind == "directory":
+        path = tmp_path / "lawhub.toml"
+        path.mkdir()
+        return path, "is a directory, not a file"
+    if kind == "under_a_regular_file":  # ENOTDIR: a path component is a file
+        parent = tmp_path / "config"
+        parent.write_text("[server]\n")
+        return parent / "lawhub.toml", "cannot read: Not a directory"
+    if kind == "symlink_loop":  # ELOOP
+        path, other = tmp_path / "lawhub.toml", tmp_path / "other.toml"
+        path.symlink_to(other)
+        other.symlink_to(path)
+        return path, "cannot read: Too many levels of symbolic links"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", UNREADABLE)
+def test_check_config_of_an_unreadable_path_names_file_key_and_reason_and_exits_2(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, reason = unreadable(tmp_path, kind)
+
+    assert cli.main(["check-config", str(path)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"{path}: (file): {reason}\n"
+
+
+@pytest.mark.parametrize("kind", UNREADABLE)
+def test_run_py_check_config_of_an_unreadable_path_exits_2(tmp_path: Path, kind: str) -> None:
+    path, reason = unreadable(tmp_path, kind)
+
+    result = subprocess.run(
+        [sys.executable, "run.py", "check-config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"{path}: (file): {reason}\n"
+
+
+def test_check_config_of_a_file_it_may_not_read_reports_permission_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The permission error itself, as root cannot provoke it: the read fails
+    the way the kernel would fail it for a mode-000 file and a normal user."""
+    path = tmp_path / "lawhub.toml"
+    path.write_text("[server]\n")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+
+    assert cli.main(["check-config", str(path)]) == 2
+
+    assert capsys.readouterr().err == f"{path}: (file): cannot read: Permission denied\n"
 
 
 def test_check_config_without_path_checks_lawhub_config(
