@@ -8,7 +8,7 @@ from aiohttp import web
 
 from lawhub_actors.web import feed
 from lawhub_actors.web.auth import bearer, tenant_refusal
-from lawhub_actors.web.errors import BadRequest, error_response
+from lawhub_actors.web.errors import InvalidParameter, error_response
 from lawhub_actors.web.keys import FEED, STORE, TENANT_TOKENS
 from lawhub_actors.web.render import iso
 
@@ -32,7 +32,7 @@ def _int_param(request: web.Request, name: str, default: int | None) -> int | No
     if raw is None or raw == "":
         return default
     if not raw.isdigit():
-        raise BadRequest("invalid_parameter", f"{name} must be a non-negative integer")
+        raise InvalidParameter("invalid_parameter", f"{name} must be a non-negative integer")
     return int(raw)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 
 import pytest
@@ -272,3 +273,55 @@ async def test_an_http_classifier_only_ever_receives_masked_text(
     for secret in ("Siti", "Aminah", "0812", "3456-7890", "siti@mail.id"):
         assert secret not in received[0]
     await feed.close()
+
+
+async def test_meta_user_preferences_stop_opts_out_and_resume_opts_back_in(client) -> None:
+    from tests import payloads
+
+    stop = payloads.load("user_preferences_stop")
+    resume = copy.deepcopy(stop)
+    preference = resume["entry"][0]["changes"][0]["value"]["user_preferences"][0]
+    preference.update(value="resume", timestamp=preference["timestamp"] + 60)
+    wa_id = preference["wa_id"]
+    assert await post(client, stop) == 200
+    await _settle(client)
+    store = client.app[STORE]
+    assert store.customer("firm-a", wa_id).consent == "opted_out"
+    assert await post(client, resume) == 200
+    assert await post(client, stop) == 200  # Meta's retry of the first: changes nothing
+    await _settle(client)
+    assert store.customer("firm-a", wa_id).consent == "granted"
+    assert store.count("audit", tenant="firm-a", kind="consent") == 2
+
+
+async def test_the_feed_takes_the_token_in_the_query_and_refuses_a_wrong_one(client) -> None:
+    from tests.conftest import TENANT_TOKENS
+
+    change = traffic.text_message(NUMBER_A, "6281234500012", "lewat query")
+    assert await post(client, traffic.envelope(change)) == 200
+    ws = await client.ws_connect(f"/ws?since=0&token={TENANT_TOKENS['firm-a']}")
+    frame = await asyncio.wait_for(ws.receive_json(), 10)
+    assert frame["type"] == "message.received" and frame["data"]["text"] == "lewat query"
+    await ws.close()
+    response = await client.get("/ws?token=not-a-token")
+    assert response.status == 401
+
+
+async def test_a_conversation_pages_back_with_limit_and_before(client) -> None:
+    wa_id = "6281234500013"
+    for n in range(7):
+        change = traffic.text_message(NUMBER_A, wa_id, f"halaman {n}")
+        assert await post(client, traffic.envelope(change)) == 200
+    await _settle(client)
+    url = f"/api/v1/conversations/{wa_id}/messages"
+    pages, before = [], ""
+    while True:
+        page = await (await client.get(f"{url}?limit=3{before}", headers=auth("firm-a"))).json()
+        if not page["messages"]:
+            break
+        pages.append([m["text"] for m in page["messages"]])
+        before = f"&before={page['next_before']}"
+    assert pages == [["halaman 4", "halaman 5", "halaman 6"], ["halaman 1", "halaman 2", "halaman 3"],
+                     ["halaman 0"]]
+    for bad in ("limit=abc", "limit=201", "before=-1"):
+        assert (await client.get(f"{url}?{bad}", headers=auth("firm-a"))).status == 422
