@@ -40,7 +40,6 @@ GiveUp = Callable[[BaseException | None], None]
 JOURNAL_FILE = "journal.sqlite3"
 JOURNAL_KEYSPACE = "_journal"
 """Bodies are sealed before their tenant is known: one key space for all."""
-KEY_VERSION = 1
 
 
 class AppRuntime:
@@ -55,7 +54,13 @@ class AppRuntime:
             raise ValueError("the runtime needs a master key (provision() creates one)")
         self.settings = settings
         self._stopping = False
-        keyring = Keyring({KEY_VERSION: secrets.master_key.get_secret_value()}, KEY_VERSION)
+        keyring = Keyring(
+            {
+                **{v: key.get_secret_value() for v, key in secrets.retired_master_keys.items()},
+                secrets.master_key_version: secrets.master_key.get_secret_value(),
+            },
+            secrets.master_key_version,
+        )
         data_dir = secrets.data_dir
         self.store = Store(settings.storage.sqlite_path(data_dir), keyring)
         self.journal = Journal(

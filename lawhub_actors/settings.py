@@ -605,6 +605,11 @@ class Secrets(BaseModel):
     access_token: SecretStr | None = None
     graph_base_url: str = DEFAULT_GRAPH_BASE_URL
     master_key: SecretBytes | None = None
+    master_key_version: int = 1
+    """The version of ``master_key``: new data is sealed with it, and each
+    sealed value records it, so keys can rotate."""
+    retired_master_keys: dict[int, SecretBytes] = Field(default_factory=dict)
+    """Earlier master keys by version: they only open what they sealed."""
     admin_token: SecretStr | None = None
     redis_url: SecretStr | None = None
     data_dir: Path = Path(DEFAULT_DATA_DIR)
@@ -630,6 +635,9 @@ class Secrets(BaseModel):
             master_key, problem = _decode_master_key(encoded)
             if problem:
                 issues.append(ConfigIssue(ENV_FILE, "LAWHUB_MASTER_KEY", problem))
+        version, retired = _key_versions(
+            get("LAWHUB_MASTER_KEY_VERSION"), get("LAWHUB_RETIRED_MASTER_KEYS"), issues
+        )
         redis_url = get("LAWHUB_REDIS_URL")
         if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             issues.append(
@@ -645,6 +653,8 @@ class Secrets(BaseModel):
             access_token=_secret(get("LAWHUB_ACCESS_TOKEN")),
             graph_base_url=graph,
             master_key=None if master_key is None else SecretBytes(master_key),
+            master_key_version=version,
+            retired_master_keys={v: SecretBytes(key) for v, key in retired.items()},
             admin_token=_secret(get("LAWHUB_ADMIN_TOKEN")),
             redis_url=_secret(redis_url),
             data_dir=Path(get("LAWHUB_DATA_DIR") or DEFAULT_DATA_DIR),
@@ -665,8 +675,11 @@ class Secrets(BaseModel):
             )
             if secret is not None
         ]
+        master_keys = [*self.retired_master_keys.values()]
         if self.master_key is not None:
-            key = self.master_key.get_secret_value()
+            master_keys.append(self.master_key)
+        for secret in master_keys:
+            key = secret.get_secret_value()
             out += [base64.b64encode(key).decode(), base64.urlsafe_b64encode(key).decode()]
         if self.redis_url is not None:
             password = urlsplit(self.redis_url.get_secret_value()).password
@@ -677,6 +690,39 @@ class Secrets(BaseModel):
 
 def _secret(value: str | None) -> SecretStr | None:
     return None if value is None else SecretStr(value)
+
+
+def _key_versions(
+    version_text: str | None, retired_text: str | None, issues: list[ConfigIssue]
+) -> tuple[int, dict[int, bytes]]:
+    """``LAWHUB_MASTER_KEY_VERSION`` (default 1) and ``LAWHUB_RETIRED_MASTER_KEYS``
+    (``"<version>:<base64>,..."``); problems go to ``issues``, never with a key."""
+    version, valid = 1, True
+    if version_text is not None:
+        valid = version_text.isdigit() and 1 <= int(version_text) <= 2**31
+        if valid:
+            version = int(version_text)
+        else:
+            issues.append(ConfigIssue(ENV_FILE, "LAWHUB_MASTER_KEY_VERSION",
+                                      "must be a whole number from 1"))
+    retired: dict[int, bytes] = {}
+    for index, item in enumerate((retired_text or "").split(",")):
+        if not item.strip():
+            continue
+        where = f"LAWHUB_RETIRED_MASTER_KEYS[{index}]"
+        number, sep, encoded = item.strip().partition(":")
+        if not sep or not number.isdigit() or int(number) < 1:
+            issues.append(ConfigIssue(ENV_FILE, where, "must be <version>:<base64 key>"))
+            continue
+        if (valid and int(number) == version) or int(number) in retired:
+            issues.append(ConfigIssue(ENV_FILE, where, f"version {number} is given twice"))
+            continue
+        key, problem = _decode_master_key(encoded)
+        if key is None:
+            issues.append(ConfigIssue(ENV_FILE, where, problem or "invalid key"))
+        else:
+            retired[int(number)] = key
+    return version, retired
 
 
 def _decode_master_key(encoded: str) -> tuple[bytes | None, str | None]:

@@ -496,6 +496,39 @@ def test_bad_master_key_is_a_clear_error_that_never_echoes_it(value: str, reason
     assert value not in str(caught.value)
 
 
+def test_retired_master_keys_and_the_current_version_are_read_for_rotation() -> None:
+    old, older = bytes(range(32)), bytes(range(1, 33))
+    secrets = Secrets.from_env({
+        "LAWHUB_MASTER_KEY": base64.b64encode(KEY).decode(),
+        "LAWHUB_MASTER_KEY_VERSION": "3",
+        "LAWHUB_RETIRED_MASTER_KEYS": f"2:{base64.b64encode(old).decode()}, "
+                                      f"1:{base64.urlsafe_b64encode(older).decode()}",
+    })
+    assert secrets.master_key_version == 3
+    assert {v: k.get_secret_value() for v, k in secrets.retired_master_keys.items()} == {
+        2: old, 1: older,
+    }
+    assert base64.b64encode(old).decode() in secrets.values()  # redacted from logs too
+    assert base64.b64encode(old).decode() not in repr(secrets)
+
+
+def test_bad_rotation_variables_are_reported_each_without_echoing_a_key() -> None:
+    key = base64.b64encode(KEY).decode()
+    with pytest.raises(ConfigError) as caught:
+        Secrets.from_env({
+            "LAWHUB_MASTER_KEY": key,
+            "LAWHUB_MASTER_KEY_VERSION": "0",
+            "LAWHUB_RETIRED_MASTER_KEYS": f"two:{key},1:{key},1:{key},3:c2hvcnQ=",
+        })
+    assert [(i.key, i.reason) for i in caught.value.issues] == [
+        ("LAWHUB_MASTER_KEY_VERSION", "must be a whole number from 1"),
+        ("LAWHUB_RETIRED_MASTER_KEYS[0]", "must be <version>:<base64 key>"),
+        ("LAWHUB_RETIRED_MASTER_KEYS[2]", "version 1 is given twice"),
+        ("LAWHUB_RETIRED_MASTER_KEYS[3]", "must be base64 of exactly 32 bytes, got 5 bytes"),
+    ]
+    assert key not in str(caught.value)
+
+
 def test_every_bad_variable_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
         Secrets.from_env(

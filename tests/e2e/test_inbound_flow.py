@@ -325,3 +325,37 @@ async def test_a_conversation_pages_back_with_limit_and_before(client) -> None:
                      ["halaman 0"]]
     for bad in ("limit=abc", "limit=201", "before=-1"):
         assert (await client.get(f"{url}?{bad}", headers=auth("firm-a"))).status == 422
+
+
+async def test_after_a_key_rotation_old_messages_still_open_and_new_ones_use_the_new_key(
+    aiohttp_client, settings, tmp_path
+) -> None:
+    import base64
+    import sqlite3
+
+    from lawhub_actors.settings import Secrets
+    from tests.conftest import MASTER_KEY, test_environment
+
+    wa_id = "6281234500014"
+    first = Secrets.from_env(test_environment(tmp_path))
+    client = await aiohttp_client(build_app(settings, first, on_give_up=lambda r: None))
+    assert await post(client, traffic.envelope(traffic.text_message(NUMBER_A, wa_id, "lama"))) == 200
+    await _settle(client)
+    await client.close()
+
+    rotated = Secrets.from_env(test_environment(
+        tmp_path,
+        LAWHUB_MASTER_KEY=base64.b64encode(bytes(range(100, 132))).decode(),
+        LAWHUB_MASTER_KEY_VERSION="2",
+        LAWHUB_RETIRED_MASTER_KEYS=f"1:{MASTER_KEY}",
+    ))
+    client = await aiohttp_client(build_app(settings, rotated, on_give_up=lambda r: None))
+    assert await post(client, traffic.envelope(traffic.text_message(NUMBER_A, wa_id, "baru"))) == 200
+    await _settle(client)
+    page = await (await client.get(f"/api/v1/conversations/{wa_id}/messages",
+                                   headers=auth("firm-a"))).json()
+    assert [m["text"] for m in page["messages"]] == ["lama", "baru"]
+    with sqlite3.connect(settings.storage.sqlite_path(tmp_path)) as db:
+        key_ids = [row[0] for row in db.execute(
+            "SELECT key_id FROM messages WHERE customer=? ORDER BY conv_seq", (wa_id,))]
+    assert key_ids == ["v1", "v2"]
