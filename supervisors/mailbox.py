@@ -50,6 +50,7 @@ class Mailbox:
         self._user: deque[Envelope[Any]] = deque()
         self._system: deque[Envelope[Any]] = deque()
         self._pauses: set[object] = {NO_ACTOR}
+        self._in_hand = False
         self._closed = False
 
     # -- senders --------------------------------------------------------
@@ -136,13 +137,18 @@ class Mailbox:
     # -- the consuming actor ---------------------------------------------
 
     def get(self) -> Envelope[Any]:
-        """Next envelope: system lane first; user lane unless paused."""
+        """Next envelope: system lane first; user lane unless paused.
+
+        The consumer asks for the next one only when done with the last,
+        so a user envelope counts as in hand (:meth:`load`) until then."""
         with self._lock:
+            self._in_hand = False
             while True:
                 if self._system:
                     return self._system.popleft()
                 if self._user and not self._pauses:
                     envelope = self._user.popleft()
+                    self._in_hand = True
                     self._writable.notify()
                     return envelope
                 self._readable.wait()
@@ -218,6 +224,10 @@ class Mailbox:
 
     def depth(self) -> int:
         return len(self._user)
+
+    def load(self) -> int:
+        """Queued user messages plus the one being handled, if any."""
+        return len(self._user) + self._in_hand
 
     def is_serving(self) -> bool:
         return NO_ACTOR not in self._pauses

@@ -37,8 +37,15 @@ from supervisors.supervisor import Supervisor
 
 
 class Routing(enum.StrEnum):
+    """``round_robin``: each worker in turn. ``hash``: by the message's key
+    (jump consistent hash), so one key's messages go to one worker in order.
+    ``least_busy``: the worker with the fewest messages queued or in hand,
+    ties in turn, so one slow message holds up no other while a worker is
+    idle (for independent, uneven work)."""
+
     ROUND_ROBIN = "round_robin"
     HASH = "hash"
+    LEAST_BUSY = "least_busy"
 
 
 class PoolRouter:
@@ -63,6 +70,8 @@ class PoolRouter:
                     raise NotRegistered("pool has no workers")
                 if key is not None and self.routing is Routing.HASH:
                     mailbox = workers[consistent_index(key, len(workers))]
+                elif self.routing is Routing.LEAST_BUSY:
+                    mailbox = _least_busy(workers, self._turn.index(len(workers)))
                 else:
                     mailbox = workers[self._turn.index(len(workers))]
                 if mailbox.offer(envelope):
@@ -78,6 +87,11 @@ class PoolRouter:
 
     def describe(self) -> dict[str, Any]:
         return {"routing": str(self.routing), "size": len(self.workers)}
+
+
+def _least_busy(workers: list[Mailbox], start: int) -> Mailbox:
+    count = len(workers)
+    return min((workers[(start + i) % count] for i in range(count)), key=Mailbox.load)
 
 
 class _Retired:

@@ -114,6 +114,41 @@ def test_round_robin_pool_spreads_messages_over_all_workers(start_tree) -> None:
     assert sorted(per_worker.values()) == [100, 100, 100, 100]
 
 
+class Gated(Actor):
+    """Holds ``"slow"`` until the gate opens; records everything else at once."""
+
+    def __init__(self, sink: Sink, gate: threading.Event, holding: threading.Event) -> None:
+        self.sink, self.gate, self.holding = sink, gate, holding
+
+    def receive(self, message: Any) -> Any:
+        if message == "slow":
+            self.holding.set()
+            assert self.gate.wait(10)
+        else:
+            self.sink.add((self.context.path, "k", 0, message))
+
+
+def test_a_least_busy_pool_routes_around_a_worker_held_by_a_slow_message(start_tree) -> None:
+    sink, gate, holding = Sink(10), threading.Event(), threading.Event()
+    worker = ChildSpec("w", lambda: Gated(sink, gate, holding))
+    spec = pool_spec("pool", worker, 2, routing=Routing.LEAST_BUSY)
+    tree = start_tree(supervisor_spec("root", flags(), [spec]))
+    tree.tell("pool", "slow")
+    assert holding.wait(5)
+    try:
+        for i in range(10):  # one at a time: round-robin would hand every other one to the held worker
+            tree.tell("pool", i)
+            for _ in range(500):
+                if len(sink.records) > i:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                raise AssertionError(f"message {i} waits behind the slow one")
+        assert len({path for path, *_ in sink.records}) == 1
+    finally:
+        gate.set()
+
+
 def test_a_hash_pool_refuses_a_message_without_a_key(start_tree) -> None:
     worker = ChildSpec("w", lambda: Worker(Sink(1)))
     tree = start_tree(supervisor_spec("root", flags(), [pool_spec("pool", worker, 2)]))
