@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lawhub_actors.settings import Secrets, Settings, load, parse_text
-from tests.servers import redis_server, redis_url  # noqa: F401 - fixtures for every test
+from tests.servers import clamd_down, clamd_process, clamd_server, redis_server, redis_url  # noqa: F401 - fixtures for every test
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "config" / "lawhub.toml"
