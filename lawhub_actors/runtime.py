@@ -21,11 +21,16 @@ import structlog
 
 from lawhub_actors.actors.assist import Classified
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, JournalAdvanced, Processed
 from lawhub_actors.actors.services import Publish, Services, Wakeup
 from lawhub_actors.actors.tree import root_spec
 from lawhub_actors.adapters.assist_http import HttpClassifier
+from lawhub_actors.adapters.clamd import Clamd
 from lawhub_actors.adapters.dedupe import dedupe_from
+from lawhub_actors.adapters.graph_media import GraphMedia
+from lawhub_actors.adapters.media_files import MediaFiles
+from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.core.assist import Classifier, RuleClassifier
@@ -38,6 +43,7 @@ log = structlog.get_logger("lawhub.runtime")
 GiveUp = Callable[[BaseException | None], None]
 
 JOURNAL_FILE = "journal.sqlite3"
+MEDIA_DIR = "media"
 JOURNAL_KEYSPACE = "_journal"
 """Bodies are sealed before their tenant is known: one key space for all."""
 
@@ -75,13 +81,29 @@ class AppRuntime:
         services = Services(settings, self.store, self.journal, self.dedupe, publish)
         wakeup = Wakeup(self._nudge_dispatcher)
         self.journal.on_commit = lambda seq: wakeup.signal()
+        self.media_files = MediaFiles(data_dir / MEDIA_DIR, keyring)
+        self._graph = (
+            GraphMedia(secrets.graph_base_url, secrets.access_token.get_secret_value())
+            if secrets.access_token is not None else None
+        )
+        scanner = (
+            Clamd(limits.clamd_socket, limits.clamd_timeout_s) if limits.clamd_socket else None
+        )
+        pipeline = MediaPipeline(self._graph, self.media_files, scanner, limits.media_max_bytes)
+        self.malware_scanning = pipeline.scanner_name
+        if scanner is None:
+            log.warning("malware_scanning_off",
+                        reason="[limits] clamd_socket is not set: built-in checks only")
+        if self._graph is None:
+            log.warning("media_download_off", reason="LAWHUB_ACCESS_TOKEN is not set")
         self._classifier = _classifier(settings)
         self._offload = (
             ThreadPoolExecutor(settings.assist.max_in_flight, thread_name_prefix="assist-call")
             if isinstance(self._classifier, HttpClassifier) else None
         )
         self.tree = Tree(
-            root_spec(settings, services, wakeup, self._classifier, self._offload),
+            root_spec(settings, services, wakeup, self._classifier, media=pipeline,
+                      offload=self._offload),
             on_give_up=on_give_up,
             dead_letter=self._dead_letter,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
@@ -96,7 +118,7 @@ class AppRuntime:
             return
         if isinstance(message, Inbound):
             failed = Processed(message.journal_seq, message.event.dedupe_key, failed=reason)
-        elif isinstance(message, Classify | Classified):
+        elif isinstance(message, Classify | Classified | ScanMedia):
             request = message.request if isinstance(message, Classified) else message
             failed = Processed(request.journal_seq, request.dedupe_key, failed=reason)
         else:
@@ -118,6 +140,8 @@ class AppRuntime:
         self.journal.close()
         self.store.close()
         self.dedupe.close()
+        if self._graph is not None:
+            self._graph.close()
         if isinstance(self._classifier, HttpClassifier):
             self._classifier.close()
 

@@ -50,11 +50,11 @@ class Classify:
 
 def takes_slow_step(event: Event) -> bool:
     """Whether the update is settled by a slow step after its shard stored it
-    (classification of its text; media scanning joins with its issue).
+    (checking its media, classifying its text).
 
     The dispatcher parks the rest of that conversation until the update is
     settled, so everything about one conversation stays in order while other
     conversations go on; the shard hands such an update on instead of
     settling it itself. Both ask this one function.
     """
-    return isinstance(event, InboundMessage) and bool(event.text)
+    return isinstance(event, InboundMessage) and (bool(event.text) or event.media is not None)

@@ -7,10 +7,11 @@ a new customer as a temporary lead, the message (sealed), the refreshed
 24-hour window, a consent change and its audit entry, the feed event —
 or, on a replay, finds it all there and does nothing. Only after the
 commit are the events published and the dispatcher told the update is
-durable — except for a message with text: that, masked, goes to the assist
-pool, which settles the update once its classification is durable (the
+durable — except for a message that takes a slow step: its media goes to
+the media pool, its text (masked) to the assist pool, one after the other,
+and the last of them settles the update once its result is durable (the
 dispatcher holds the rest of the conversation until then). A replay of a
-message whose classification never became durable classifies it again.
+message whose slow steps never became durable takes them again.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ import structlog
 from lawhub_actors.actors.assist import PATH as ASSIST_PATH
 from lawhub_actors.actors.assist import intake_source
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors.media import PATH as MEDIA_PATH
+from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, Processed, takes_slow_step
 from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters.media_pipeline import MediaJob
 from lawhub_actors.adapters.sqlite_store import Customer, FeedEvent, Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
@@ -57,8 +61,9 @@ class SessionShard(Actor):
     def _message(self, inbound: Inbound, event: InboundMessage) -> None:
         journal_seq = inbound.journal_seq
 
-        def record(tx: Tx) -> tuple[str, bool]:
-            """(our id, whether it still needs classifying)."""
+        def record(tx: Tx) -> tuple[str, bool, bool]:
+            """(our id, whether its media still needs checking, whether its
+            text still needs classifying)."""
             known = tx.customer(event.tenant, event.customer)
             if known is None:
                 tx.add_lead(event.tenant, event.customer, event.profile_name)
@@ -70,7 +75,8 @@ class SessionShard(Actor):
             if message_id is None:  # a replay: everything below already happened
                 stored = tx.message_id(event.tenant, event.wamid)
                 assert stored is not None
-                return stored, not tx.audited(intake_source(event.tenant, event.wamid))
+                return (stored, not tx.media_recorded(event.tenant, stored),
+                        not tx.audited(intake_source(event.tenant, event.wamid)))
             tx.touch_window(event.tenant, event.customer, float(event.timestamp))
             tx.emit(event.tenant, "message.received", {
                 "id": message_id, "customer": event.customer, "wamid": event.wamid,
@@ -80,24 +86,30 @@ class SessionShard(Actor):
             if change is not None:
                 self._consent(tx, event.customer, _consent_of(known), change,
                               source=f"consent:{event.wamid}", via="keyword")
-            return message_id, True
+            return message_id, True, True
 
         written = self._services.store.write(record)
         self._publish(written.events)
-        message_id, unclassified = written.value
+        message_id, unchecked, unclassified = written.value
         log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid,
                   conversation=conversation_ref(event.tenant, event.customer))
         if not takes_slow_step(event):
             return
-        if not unclassified:  # a replay that finds its classification durable too
-            self.context.registry.tell(DISPATCHER_PATH, Processed(journal_seq, event.dedupe_key))
-            return
-        assert event.text is not None
-        masked = mask(event.text, names=[event.profile_name] if event.profile_name else [])
-        self.context.registry.tell(ASSIST_PATH, Classify(
-            event.tenant, event.customer, event.wamid, message_id, masked,
-            journal_seq, event.dedupe_key,
-        ))
+        classify = None
+        if event.text and unclassified:
+            masked = mask(event.text, names=[event.profile_name] if event.profile_name else [])
+            classify = Classify(event.tenant, event.customer, event.wamid, message_id, masked,
+                                journal_seq, event.dedupe_key)
+        registry = self.context.registry
+        if event.media is not None and unchecked:
+            registry.tell(MEDIA_PATH, ScanMedia(
+                event.customer, event.wamid, message_id, _media_job(event),
+                journal_seq, event.dedupe_key, then=classify,
+            ))
+        elif classify is not None:
+            registry.tell(ASSIST_PATH, classify)
+        else:  # a replay that finds every slow step durable too
+            registry.tell(DISPATCHER_PATH, Processed(journal_seq, event.dedupe_key))
 
     def _status(self, event: StatusUpdate) -> None:
         raw = _raw_status(event)
@@ -166,6 +178,13 @@ def _raw_status(event: StatusUpdate) -> dict[str, Any]:
         },
         "biz_opaque_callback_data": event.biz_opaque_callback_data,
     }
+
+
+def _media_job(event: InboundMessage) -> MediaJob:
+    media = event.media
+    assert media is not None
+    return MediaJob(event.tenant, media.id, event.type.value, media.mime_type, media.sha256,
+                    animated=media.animated)
 
 
 def _consent_of(known: Customer | None) -> consent.ConsentState:

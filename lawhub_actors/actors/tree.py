@@ -7,6 +7,7 @@
         ├── sessions (one_for_one)
         │   └── <tenant>        consistent-hash pool of session shards, keyed by customer
         ├── assist              round-robin pool of classifiers (masked text only)
+        ├── media               least-busy pool of media-scan workers
         └── dispatcher          journal → dedupe → shards; started last, after its targets
 
 Strategies are part of the shape; intensity, period, backoff, mailbox
@@ -21,8 +22,10 @@ from concurrent.futures import Executor
 
 from lawhub_actors.actors.assist import AssistWorker
 from lawhub_actors.actors.dispatcher import Dispatcher
+from lawhub_actors.actors.media import MediaWorker
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.sessions import SessionShard
+from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.core.assist import Classifier
 from lawhub_actors.settings import Settings
 from supervisors import (
@@ -79,6 +82,8 @@ def root_spec(
     services: Services,
     wakeup: Wakeup,
     classifier: Classifier,
+    *,
+    media: MediaPipeline,
     offload: Executor | None = None,
 ) -> ChildSpec:
     """``offload`` runs a remote classifier's calls off the assist workers."""
@@ -102,10 +107,18 @@ def root_spec(
         routing=Routing.ROUND_ROBIN,
         flags=flags("inbound/assist"),
     )
+    media_pool = pool_spec(
+        "media",
+        _worker(settings, "worker", lambda: MediaWorker(services, media), "media"),
+        settings.supervision.pools.media_workers,
+        routing=Routing.LEAST_BUSY,
+        flags=flags("inbound/media"),
+    )
     dispatcher = _worker(settings, "dispatcher", lambda: Dispatcher(services, wakeup), "dispatcher")
     inbound = supervisor_spec("inbound", flags("inbound"), [
         supervisor_spec("sessions", flags("inbound/sessions"), tenants),
         assist,
+        media_pool,
         dispatcher,
     ])
     return supervisor_spec(ROOT, flags(ROOT), [inbound])

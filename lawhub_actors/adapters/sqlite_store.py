@@ -115,6 +115,19 @@ CREATE TABLE IF NOT EXISTS quarantine (
     UNIQUE (journal_seq, phone_number_id, reason, id)
 );
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS media (
+    tenant TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    verdict TEXT NOT NULL,              -- clean | infected | refused | unavailable
+    reason TEXT,                        -- signature, refusal or unavailability reason
+    shelf TEXT,                         -- clean | quarantine: where the sealed file is kept
+    ref TEXT UNIQUE,                    -- the file's name on its shelf, if one was kept
+    mime_type TEXT,                     -- the sniffed type of the kept bytes
+    size INTEGER,
+    scanner TEXT NOT NULL,              -- clamd | builtin
+    at REAL NOT NULL,
+    PRIMARY KEY (tenant, message_id)
+);
 """
 
 OPERATORS = "_operators"
@@ -137,6 +150,19 @@ class FeedEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaRecord:
+    """The outcome of one inbound media file's checks."""
+
+    verdict: str
+    reason: str | None
+    shelf: str | None
+    ref: str | None
+    mime_type: str | None
+    size: int | None
+    scanner: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: str
     customer: str
@@ -147,6 +173,8 @@ class StoredMessage:
     status: str
     created_at: float
     content: dict[str, Any]
+    media: MediaRecord | None = None
+    """The outcome of an inbound media file's checks, once known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +327,22 @@ class Tx:
             (source, tenant, self.now, kind, subject, key_id, blob),
         )
         return cursor.rowcount == 1
+
+    def record_media(self, tenant: str, message_id: str, media: MediaRecord) -> bool:
+        """Whether this is the message's first media outcome (replays: no-op)."""
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO media (tenant, message_id, verdict, reason, shelf, ref,"
+            " mime_type, size, scanner, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (tenant, message_id, media.verdict, media.reason, media.shelf, media.ref,
+             media.mime_type, media.size, media.scanner, self.now),
+        )
+        return cursor.rowcount == 1
+
+    def media_recorded(self, tenant: str, message_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM media WHERE tenant=? AND message_id=?", (tenant, message_id)
+        ).fetchone()
+        return row is not None
 
     def audited(self, source: str) -> bool:
         row = self.conn.execute("SELECT 1 FROM audit WHERE source=?", (source,)).fetchone()
@@ -470,18 +514,22 @@ class Store:
         """The customer's messages, both directions, oldest first; ``before``
         pages back by conversation position."""
         rows = self._readers.get().execute(
-            "SELECT id, conv_seq, direction, wamid, type, status, created_at, key_id, content"
-            " FROM messages WHERE tenant=? AND customer=? AND conv_seq < ?"
-            " ORDER BY conv_seq DESC LIMIT ?",
+            "SELECT m.id, m.conv_seq, m.direction, m.wamid, m.type, m.status, m.created_at,"
+            " m.key_id, m.content, x.verdict, x.reason, x.shelf, x.ref, x.mime_type, x.size,"
+            " x.scanner FROM messages m LEFT JOIN media x"
+            " ON x.tenant = m.tenant AND x.message_id = m.id"
+            " WHERE m.tenant=? AND m.customer=? AND m.conv_seq < ?"
+            " ORDER BY m.conv_seq DESC LIMIT ?",
             (tenant, customer, before if before is not None else 2**62, limit),
         ).fetchall()
         return [
             StoredMessage(
                 message_id, customer, conv_seq, direction, wamid, type_, status, created_at,
                 self._open(tenant, key_id, content, f"message:{tenant}:{message_id}"),
+                None if media[0] is None else MediaRecord(*media),
             )
-            for message_id, conv_seq, direction, wamid, type_, status, created_at, key_id, content
-            in reversed(rows)
+            for message_id, conv_seq, direction, wamid, type_, status, created_at, key_id, content,
+            *media in reversed(rows)
         ]
 
     def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -497,9 +545,30 @@ class Store:
             for entry_id, at, journal_seq, phone_number_id, reason, key_id, data in rows
         ]
 
+    def media(self, tenant: str, ref: str) -> MediaRecord | None:
+        """The tenant's media outcome whose file is ``ref`` (another tenant's: None)."""
+        row = self._readers.get().execute(
+            "SELECT verdict, reason, shelf, ref, mime_type, size, scanner FROM media"
+            " WHERE tenant=? AND ref=?",
+            (tenant, ref),
+        ).fetchone()
+        return None if row is None else MediaRecord(*row)
+
+    def quarantined_media(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Media that did not pass, newest first (no content: ids and reasons)."""
+        rows = self._readers.get().execute(
+            "SELECT tenant, message_id, verdict, reason, ref, mime_type, size, scanner, at"
+            " FROM media WHERE verdict != 'clean' ORDER BY at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("tenant", "message_id", "verdict", "reason", "ref", "mime_type", "size",
+                "scanner", "at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def count(self, table: str, **where: str) -> int:
         """Rows of ``table`` matching ``where`` (for operators and tests)."""
-        if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine"}:
+        if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine",
+                         "media"}:
             raise ValueError(f"unknown table {table!r}")
         if not all(column.isidentifier() for column in where):
             raise ValueError("column names must be identifiers")

@@ -46,6 +46,22 @@ def text_message(
     }
 
 
+def media_message(
+    phone_number_id: str, wa_id: str, kind: str, media: dict[str, Any], *,
+    message_id: str | None = None, timestamp: int = 1_767_000_000, name: str = "Budi Santoso",
+) -> dict[str, Any]:
+    """One ``messages`` change carrying an image, video, audio, document or
+    sticker: ``media`` is Meta's object (``id``, ``mime_type``, ``sha256``,
+    and ``caption`` / ``filename`` / ``voice`` / ``animated`` as the kind has)."""
+    change = text_message(phone_number_id, wa_id, "", message_id=message_id,
+                          timestamp=timestamp, name=name)
+    message = change["value"]["messages"][0]
+    del message["text"]
+    message["type"] = kind
+    message[kind] = media
+    return change
+
+
 def status_change(
     phone_number_id: str, recipient: str, message_id: str, status: str, *,
     timestamp: int = 1_767_000_100, callback: str | None = None,

@@ -42,9 +42,12 @@ async def tree(request: web.Request) -> web.Response:
 async def quarantine(request: web.Request) -> web.Response:
     """Webhook data that belongs to no tenant (unknown numbers, bad shapes)
     and updates given up after their handler kept crashing, newest first,
-    decrypted for operators."""
+    decrypted for operators; and media that did not pass its checks (ids,
+    verdicts and reasons: the files stay sealed on the quarantine shelf)."""
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    entries = await asyncio.to_thread(request.app[STORE].quarantined, 200)
-    return web.json_response({"entries": entries})
+    store = request.app[STORE]
+    entries = await asyncio.to_thread(store.quarantined, 200)
+    media = await asyncio.to_thread(store.quarantined_media, 200)
+    return web.json_response({"entries": entries, "media": media})

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
+from lawhub_actors.adapters.sqlite_store import MediaRecord
+from lawhub_actors.core.crypto import CryptoError
 from lawhub_actors.web import feed
 from lawhub_actors.web.auth import bearer, tenant_refusal
 from lawhub_actors.web.errors import InvalidParameter, error_response
-from lawhub_actors.web.keys import FEED, STORE, TENANT_TOKENS
+from lawhub_actors.web.keys import FEED, RUNTIME, STORE, TENANT_TOKENS
 from lawhub_actors.web.render import iso
 
 MAX_PAGE = 200
@@ -18,6 +21,7 @@ MAX_PAGE = 200
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ws", websocket)
     app.router.add_get("/api/v1/conversations/{wa_id}/messages", conversation)
+    app.router.add_get("/api/v1/media/{ref}", media)
 
 
 def _tenant(request: web.Request, *, allow_query: bool = False) -> str | None:
@@ -64,9 +68,54 @@ async def conversation(request: web.Request) -> web.Response:
             {
                 "id": m.id, "position": m.conv_seq, "direction": m.direction, "wamid": m.wamid,
                 "type": m.type, "status": m.status, "time": iso(m.created_at),
-                "text": m.content.get("text"), "media": m.content.get("media"),
+                "text": m.content.get("text"), "media": _media(m.content.get("media"), m.media),
             }
             for m in messages
         ],
         "next_before": messages[0].conv_seq if messages else None,
     })
+
+
+def _media(announced: dict[str, Any] | None, checked: MediaRecord | None) -> dict[str, Any] | None:
+    """What the webhook announced, and the verdict of the checks once known
+    (``ref`` only when clean: nothing else is ever served)."""
+    if announced is None:
+        return None
+    verdict = None if checked is None else {
+        "verdict": checked.verdict, "reason": checked.reason,
+        "ref": checked.ref if checked.verdict == "clean" else None,
+        "mime_type": checked.mime_type, "size": checked.size,
+    }
+    return {"mime_type": announced.get("mime_type"), "caption": announced.get("caption"),
+            "filename": announced.get("filename"), "voice": announced.get("voice"),
+            "checked": verdict}
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    """A clean media file of the tenant's, decrypted, with its sniffed type;
+    404 for anything else (another tenant's, quarantined, unknown)."""
+    tenant = _tenant(request)
+    if tenant is None:
+        return tenant_refusal()
+    ref = request.match_info["ref"]
+    record = await asyncio.to_thread(request.app[STORE].media, tenant, ref)
+    if record is None or record.verdict != "clean" or record.shelf != "clean":
+        return error_response(404, "not_found", "no such media")
+    frames = request.app[RUNTIME].media_files.read("clean", tenant, ref)
+    response = web.StreamResponse(headers={
+        "Content-Type": record.mime_type or "application/octet-stream",
+        "Content-Disposition": "attachment",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    })
+    if record.size is not None:
+        response.content_length = record.size
+    await response.prepare(request)
+    try:
+        while (frame := await asyncio.to_thread(next, frames, None)) is not None:
+            await response.write(frame)
+    except CryptoError:  # tampered on disk: cut the answer short rather than serve it
+        request.transport and request.transport.close()
+        raise
+    await response.write_eof()
+    return response
