@@ -78,6 +78,7 @@ class AppRuntime:
         limits = settings.limits
         redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None
         self.dedupe = dedupe_from(redis_url, limits.dedupe_ttl_s, limits.dedupe_memory_entries)
+        self._dedupe_kind = "redis" if redis_url else "memory"
         services = Services(settings, self.store, self.journal, self.dedupe, publish)
         wakeup = Wakeup(self._nudge_dispatcher)
         self.journal.on_commit = lambda seq: wakeup.signal()
@@ -90,7 +91,7 @@ class AppRuntime:
             Clamd(limits.clamd_socket, limits.clamd_timeout_s) if limits.clamd_socket else None
         )
         pipeline = MediaPipeline(self._graph, self.media_files, scanner, limits.media_max_bytes)
-        self.malware_scanning = pipeline.scanner_name
+        self._malware_scanning = "clamd" if scanner is not None else "off"
         if scanner is None:
             log.warning("malware_scanning_off",
                         reason="[limits] clamd_socket is not set: built-in checks only")
@@ -148,6 +149,14 @@ class AppRuntime:
     def ready(self) -> bool:
         root = self.tree.registry.find("")
         return root is not None and root.state == "running" and not self.tree.gave_up.is_set()
+
+    def services(self) -> dict[str, str]:
+        """Which optional parts run, for operators."""
+        return {
+            "malware_scanning": self._malware_scanning,
+            "media_download": "on" if self._graph is not None else "off",
+            "dedupe": self._dedupe_kind,
+        }
 
     def snapshot(self) -> NodeSnapshot:
         return self.tree.snapshot()

@@ -32,11 +32,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def tree(request: web.Request) -> web.Response:
     """The supervision tree as it is now (read from the registry: no actor
-    is asked, so a busy or restarting actor cannot stall this answer)."""
+    is asked, so a busy or restarting actor cannot stall this answer), and
+    ``services``: which optional parts run (``malware_scanning``: ``clamd``,
+    or ``off`` when only the built-in checks run)."""
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    return web.json_response(request.app[RUNTIME].snapshot().to_dict())
+    runtime = request.app[RUNTIME]
+    return web.json_response({**runtime.snapshot().to_dict(), "services": runtime.services()})
 
 
 async def quarantine(request: web.Request) -> web.Response:

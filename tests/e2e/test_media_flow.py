@@ -7,10 +7,12 @@ import asyncio
 import base64
 import hashlib
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
@@ -28,8 +30,8 @@ OGG = b"OggS\x00\x02" + bytes(20) + b"\x01\x13OpusHead\x01\x01" + os.urandom(30_
 ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(8) + os.urandom(5_000)
 
 
-def config(clamd: str | None, extra: str = "") -> str:
-    limits = f'clamd_socket = "{clamd}"\nclamd_timeout_s = 5.0\n' if clamd else ""
+def config(clamd: str | None, extra: str = "", clamd_timeout_s: float = 5.0) -> str:
+    limits = f'clamd_socket = "{clamd}"\nclamd_timeout_s = {clamd_timeout_s}\n' if clamd else ""
     return (REPO / "config" / "lawhub.toml").read_text() + (
         f"\n[limits]\n{limits}\n[retry]\nmax_attempts = 3\nbase_s = 0.05\nmax_s = 0.2\n{extra}"
     )
@@ -45,11 +47,12 @@ async def meta():
 
 @pytest.fixture
 def start(aiohttp_client, make_settings, tmp_path: Path, meta):
-    async def start_gateway(clamd: str | None) -> Any:
+    async def start_gateway(clamd: str | None, clamd_timeout_s: float = 5.0) -> Any:
         secrets = Secrets.from_env(test_environment(
             tmp_path, LAWHUB_ACCESS_TOKEN=TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url,
         ))
-        app = build_app(make_settings(config(clamd)), secrets, on_give_up=lambda r: None)
+        settings = make_settings(config(clamd, clamd_timeout_s=clamd_timeout_s))
+        app = build_app(settings, secrets, on_give_up=lambda r: None)
         return await aiohttp_client(app)
 
     return start_gateway
@@ -223,4 +226,43 @@ async def test_meta_failures_are_retried_and_after_the_last_try_the_media_is_una
     result = await scanned(feed, lost)
     assert (result["verdict"], result["reason"]) == ("unavailable", "meta_unavailable")
     await feed.until(lambda f: any(x["data"].get("text") == "sudah terkirim?" for x in f))
+    await feed.close()
+
+
+async def test_a_clamd_that_stops_answering_times_out_and_the_file_is_kept_unscanned(
+    start, meta, clamd_process, tmp_path
+) -> None:
+    client = await start(clamd_process.address, clamd_timeout_s=0.3)
+    feed = await Feed.open(client, "firm-a")
+    clamd_process.proc.send_signal(signal.SIGSTOP)  # hung: accepts, never answers
+    try:
+        wamid = await send_media(client, "6281234500111", "document",
+                                 announce(meta, "document", PDF, "application/pdf"))
+        result = await scanned(feed, wamid)
+    finally:
+        clamd_process.proc.send_signal(signal.SIGCONT)
+    assert (result["verdict"], result["reason"], result["ref"]) == (
+        "unavailable", "scanner_unavailable", None)
+    assert len(list((tmp_path / "media" / "quarantine" / "firm-a").iterdir())) == 1
+    await feed.close()
+
+
+async def test_without_clamd_the_built_in_checks_still_run_and_operators_see_scanning_is_off(
+    start, meta
+) -> None:
+    with structlog.testing.capture_logs() as logged:
+        client = await start(None)
+    assert [e["reason"] for e in logged if e["event"] == "malware_scanning_off"]
+    feed = await Feed.open(client, "firm-a")
+    clean = await send_media(client, "6281234500112", "image",
+                             announce(meta, "image", JPEG, "image/jpeg"))
+    eicar = await send_media(client, "6281234500113", "document",
+                             announce(meta, "document", PDF + EICAR, "application/pdf"))
+    assert (await scanned(feed, clean))["scanner"] == "builtin"
+    result = await scanned(feed, eicar)
+    assert (result["verdict"], result["reason"]) == ("infected", "Eicar-Test-Signature")
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    tree = await (await client.get("/admin/tree", headers=admin)).json()
+    assert tree["services"]["malware_scanning"] == "off"
+    assert any(child["path"] == "inbound/media" for child in tree["children"][0]["children"])
     await feed.close()
