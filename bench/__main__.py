@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import (
     end_to_end,
+    media_pool,
     restart_latency,
     router_throughput,
     tree_footprint,
@@ -16,7 +17,9 @@ from bench import (
 )
 from bench.report import Section, document, machine, print_section
 
-BENCHES = (router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end)
+BENCHES = (
+    router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
+)
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
