@@ -79,7 +79,6 @@ class AppRuntime:
         redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None
         self.dedupe = dedupe_from(redis_url, limits.dedupe_ttl_s, limits.dedupe_memory_entries)
         self._dedupe_kind = "redis" if redis_url else "memory"
-        services = Services(settings, self.store, self.journal, self.dedupe, publish)
         wakeup = Wakeup(self._nudge_dispatcher)
         self.journal.on_commit = lambda seq: wakeup.signal()
         self.media_files = MediaFiles(data_dir / MEDIA_DIR, keyring)
@@ -98,9 +97,12 @@ class AppRuntime:
         if self._graph is None:
             log.warning("media_download_off", reason="LAWHUB_ACCESS_TOKEN is not set")
         self._classifier = _classifier(settings)
+        remote = isinstance(self._classifier, HttpClassifier)
+        services = Services(settings, self.store, self.journal, self.dedupe, publish,
+                            inline_classifier=None if remote else self._classifier)
         self._offload = (
             ThreadPoolExecutor(settings.assist.max_in_flight, thread_name_prefix="assist-call")
-            if isinstance(self._classifier, HttpClassifier) else None
+            if remote else None
         )
         self.tree = Tree(
             root_spec(settings, services, wakeup, self._classifier, media=pipeline,

@@ -9,7 +9,9 @@ journal replay classifies it again. Only once the result is durable is the
 update settled (``Processed`` to the dispatcher), so a crash before that
 replays the message and classifies it again.
 
-The rules run inline. A remote classifier's calls run on a bounded pool of
+The built-in rules are pure and fast: session shards run them inline, in
+the transaction that stores the message (see ``sessions``), and this pool
+only serves a remote classifier. Its calls run on a bounded pool of
 threads (``[assist] max_in_flight``) and come back as ``Classified``: a
 worker never waits on the network, so one slow answer holds up only the
 conversation it belongs to.
@@ -84,25 +86,30 @@ class AssistWorker(Actor):
         self._offload.submit(self._classifier.classify, masked).add_done_callback(back)
 
     def _record(self, message: Classify, result: Classification) -> None:
-        data = {
-            "customer": message.customer,
-            "wamid": message.wamid,
-            "id": message.message_id,
-            "intent": result.intent.value,
-            "urgency": result.urgency.value,
-            "confidence": result.confidence,
-            "reasons": list(result.reasons),
-        }
-
         def record(tx: Tx) -> None:
-            source = intake_source(message.tenant, message.wamid)
-            if tx.audit(source, message.tenant, "intake", message.customer, data):
-                tx.emit(message.tenant, "intake.updated", data)
-                if result.urgency in URGENT:
-                    tx.emit(message.tenant, "intake.urgent", data)
+            record_intake(tx, result, tenant=message.tenant, customer=message.customer,
+                          wamid=message.wamid, message_id=message.message_id)
 
         events = self._services.store.write(record).events
         if events:
             self._services.publish(events)
         settled = Processed(message.journal_seq, message.dedupe_key)
         self.context.registry.tell(DISPATCHER_PATH, settled)
+
+
+def record_intake(tx: Tx, result: Classification, *, tenant: str, customer: str, wamid: str,
+                  message_id: str) -> None:
+    """``intake.updated`` (and ``intake.urgent``) once per message."""
+    data = {
+        "customer": customer,
+        "wamid": wamid,
+        "id": message_id,
+        "intent": result.intent.value,
+        "urgency": result.urgency.value,
+        "confidence": result.confidence,
+        "reasons": list(result.reasons),
+    }
+    if tx.audit(intake_source(tenant, wamid), tenant, "intake", customer, data):
+        tx.emit(tenant, "intake.updated", data)
+        if result.urgency in URGENT:
+            tx.emit(tenant, "intake.urgent", data)

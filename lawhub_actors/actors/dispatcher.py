@@ -5,7 +5,7 @@ dedupe fast path has already seen, quarantines what belongs to no tenant,
 and routes every update to its tenant's session pool keyed by customer, so
 one conversation is handled by one shard in arrival order.
 
-A slow step (classifying a message's text) parks only its conversation:
+A slow step (checking a file, a remote classification) parks only its conversation:
 while an update that takes one is unsettled, later updates of the same
 conversation wait here, in order, and every other conversation goes on.
 The stash lives in the dispatcher rather than in a shard so that it
@@ -160,7 +160,7 @@ class Dispatcher(Actor):
         except NotRegistered:  # the tenant left the config while its updates waited
             self._quarantine(seq, event.phone_number_id, "tenant_removed", {"tenant": event.tenant})
             return False
-        if takes_slow_step(event):
+        if takes_slow_step(event, remote_classifier=self._services.remote_classifier):
             self._slow[seq, event.dedupe_key] = conversation
             self._parked[conversation] = deque()
         return True

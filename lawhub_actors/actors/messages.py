@@ -48,13 +48,16 @@ class Classify:
     dedupe_key: str
 
 
-def takes_slow_step(event: Event) -> bool:
-    """Whether the update is settled by a slow step after its shard stored it
-    (checking its media, classifying its text).
+def takes_slow_step(event: Event, *, remote_classifier: bool) -> bool:
+    """Whether the update is settled by a slow step after its shard stored it:
+    checking its media, or classifying its text when the classifier is
+    remote (the built-in rules run inline in the shard's transaction).
 
     The dispatcher parks the rest of that conversation until the update is
     settled, so everything about one conversation stays in order while other
     conversations go on; the shard hands such an update on instead of
     settling it itself. Both ask this one function.
     """
-    return isinstance(event, InboundMessage) and (bool(event.text) or event.media is not None)
+    if not isinstance(event, InboundMessage):
+        return False
+    return event.media is not None or (remote_classifier and bool(event.text))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from lawhub_actors.adapters.dedupe import Dedupe
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import FeedEvent, Store
+from lawhub_actors.core.assist import Classifier
 from lawhub_actors.settings import Settings
 
 Publish = Callable[[Sequence[FeedEvent]], None]
@@ -22,6 +23,13 @@ class Services:
     dedupe: Dedupe
     publish: Publish
     """Hands committed feed events to live websocket subscribers."""
+    inline_classifier: Classifier | None = None
+    """The built-in rules, run by shards in the message's own transaction;
+    None when classification is remote (the assist pool, a slow step)."""
+
+    @property
+    def remote_classifier(self) -> bool:
+        return self.inline_classifier is None
 
 
 class Wakeup:

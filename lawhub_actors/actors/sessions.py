@@ -7,11 +7,14 @@ a new customer as a temporary lead, the message (sealed), the refreshed
 24-hour window, a consent change and its audit entry, the feed event —
 or, on a replay, finds it all there and does nothing. Only after the
 commit are the events published and the dispatcher told the update is
-durable — except for a message that takes a slow step: its media goes to
-the media pool, its text (masked) to the assist pool, one after the other,
-and the last of them settles the update once its result is durable (the
-dispatcher holds the rest of the conversation until then). A replay of a
-message whose slow steps never became durable takes them again.
+durable. The built-in classifier runs here, on the masked text, and its
+``intake.updated`` is written in the message's own transaction. A message
+that takes a slow step is handed on instead: its media to the media pool,
+its text (masked) to the assist pool when the classifier is remote, one
+after the other, and the last of them settles the update once its result
+is durable (the dispatcher holds the rest of the conversation until then).
+A replay of a message whose slow steps never became durable takes them
+again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import structlog
 
 from lawhub_actors.actors.assist import PATH as ASSIST_PATH
-from lawhub_actors.actors.assist import intake_source
+from lawhub_actors.actors.assist import intake_source, record_intake
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.media import PATH as MEDIA_PATH
 from lawhub_actors.actors.media import ScanMedia
@@ -53,13 +56,19 @@ class SessionShard(Actor):
             self._status(event)
         elif isinstance(event, PreferenceUpdate):
             self._preference(event)
-        if not takes_slow_step(event):
+        if not takes_slow_step(event, remote_classifier=self._services.remote_classifier):
             done = Processed(message.journal_seq, event.dedupe_key)
             self.context.registry.tell(DISPATCHER_PATH, done)
         return None
 
     def _message(self, inbound: Inbound, event: InboundMessage) -> None:
         journal_seq = inbound.journal_seq
+        masked = (
+            mask(event.text, names=[event.profile_name] if event.profile_name else [])
+            if event.text else None
+        )
+        inline = self._services.inline_classifier
+        intake = inline.classify(masked) if inline is not None and masked is not None else None
 
         def record(tx: Tx) -> tuple[str, bool, bool]:
             """(our id, whether its media still needs checking, whether its
@@ -82,22 +91,24 @@ class SessionShard(Actor):
                 "id": message_id, "customer": event.customer, "wamid": event.wamid,
                 "type": event.type.value, "text": event.text, "lead": known is None,
             })
+            if intake is not None:
+                record_intake(tx, intake, tenant=event.tenant, customer=event.customer,
+                              wamid=event.wamid, message_id=message_id)
             change = consent.keyword(event.text) if event.text else None
             if change is not None:
                 self._consent(tx, event.customer, _consent_of(known), change,
                               source=f"consent:{event.wamid}", via="keyword")
-            return message_id, True, True
+            return message_id, True, intake is None
 
         written = self._services.store.write(record)
         self._publish(written.events)
         message_id, unchecked, unclassified = written.value
         log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid,
                   conversation=conversation_ref(event.tenant, event.customer))
-        if not takes_slow_step(event):
+        if not takes_slow_step(event, remote_classifier=self._services.remote_classifier):
             return
         classify = None
-        if event.text and unclassified:
-            masked = mask(event.text, names=[event.profile_name] if event.profile_name else [])
+        if masked is not None and unclassified and inline is None:
             classify = Classify(event.tenant, event.customer, event.wamid, message_id, masked,
                                 journal_seq, event.dedupe_key)
         registry = self.context.registry

@@ -79,7 +79,9 @@ async def test_an_update_its_handler_keeps_crashing_on_is_quarantined_and_its_co
     for text in ("racun", "sesudahnya"):
         assert await post(client, traffic.envelope(traffic.text_message(NUMBER_A, SLOW, text))) == 200
 
-    await feed.until(lambda f: len(_received(feed, SLOW)) == 2)
+    # The built-in rules run in the shard, in the message's transaction: the
+    # poisoned update stores nothing, and the next one goes on.
+    await feed.until(lambda f: _received(feed, SLOW) == ["sesudahnya"])
     await feed.until(lambda f: len(feed.of_type("intake.updated")) == 1)
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     for _ in range(200):
