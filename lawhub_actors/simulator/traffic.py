@@ -101,3 +101,56 @@ def signed(document: dict[str, Any], app_secret: bytes) -> SignedPost:
         "Content-Type": "application/json",
         "X-Hub-Signature-256": sign(app_secret, body),
     })
+
+
+# -- outbound statuses (what Meta POSTs back after a send) -------------------------------------
+
+ERROR_CODES_HREF = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+
+
+def status_pricing(
+    category: str, *, billable: bool = True, kind: str = "regular"
+) -> dict[str, Any]:
+    """A status's ``pricing`` under per-message pricing (``PMP``): ``category`` is
+    ``marketing`` / ``utility`` / ``authentication`` / ``service``; ``kind`` is Meta's
+    ``type`` (``regular``, ``free_customer_service``, ``free_entry_point``)."""
+    return {"billable": billable, "pricing_model": "PMP", "category": category, "type": kind}
+
+
+def status_error(
+    code: int, title: str, details: str, *, message: str | None = None
+) -> dict[str, Any]:
+    """One entry of a ``failed`` status's ``errors[]``, as Meta writes it."""
+    return {
+        "code": code,
+        "title": title,
+        "message": message if message is not None else title,
+        "error_data": {"details": details},
+        "href": ERROR_CODES_HREF,
+    }
+
+
+def outbound_status(
+    phone_number_id: str, recipient: str, message_id: str, status: str, *,
+    timestamp: int, callback: str | None = None, display: str = "6281110000001",
+    pricing: dict[str, Any] | None = None, errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One ``messages`` change carrying the status of a message the business sent.
+
+    Like :func:`status_change`, with the business number's ``display``, ``pricing`` as
+    given (``None`` omits it, as Meta does on ``failed``), and ``errors[]`` for
+    ``failed``. ``conversation`` is left out, as from v24.0 on.
+    """
+    change = status_change(
+        phone_number_id, recipient, message_id, status, timestamp=timestamp, callback=callback
+    )
+    value = change["value"]
+    value["metadata"] = metadata(phone_number_id, display)
+    entry = value["statuses"][0]
+    if pricing is None:
+        del entry["pricing"]
+    else:
+        entry["pricing"] = dict(pricing)
+    if errors:
+        entry["errors"] = [dict(error) for error in errors]
+    return change

@@ -99,6 +99,12 @@ def test_a_clean_download_returns_the_exact_bytes(graph) -> None:
     chunks = list(graph.media().download(media_id, limit=len(PDF)))
     assert b"".join(chunks) == PDF
     assert max(len(c) for c in chunks) <= CHUNK
+    # The server marks the download complete after its last write, which the
+    # client can have read before that line runs on the server's thread.
+    deadline = time.monotonic() + 5
+    while not all(d.completed for d in graph.stand_in.stats(media_id).downloads):
+        assert time.monotonic() < deadline, "the server never finished the download"
+        time.sleep(0.005)
     stats = graph.stand_in.stats(media_id)
     assert stats.resolves == 1
     assert [(d.status, d.completed) for d in stats.downloads] == [(200, True)]
