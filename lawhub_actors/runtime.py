@@ -23,20 +23,24 @@ from lawhub_actors.actors.assist import Classified
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, JournalAdvanced, Processed
+from lawhub_actors.actors.outbound import WORKERS_PATH, Send
 from lawhub_actors.actors.services import Publish, Services, Wakeup
-from lawhub_actors.actors.tree import root_spec
+from lawhub_actors.actors.tree import Sending, root_spec
+from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.clamd import Clamd
 from lawhub_actors.adapters.dedupe import dedupe_from
 from lawhub_actors.adapters.graph_media import GraphMedia
+from lawhub_actors.adapters.graph_send import GraphSend
 from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
+from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.settings import Secrets, Settings
-from supervisors import NodeSnapshot, Tree
+from supervisors import MailboxFull, NodeSnapshot, Tree
 
 log = structlog.get_logger("lawhub.runtime")
 
@@ -104,9 +108,17 @@ class AppRuntime:
             ThreadPoolExecutor(settings.assist.max_in_flight, thread_name_prefix="assist-call")
             if remote else None
         )
+        self._graph_send = (
+            GraphSend(secrets.graph_base_url, secrets.access_token.get_secret_value(),
+                      max_connections=limits.send_in_flight)
+            if secrets.access_token is not None else None
+        )
+        self._send_calls = ThreadPoolExecutor(limits.send_in_flight, thread_name_prefix="send")
+        self.rates = rate_store_from(redis_url)
+        sending = Sending(self.rates, self._graph_send, self._send_calls)
         self.tree = Tree(
             root_spec(settings, services, wakeup, self._classifier, media=pipeline,
-                      offload=self._offload),
+                      sending=sending, offload=self._offload),
             on_give_up=on_give_up,
             dead_letter=self._dead_letter,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
@@ -133,18 +145,40 @@ class AppRuntime:
 
     def start(self) -> AppRuntime:
         self.tree.start()
+        self._take_up_unfinished_sends()
         return self
+
+    def _take_up_unfinished_sends(self) -> None:
+        """Every outbound message not yet sent nor dead, in accepted order,
+        to its worker (before the web side accepts new ones)."""
+        unfinished = self.store.read(outbound_store.unfinished)
+        for message_id, _tenant, recipient in unfinished:
+            self.send(message_id, recipient)
+        if unfinished:
+            log.info("outbound_resumed", messages=len(unfinished))
+
+    def send(self, message_id: str, recipient: str) -> None:
+        """Hand an accepted message to its worker (keyed by recipient). Never
+        blocks: a full queue leaves it pending in the store, logged."""
+        try:
+            self.tree.registry.tell(WORKERS_PATH, Send(message_id, recipient), recipient,
+                                    wait=False)
+        except MailboxFull:
+            log.warning("outbound_queue_full", msg_id=message_id)
 
     def stop(self) -> None:
         self._stopping = True
         self.tree.stop(timeout_s=self.settings.server.shutdown_timeout_s)
-        if self._offload is not None:  # calls still under way finish within the timeout
-            self._offload.shutdown(wait=True, cancel_futures=True)
+        for calls in (self._offload, self._send_calls):  # calls under way end within their timeout
+            if calls is not None:
+                calls.shutdown(wait=True, cancel_futures=True)
         self.journal.close()
         self.store.close()
         self.dedupe.close()
-        if self._graph is not None:
-            self._graph.close()
+        for client in (self._graph, self._graph_send):
+            if client is not None:
+                client.close()
+        self.rates.close()
         if isinstance(self._classifier, HttpClassifier):
             self._classifier.close()
 

@@ -268,6 +268,11 @@ class Limits(_Section):
     media_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     clamd_socket: str | None = Field(default=None, min_length=1)
     clamd_timeout_s: float = Field(default=10.0, gt=0)
+    # Graph calls of outbound sends under way at once (threads and connections).
+    send_in_flight: int = Field(default=32, ge=1, le=1024)
+    # Fraction of a number's throughput left unused, so that calls leaving a
+    # few milliseconds late never bunch up above Meta's limit on arrival.
+    throughput_headroom: float = Field(default=0.02, ge=0, lt=0.5)
     # Meta retries a webhook for up to 7 days, so dedupe remembers wamids that long.
     dedupe_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     dedupe_memory_entries: int = Field(default=100_000, ge=1)

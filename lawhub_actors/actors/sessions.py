@@ -30,6 +30,7 @@ from lawhub_actors.actors.media import PATH as MEDIA_PATH
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, Processed, takes_slow_step
 from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.media_pipeline import MediaJob
 from lawhub_actors.adapters.sqlite_store import Customer, FeedEvent, Tx, state_from_status
 from lawhub_actors.core import consent
@@ -130,6 +131,15 @@ class SessionShard(Actor):
                 return  # Meta sent this one before
             incoming = state_from_status(raw)
             applied = incoming and tx.apply_status(event.tenant, event.wamid, incoming)
+            if not applied:
+                # Before our send call learnt the wamid (a 5xx, a crash, or a status
+                # faster than the answer): Meta echoes our id; settle the message.
+                ours = outbound_store.outbound_of_callback(
+                    tx, event.tenant, event.biz_opaque_callback_data)
+                message = ours and outbound_store.load(tx, ours)
+                if message and message.wamid is None:
+                    merged = outbound_store.mark_sent(tx, message, event.wamid)
+                    applied = (message.id, merged)
             tx.emit(event.tenant, "message.status", {
                 "wamid": event.wamid,
                 "status": raw["status"],
@@ -138,6 +148,11 @@ class SessionShard(Actor):
                 "id": applied[0] if applied else event.biz_opaque_callback_data,
                 "state": applied[1].status.value if applied else None,
             })
+            if applied and raw["status"] == "failed":
+                tx.emit(event.tenant, "outbound.failed", {
+                    "id": applied[0], "wamid": event.wamid, "reason": "meta_failed",
+                    "error": raw["errors"][0] if raw["errors"] else None,
+                })
 
         self._publish(self._services.store.write(record).events)
 

@@ -9,6 +9,10 @@
         ├── assist              round-robin pool of classifiers (masked text only)
         ├── media               least-busy pool of media-scan workers
         └── dispatcher          journal → dedupe → shards; started last, after its targets
+    └── outbound (one_for_one)
+        ├── limiters/<number>   GCRA: throughput and pair rate per business number
+        ├── breakers/<number>   circuit breaker per business number
+        └── workers             consistent-hash pool by recipient
 
 Strategies are part of the shape; intensity, period, backoff, mailbox
 bounds, retries and pool sizes come from ``[supervision]`` (per-path
@@ -17,16 +21,23 @@ overrides in ``[supervision.overrides."<path>"]``, ``root`` for the root).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 from lawhub_actors.actors.assist import AssistWorker
 from lawhub_actors.actors.dispatcher import Dispatcher
 from lawhub_actors.actors.media import MediaWorker
+from lawhub_actors.actors.outbound import NumberBreaker, NumberLimiter, OutboundWorker
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.sessions import SessionShard
+from lawhub_actors.adapters.graph_send import GraphSend
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
+from lawhub_actors.adapters.rate_store import RateStore
 from lawhub_actors.core.assist import Classifier
+from lawhub_actors.core.breaker import BreakerPolicy
+from lawhub_actors.core.gcra import Rate
 from lawhub_actors.settings import Settings
 from supervisors import (
     Actor,
@@ -84,9 +95,11 @@ def root_spec(
     classifier: Classifier,
     *,
     media: MediaPipeline,
+    sending: Sending,
     offload: Executor | None = None,
 ) -> ChildSpec:
     """``offload`` runs a remote classifier's calls off the assist workers."""
+
     def flags(path: str, strategy: Strategy = Strategy.ONE_FOR_ONE) -> SupervisorFlags:
         return supervisor_flags(settings, path, strategy)
 
@@ -121,4 +134,54 @@ def root_spec(
         media_pool,
         dispatcher,
     ])
-    return supervisor_spec(ROOT, flags(ROOT), [inbound])
+    return supervisor_spec(ROOT, flags(ROOT), [inbound, _outbound(settings, services, sending)])
+
+
+@dataclass(frozen=True)
+class Sending:
+    """What the outbound actors use: where limits live, the Graph client
+    (None without an access token), and the bounded pool for its calls."""
+
+    rates: RateStore
+    graph: GraphSend | None
+    calls: Executor
+    clock: Callable[[], float] = time.monotonic
+
+
+def _outbound(settings: Settings, services: Services, sending: Sending) -> ChildSpec:
+    def flags(path: str) -> SupervisorFlags:
+        return supervisor_flags(settings, path, Strategy.ONE_FOR_ONE)
+
+    limits, tuning = settings.limits, settings.breaker
+    pair = Rate.every(6.0 / limits.pair_rate_per_6s, burst=limits.pair_burst)
+    policy = BreakerPolicy(
+        failure_threshold=tuning.failure_threshold, failure_rate=tuning.failure_rate,
+        window=tuning.window, cooldown_s=tuning.cooldown_s,
+        cooldown_max_s=tuning.cooldown_max_s, half_open_probes=tuning.half_open_probes,
+    )
+    numbers = [(tenant.id, number) for tenant in settings.tenants
+               for number in tenant.phone_numbers]
+    limiters = [
+        _worker(settings, number.id, lambda n=number: NumberLimiter(
+            n.id, Rate(n.throughput_mps * (1.0 - limits.throughput_headroom)), pair,
+            sending.rates), "limiter")
+        for _, number in numbers
+    ]
+    breakers = [
+        _worker(settings, number.id, lambda t=tenant, n=number: NumberBreaker(
+            services, t, n.id, policy, sending.clock), "breaker")
+        for tenant, number in numbers
+    ]
+    workers = pool_spec(
+        "workers",
+        _worker(settings, "worker",
+                lambda: OutboundWorker(services, sending.graph, sending.calls), "outbound"),
+        settings.supervision.pools.outbound_workers,
+        routing=Routing.HASH,
+        flags=flags("outbound/workers"),
+    )
+    return supervisor_spec("outbound", flags("outbound"), [
+        supervisor_spec("limiters", flags("outbound/limiters"), limiters),
+        supervisor_spec("breakers", flags("outbound/breakers"), breakers),
+        workers,
+    ])

@@ -38,6 +38,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
+from lawhub_actors.adapters.outbound_schema import OUTBOUND_SCHEMA
 from lawhub_actors.adapters.sqlite_common import STOP, Readers, connect, take_batch
 from lawhub_actors.core.status import DeliveryState, Status, StatusError, merge, merge_all
 from lawhub_actors.core.status import parse as parse_status
@@ -318,6 +319,17 @@ class Tx:
     def _open(self, tenant: str, key_id: str, blob: bytes, aad: str) -> Any:
         return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
 
+    def message_content(self, tenant: str, message_id: str) -> dict[str, Any] | None:
+        """A message's sealed content, opened."""
+        row = self.conn.execute(
+            "SELECT key_id, content FROM messages WHERE tenant=? AND id=?", (tenant, message_id)
+        ).fetchone()
+        if row is None:
+            return None
+        aad = f"message:{tenant}:{message_id}"
+        content: dict[str, Any] = self._open(tenant, row[0], row[1], aad)
+        return content
+
     def audit(self, source: str, tenant: str, kind: str, subject: str, data: Any) -> bool:
         """Whether the entry is new (``source`` makes replays no-ops)."""
         key_id, blob = self.seal(tenant, data, f"audit:{source}")
@@ -427,7 +439,7 @@ class Store:
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(path, synchronous="NORMAL")
-        self._writer.executescript(_SCHEMA)
+        self._writer.executescript(_SCHEMA + OUTBOUND_SCHEMA)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._readers = Readers(path, synchronous="NORMAL")
         self.commits = 0
@@ -479,6 +491,11 @@ class Store:
                 future.set_exception(failure)
 
     # -- reads -----------------------------------------------------------------
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on this thread's read connection (WAL: a consistent
+        snapshot that never blocks the writer)."""
+        return work(self._readers.get())
 
     def _open(self, tenant: str, key_id: str, blob: bytes, aad: str) -> Any:
         return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
@@ -568,7 +585,7 @@ class Store:
     def count(self, table: str, **where: str) -> int:
         """Rows of ``table`` matching ``where`` (for operators and tests)."""
         if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine",
-                         "media"}:
+                         "media", "outbound"}:
             raise ValueError(f"unknown table {table!r}")
         if not all(column.isidentifier() for column in where):
             raise ValueError("column names must be identifiers")

@@ -63,8 +63,19 @@ RETRY_ONCE: frozenset[int] = frozenset({1})
 """Codes retried at most once (Meta's "unknown API error" rarely clears)."""
 
 
-def classify_send(status: int | None, code: int | None) -> SendClass:
-    """Class of a failed send from its HTTP ``status`` and Meta's ``error.code``."""
+def classify_send(status: int | None, code: int | None, *, timed_out: bool = False) -> SendClass:
+    """Class of a failed send from its HTTP ``status`` and Meta's ``error.code``.
+
+    Whether Meta sent the message is unknown after a 5xx or an answer that
+    timed out (the request may have arrived): a class that would retry is
+    then ``unknown_outcome`` — wait for a status webhook carrying our id
+    before sending again, so a retry never doubles a message."""
+    cls = _by_code_then_status(status, code)
+    unsure = timed_out or (status is not None and status >= 500)
+    return SendClass.UNKNOWN_OUTCOME if unsure and cls is SendClass.RETRY else cls
+
+
+def _by_code_then_status(status: int | None, code: int | None) -> SendClass:
     if code is not None and code in _CODES:
         return _CODES[code]
     if status is None or status == 429:

@@ -24,7 +24,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/media/{ref}", media)
 
 
-def _tenant(request: web.Request, *, allow_query: bool = False) -> str | None:
+def request_tenant(request: web.Request, *, allow_query: bool = False) -> str | None:
     token = bearer(request)
     if token is None and allow_query:
         token = request.query.get("token")
@@ -41,7 +41,7 @@ def _int_param(request: web.Request, name: str, default: int | None) -> int | No
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    tenant = _tenant(request, allow_query=True)
+    tenant = request_tenant(request, allow_query=True)
     if tenant is None:
         return tenant_refusal()
     since = _int_param(request, "since", 0) or 0
@@ -52,7 +52,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def conversation(request: web.Request) -> web.Response:
-    tenant = _tenant(request)
+    tenant = request_tenant(request)
     if tenant is None:
         return tenant_refusal()
     limit = _int_param(request, "limit", 50) or 50
@@ -94,7 +94,7 @@ def _media(announced: dict[str, Any] | None, checked: MediaRecord | None) -> dic
 async def media(request: web.Request) -> web.StreamResponse:
     """A clean media file of the tenant's, decrypted, with its sniffed type;
     404 for anything else (another tenant's, quarantined, unknown)."""
-    tenant = _tenant(request)
+    tenant = request_tenant(request)
     if tenant is None:
         return tenant_refusal()
     ref = request.match_info["ref"]

@@ -34,9 +34,11 @@ STATUSES = [None, 200, 400, 401, 403, 404, 429, 500, 502, 503]
 
 @pytest.mark.parametrize(("code", "expected"), EXPECTED)
 @pytest.mark.parametrize("status", STATUSES)
-def test_a_known_code_decides_whatever_the_status(
+def test_a_known_code_decides_whatever_the_status_short_of_a_5xx(
     status: int | None, code: int, expected: SendClass
 ) -> None:
+    if status is not None and status >= 500 and expected is SendClass.RETRY:
+        expected = SendClass.UNKNOWN_OUTCOME  # Meta may have sent it: see the tests below
     assert classify_send(status, code) is expected
 
 
@@ -91,7 +93,7 @@ def test_classes_are_strings_for_the_store_and_the_feed() -> None:
 
 
 def test_code_1_is_retried_once_only() -> None:
-    assert classify_send(500, 1) is SendClass.RETRY
+    assert classify_send(400, 1) is SendClass.RETRY
     assert sorted(RETRY_ONCE) == [1]
 
 
@@ -130,3 +132,19 @@ def test_every_answer_gets_a_class_and_known_codes_ignore_the_status(
         assert cls is classify_send(None, code)
     if status is not None and 500 <= status < 600 and cls is SendClass.RETRY:
         assert code in RETRY  # a 5xx is only retried when Meta's code says so
+
+
+@pytest.mark.parametrize("code", [None, 131000, 2, 130429])
+def test_after_a_5xx_a_retryable_failure_is_an_unknown_outcome(code) -> None:
+    assert classify_send(500, code) is SendClass.UNKNOWN_OUTCOME
+    assert classify_send(503, code) is SendClass.UNKNOWN_OUTCOME
+
+
+def test_a_timed_out_answer_is_an_unknown_outcome_but_a_refused_connection_retries() -> None:
+    assert classify_send(None, None, timed_out=True) is SendClass.UNKNOWN_OUTCOME
+    assert classify_send(None, None) is SendClass.RETRY
+
+
+def test_a_terminal_code_stays_terminal_even_with_a_5xx() -> None:
+    assert classify_send(500, 131026) is SendClass.TERMINAL
+    assert classify_send(502, 190) is SendClass.TERMINAL_BREAK

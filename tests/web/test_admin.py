@@ -42,8 +42,14 @@ async def test_admin_tree_shows_the_live_tree_with_every_tenant(aiohttp_client, 
     assert response.status == 200
     root = await response.json()
     assert root["id"] == "root" and root["state"] == "running"
-    assert [child["path"] for child in root["children"]] == ["inbound"]
+    assert [child["path"] for child in root["children"]] == ["inbound", "outbound"]
     sessions = root["children"][0]["children"][0]
+    numbers = [n.id for t in settings.tenants for n in t.phone_numbers]
+    outbound = {child["path"]: child for child in root["children"][1]["children"]}
+    assert set(outbound) == {"outbound/limiters", "outbound/breakers", "outbound/workers"}
+    assert [c["path"] for c in outbound["outbound/breakers"]["children"]] == [
+        f"outbound/breakers/{n}" for n in numbers
+    ]
     assert [t["path"] for t in sessions["children"]] == [
         f"inbound/sessions/{tenant.id}" for tenant in settings.tenants
     ]

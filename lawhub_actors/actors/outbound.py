@@ -1,0 +1,395 @@
+"""Outbound: limiters and breakers per phone number, and the sending workers.
+
+::
+
+    outbound (one_for_one)
+    ├── limiters/<phone number id>   GCRA permits: the number's throughput and each
+    │                                recipient's pair rate (memory, or Redis shared)
+    ├── breakers/<phone number id>   closed / open / half-open, per number
+    └── workers                      hash pool by recipient: one client's messages leave
+                                     in the order they were accepted
+
+A worker takes one message per recipient at a time (the others of that
+recipient wait, in order, in the worker); other recipients go on. For each
+message: the breaker (open: try again when it half-opens), a permit from
+the limiter for the recipient's pair-rate slot (a wait: a message to itself
+after it, never a sleep), then the Graph call on a bounded pool of threads,
+which takes the number's throughput slot right before it leaves, so a slow
+answer blocks no other recipient and a busy worker never makes sends bunch
+up above the rate. The answer is classified by Meta's code first (``send_errors``):
+sent → the wamid is stored before anything else; retryable → backoff and
+again; 131056 → that recipient only, 4^n s; terminal → the dead-letter
+queue (and, for a broken token or account, the breaker trips); a 5xx →
+``unknown``: Meta may have sent it, so the worker first waits for the
+status webhook that carries our id, and sends again only if none came.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters import outbound_store
+from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
+from lawhub_actors.adapters.outbound_store import Outbound
+from lawhub_actors.adapters.rate_store import RateStore
+from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.core import breaker
+from lawhub_actors.core.gcra import Rate
+from lawhub_actors.core.retry import backoff_delay
+from lawhub_actors.core.send_errors import SendClass, classify_send, recipient_backoff
+from supervisors import Actor, NotRegistered, Registry
+
+log = structlog.get_logger("lawhub.outbound")
+
+WORKERS_PATH = "outbound/workers"
+ASK_TIMEOUT_S = 5.0
+LATE_RESERVATIONS = 4
+"""Slots a call may take in turn when it keeps waking late (then it goes)."""
+
+
+def limiter_path(phone_number_id: str) -> str:
+    return f"outbound/limiters/{phone_number_id}"
+
+
+def breaker_path(phone_number_id: str) -> str:
+    return f"outbound/breakers/{phone_number_id}"
+
+
+# -- limiter -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PairPermit:
+    """Ask: seconds until the recipient's pair-rate slot (reserved now)."""
+
+    recipient: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputPermit:
+    """Ask, right before a call leaves: ``(seconds to wait, interval)`` for
+    the number's throughput slot (reserved now)."""
+
+
+class NumberLimiter(Actor):
+    """One business number's limits: throughput (GCRA at ``throughput_mps``)
+    and the pair rate to each recipient, reserved separately: the pair slot
+    when a message is taken up, the throughput slot by the call itself just
+    before it leaves (reserving both at once would hold the whole number's
+    throughput until one busy recipient's slot came round)."""
+
+    def __init__(self, phone_number_id: str, throughput: Rate, pair: Rate,
+                 store: RateStore) -> None:
+        self._number = phone_number_id
+        self._throughput = throughput
+        self._pair = pair
+        self._store = store
+        self.granted = 0
+        self.waited_s = 0.0
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, PairPermit):
+            return self._store.reserve(f"pair:{self._number}:{message.recipient}", self._pair)
+        if isinstance(message, ThroughputPermit):
+            wait = self._store.reserve(f"tp:{self._number}", self._throughput)
+            self.granted += 1
+            self.waited_s += wait
+            return wait, self._throughput.interval
+        return super().receive(message)
+
+
+# -- breaker -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MayCall:
+    """Ask: ``(allowed, seconds until it may be tried again)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    trip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitState:
+    """Ask, read-only (the API's check): ``(name, retry_after_s)``."""
+
+
+class NumberBreaker(Actor):
+    def __init__(self, services: Services, tenant: str, phone_number_id: str,
+                 policy: breaker.BreakerPolicy, clock: Callable[[], float]) -> None:
+        self._services = services
+        self._tenant = tenant
+        self._number = phone_number_id
+        self._state = breaker.BreakerState(policy)
+        self._clock = clock
+
+    def receive(self, message: Any) -> Any:
+        now = self._clock()
+        if isinstance(message, MayCall):
+            allowed, new = breaker.may_call(self._state, now)
+            self._move(new, now)
+            return allowed, breaker.retry_after(self._state, now)
+        if isinstance(message, Outcome):
+            self._move(breaker.record(self._state, now, message.ok, trip=message.trip), now)
+            return None
+        if isinstance(message, CircuitState):
+            current = breaker.advance(self._state, now)
+            return current.name.value, breaker.retry_after(current, now)
+        return super().receive(message)
+
+    def _move(self, new: breaker.BreakerState, now: float) -> None:
+        old, self._state = self._state, new
+        if old.name is new.name:
+            return
+        log.warning("circuit_changed", tenant=self._tenant, phone_number_id=self._number,
+                    circuit=new.name.value)
+        data = {"phone_number_id": self._number, "from": old.name.value, "to": new.name.value,
+                "retry_after_s": round(breaker.retry_after(new, now), 3)}
+        written = self._services.store.write(lambda tx: tx.emit(self._tenant, "circuit.changed",
+                                                                data))
+        self._services.publish(written.events)
+
+
+# -- workers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Take up an outbound message (accepted, recovered at start, or replayed)."""
+
+    id: str
+    recipient: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Begin:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PairSlot:
+    """The recipient's pair-rate slot has come: the throughput permit next."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    id: str
+    outcome: Future[Sent | SendFailed]
+
+
+class OutboundWorker(Actor):
+    def __init__(self, services: Services, graph: GraphSend | None, calls: Executor,
+                 uniform: Callable[[], float] = random.random) -> None:
+        self._services = services
+        self._graph = graph
+        self._calls = calls
+        self._retry = services.settings.retry
+        self._uniform = uniform
+        self._queues: dict[str, deque[str]] = {}
+        """Per recipient: the message in progress first, then those waiting."""
+        self._recipient_of: dict[str, str] = {}
+        self._graced: set[str] = set()
+        """Unknown outcomes whose grace for a status webhook is running."""
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, Send):
+            queue = self._queues.setdefault(message.recipient, deque())
+            if message.id in queue:
+                return None  # already in hand or waiting
+            queue.append(message.id)
+            self._recipient_of[message.id] = message.recipient
+            if len(queue) == 1:
+                self._begin(message.id)
+        elif isinstance(message, _Begin):
+            self._begin(message.id)
+        elif isinstance(message, _PairSlot):
+            self._fire(message.id)
+        elif isinstance(message, _Done):
+            self._done(message.id, message.outcome)
+        else:
+            return super().receive(message)
+        return None
+
+    # -- the steps ---------------------------------------------------------------
+
+    def _load(self, message_id: str) -> Outbound | None:
+        return self._services.store.write(lambda tx: outbound_store.load(tx, message_id)).value
+
+    def _begin(self, message_id: str) -> None:
+        message = self._load(message_id)
+        if message is None or message.state in ("sent", "dead"):
+            self._finish(message_id)
+            return
+        # Meta may have sent it (a 5xx, or a crash mid-call): if a status with our id
+        # settled it meanwhile, it is 'sent' now; otherwise the webhook gets a grace
+        # period before a second send.
+        unsure = message.state in ("sending", "unknown") and message.attempts > 0
+        if unsure and not self._graceful(message):
+            return
+        allowed, retry_after = self._ask(breaker_path(message.phone_number_id), MayCall())
+        if not allowed:
+            self.context.tell_self_later(max(retry_after, 0.05), _Begin(message_id))
+            return
+        wait = self._ask(limiter_path(message.phone_number_id), PairPermit(message.recipient))
+        if wait > 0:
+            self.context.tell_self_later(wait, _PairSlot(message_id))
+        else:
+            self._fire(message_id)
+
+    def _fire(self, message_id: str) -> None:
+        """Hand the call to the call pool: it takes the number's throughput
+        slot itself, just before it leaves."""
+        def sending(tx: Tx) -> Outbound | None:
+            message = outbound_store.load(tx, message_id)
+            if message is None or message.state in ("sent", "dead"):
+                return None
+            outbound_store.set_state(tx, message_id, "sending", attempt=True)
+            return message
+
+        message = self._services.store.write(sending).value
+        if message is None:
+            self._finish(message_id)
+            return
+        if self._graph is None:
+            self._dead(message, "terminal", {"status": None, "code": None,
+                                             "message": "LAWHUB_ACCESS_TOKEN is not set"})
+            return
+        registry, path = self.context.registry, self.context.path
+        call = self._calls.submit(self._call, message, registry)
+
+        def back(outcome: Future[Sent | SendFailed]) -> None:
+            try:
+                registry.tell(path, _Done(message_id, outcome))
+            except NotRegistered:  # stopping: 'sending' is taken up again at the next start
+                log.info("send_answer_dropped_at_shutdown", msg_id=message_id)
+
+        call.add_done_callback(back)
+
+    def _call(self, message: Outbound, registry: Registry) -> Sent | SendFailed:
+        """On a call thread: wait for a throughput slot, then call Meta. A
+        thread that wakes more than half an interval late takes a new slot
+        (behind those reserved meanwhile) instead of bunching up with the
+        next send above the number's rate."""
+        assert self._graph is not None
+        for _ in range(LATE_RESERVATIONS):
+            wait, interval = registry.ask(limiter_path(message.phone_number_id),
+                                          ThroughputPermit(), timeout=ASK_TIMEOUT_S)
+            slot = time.monotonic() + wait
+            if wait > 0:
+                time.sleep(wait)
+            if time.monotonic() - slot <= interval / 2:
+                break
+        content = message.content
+        if content["type"] == "text":
+            return self._graph.text(message.phone_number_id, message.recipient,
+                                    content["text"], callback=message.id)
+        template = content["template"]
+        return self._graph.template(message.phone_number_id, message.recipient,
+                                    template["name"], template["language"], template["params"],
+                                    callback=message.id)
+
+    def _done(self, message_id: str, outcome: Future[Sent | SendFailed]) -> None:
+        message = self._load(message_id)
+        if message is None:
+            self._finish(message_id)
+            return
+        result = outcome.result()
+        breaker_of = breaker_path(message.phone_number_id)
+        if isinstance(result, Sent):
+            self._tell(breaker_of, Outcome(ok=True))
+            self._sent(message, result.wamid)
+            return
+        kind = classify_send(result.status, result.code, timed_out=result.title == "timeout")
+        error = {"status": result.status, "code": result.code, "title": result.title,
+                 "message": result.message, "details": result.details}
+        log.info("send_failed", tenant=message.tenant, msg_id=message.id, status=result.status,
+                 code=result.code, kind=kind.value, attempt=message.attempts)
+        # A terminal error about this message, or the pair rate of this recipient,
+        # says the number and its token work: a success for the breaker (which
+        # also answers a half-open probe).
+        number_works = kind in (SendClass.RETRY_RECIPIENT, SendClass.TERMINAL)
+        self._tell(breaker_of, Outcome(ok=number_works, trip=kind is SendClass.TERMINAL_BREAK))
+        if kind in (SendClass.TERMINAL, SendClass.TERMINAL_BREAK):
+            self._dead(message, "terminal", error)
+        elif message.attempts >= self._retry.max_attempts:
+            self._dead(message, "retries_exhausted", error)
+        elif kind is SendClass.UNKNOWN_OUTCOME:
+            self._services.store.write(
+                lambda tx: outbound_store.set_state(tx, message.id, "unknown"))
+            self._graced.add(message.id)  # the delay below is the grace
+            self.context.tell_self_later(self._delay(message.attempts), _Begin(message.id))
+        else:
+            delay = (recipient_backoff(message.attempts - 1) if kind is SendClass.RETRY_RECIPIENT
+                     else backoff_delay(message.attempts - 1, self._retry.base_s,
+                                        self._retry.max_s, self._uniform))
+            self._services.store.write(
+                lambda tx: outbound_store.set_state(tx, message.id, "pending"))
+            self.context.tell_self_later(delay, _Begin(message.id))
+
+    def _delay(self, attempts: int) -> float:
+        return min(self._retry.max_s, self._retry.base_s * 2.0 ** max(attempts - 1, 0))
+
+    # -- endings ----------------------------------------------------------------
+
+    def _sent(self, message: Outbound, wamid: str) -> None:
+        def record(tx: Tx) -> None:
+            current = outbound_store.load(tx, message.id)
+            already = current is not None and current.state == "sent"
+            outbound_store.mark_sent(tx, message, wamid)
+            if not already:
+                tx.emit(message.tenant, "outbound.sent", {
+                    "id": message.id, "wamid": wamid, "to": message.recipient,
+                    "automatic": message.automatic,
+                })
+
+        self._services.publish(self._services.store.write(record).events)
+        self._finish(message.id)
+
+    def _dead(self, message: Outbound, reason: str, error: dict[str, Any]) -> None:
+        def record(tx: Tx) -> None:
+            if outbound_store.to_dlq(tx, message, reason, error):
+                tx.emit(message.tenant, "outbound.failed", {
+                    "id": message.id, "to": message.recipient, "reason": reason,
+                    "error": error, "wamid": message.wamid,
+                })
+
+        self._services.publish(self._services.store.write(record).events)
+        self._finish(message.id)
+
+    def _finish(self, message_id: str) -> None:
+        """The message is done with: the recipient's next one may go."""
+        self._graced.discard(message_id)
+        recipient = self._recipient_of.pop(message_id, None)
+        if recipient is None:
+            return
+        queue = self._queues.get(recipient)
+        if queue and queue[0] == message_id:
+            queue.popleft()
+        elif queue and message_id in queue:
+            queue.remove(message_id)
+        if queue:
+            self._begin(queue[0])
+        else:
+            self._queues.pop(recipient, None)
+
+    # -- asking the number's actors ----------------------------------------------
+
+    def _ask(self, path: str, message: Any) -> Any:
+        return self.context.registry.ask(path, message, timeout=ASK_TIMEOUT_S)
+
+    def _tell(self, path: str, message: Any) -> None:
+        self.context.registry.tell(path, message)

@@ -1,0 +1,37 @@
+"""Tables of outbound messages and the dead-letter queue (created by the store).
+
+An outbound message is a row of ``messages`` (direction ``out``, sealed
+content, Meta's status) plus its sending state here::
+
+    pending ──► sending ──► sent            (Meta answered 200: wamid stored)
+       ▲           │  └───► unknown         (5xx / crash mid-call: Meta may have sent it;
+       │           │           │             a status webhook carrying our id settles it)
+       └───────────┘◄──────────┘            (retryable failure, or nothing heard: try again)
+                   └──────► dead            (terminal error or retries spent: the DLQ)
+"""
+
+OUTBOUND_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbound (
+    id TEXT PRIMARY KEY,                -- = messages.id (the sealed content lives there)
+    tenant TEXT NOT NULL,
+    phone_number_id TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    client_ref TEXT,                    -- the caller's: a repeat returns the same id
+    state TEXT NOT NULL,                -- pending | sending | sent | unknown | dead
+    attempts INTEGER NOT NULL DEFAULT 0,
+    automatic INTEGER NOT NULL DEFAULT 0,
+    business_initiated INTEGER NOT NULL,  -- counts one user in the number's tier
+    accepted_at REAL NOT NULL,
+    UNIQUE (tenant, client_ref)
+);
+CREATE INDEX IF NOT EXISTS outbound_tier
+    ON outbound (phone_number_id, business_initiated, accepted_at);
+CREATE INDEX IF NOT EXISTS outbound_state ON outbound (state, accepted_at);
+CREATE TABLE IF NOT EXISTS dlq (
+    id TEXT PRIMARY KEY,                -- the outbound message
+    tenant TEXT NOT NULL,
+    at REAL NOT NULL,
+    reason TEXT NOT NULL,               -- terminal | retries_exhausted | processing_failed
+    error TEXT                          -- Meta's error (JSON: status, code, title, message)
+);
+"""

@@ -1,0 +1,173 @@
+"""Outbound messages in the store: the writes a send goes through, and reads.
+
+Writes are functions of a :class:`Tx` (run inside ``Store.write``); reads
+are functions of a read connection (``Store.read``). The states are drawn
+in :mod:`outbound_schema`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.core.status import DeliveryState
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    id: str
+    tenant: str
+    phone_number_id: str
+    recipient: str
+    state: str
+    attempts: int
+    automatic: bool
+    content: dict[str, Any]
+    wamid: str | None
+
+
+def find_by_client_ref(tx: Tx, tenant: str, client_ref: str) -> str | None:
+    row = tx.conn.execute(
+        "SELECT id FROM outbound WHERE tenant=? AND client_ref=?", (tenant, client_ref)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def tier_usage(tx: Tx, phone_number_id: str, recipient: str, since: float) -> tuple[int, bool]:
+    """Unique users reached by business-initiated messages of the number since
+    ``since``, and whether ``recipient`` is one of them."""
+    row = tx.conn.execute(
+        "SELECT COUNT(DISTINCT recipient), MAX(recipient = ?) FROM outbound"
+        " WHERE phone_number_id=? AND business_initiated=1 AND accepted_at >= ?",
+        (recipient, phone_number_id, since),
+    ).fetchone()
+    return int(row[0]), bool(row[1])
+
+
+def insert(
+    tx: Tx, tenant: str, *, phone_number_id: str, recipient: str, client_ref: str | None,
+    content: dict[str, Any], business_initiated: bool, automatic: bool = False,
+) -> str:
+    """A new outbound message, ``pending``: our id."""
+    message_id = tx.insert_message(
+        tenant, recipient, direction="out", wamid=None, type_=content["type"],
+        status="pending", content=content, sent_at=None, journal_seq=None,
+    )
+    assert message_id is not None  # no wamid yet: never a duplicate
+    tx.conn.execute(
+        "INSERT INTO outbound (id, tenant, phone_number_id, recipient, client_ref, state,"
+        " automatic, business_initiated, accepted_at)"
+        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        (message_id, tenant, phone_number_id, recipient, client_ref, int(automatic),
+         int(business_initiated), tx.now),
+    )
+    return message_id
+
+
+def load(tx: Tx, message_id: str) -> Outbound | None:
+    row = tx.conn.execute(
+        "SELECT o.tenant, o.phone_number_id, o.recipient, o.state, o.attempts, o.automatic,"
+        " m.wamid FROM outbound o JOIN messages m ON m.id = o.id WHERE o.id=?",
+        (message_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    tenant, phone_number_id, recipient, state, attempts, automatic, wamid = row
+    content = tx.message_content(tenant, message_id)
+    assert content is not None
+    return Outbound(message_id, tenant, phone_number_id, recipient, state, int(attempts),
+                    bool(automatic), content, wamid)
+
+
+def set_state(tx: Tx, message_id: str, state: str, *, attempt: bool = False) -> None:
+    tx.conn.execute(
+        "UPDATE outbound SET state=?, attempts = attempts + ? WHERE id=?",
+        (state, int(attempt), message_id),
+    )
+
+
+def mark_sent(tx: Tx, message: Outbound, wamid: str) -> DeliveryState:
+    """Meta accepted it: its wamid, and every status that came before it."""
+    set_state(tx, message.id, "sent")
+    return tx.attach_wamid(message.tenant, message.id, wamid)
+
+
+def to_dlq(tx: Tx, message: Outbound, reason: str, error: dict[str, Any] | None) -> bool:
+    """Dead-letter it; whether it was not already."""
+    set_state(tx, message.id, "dead")
+    cursor = tx.conn.execute(
+        "INSERT OR IGNORE INTO dlq (id, tenant, at, reason, error) VALUES (?, ?, ?, ?, ?)",
+        (message.id, message.tenant, tx.now, reason,
+         None if error is None else orjson.dumps(error).decode()),
+    )
+    return cursor.rowcount == 1
+
+
+def outbound_of_callback(tx: Tx, tenant: str, callback: str | None) -> str | None:
+    """Our message whose id Meta echoed in ``biz_opaque_callback_data``."""
+    if not callback:
+        return None
+    row = tx.conn.execute(
+        "SELECT id FROM outbound WHERE tenant=? AND id=?", (tenant, callback)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+# -- reads ---------------------------------------------------------------------
+
+
+def unfinished(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(id, tenant, recipient) of every message not yet sent nor dead, in
+    the order they were accepted: what a (re)start must take up again."""
+    return [(str(i), str(t), str(r)) for i, t, r in conn.execute(
+        "SELECT id, tenant, recipient FROM outbound"
+        " WHERE state IN ('pending', 'sending', 'unknown') ORDER BY accepted_at, rowid"
+    )]
+
+
+def describe(conn: sqlite3.Connection, tenant: str, message_id: str) -> dict[str, Any] | None:
+    """One of the tenant's outbound messages with its status history (API)."""
+    row = conn.execute(
+        "SELECT o.phone_number_id, o.recipient, o.client_ref, o.state, o.attempts,"
+        " o.automatic, o.accepted_at, m.wamid, m.type, m.status, m.status_error"
+        " FROM outbound o JOIN messages m ON m.id = o.id WHERE o.tenant=? AND o.id=?",
+        (tenant, message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    (phone_number_id, recipient, client_ref, state, attempts, automatic, accepted_at,
+     wamid, type_, status, status_error) = row
+    history: list[dict[str, Any]] = [{"status": "accepted", "at": accepted_at}]
+    if wamid is not None:
+        history += [
+            {"status": status_, "at": float(at)}
+            for status_, at in conn.execute(
+                "SELECT status, received_at FROM statuses WHERE tenant=? AND wamid=?"
+                " ORDER BY received_at", (tenant, wamid),
+            )
+        ]
+    return {
+        "id": message_id, "phone_number_id": phone_number_id, "to": recipient,
+        "client_ref": client_ref, "type": type_, "status": status, "state": state,
+        "attempts": attempts, "automatic": bool(automatic), "wamid": wamid,
+        "error": None if status_error is None else orjson.loads(status_error),
+        "history": history,
+    }
+
+
+def dead_letters(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT d.id, d.tenant, d.at, d.reason, d.error, o.phone_number_id, o.recipient,"
+        " o.attempts FROM dlq d JOIN outbound o ON o.id = d.id ORDER BY d.at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    keys = ("id", "tenant", "at", "reason", "error", "phone_number_id", "to", "attempts")
+    return [
+        {**dict(zip(keys, row, strict=True)),
+         "error": None if row[4] is None else orjson.loads(row[4])}
+        for row in rows
+    ]

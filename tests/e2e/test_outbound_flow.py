@@ -1,0 +1,195 @@
+"""Outbound end to end: API → store (pending) → worker → limiter → breaker →
+Meta's stand-in → status webhooks back → sent / delivered / read, retries,
+the dead-letter queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lawhub_actors.settings import Secrets
+from lawhub_actors.simulator import traffic
+from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
+from lawhub_actors.web.app import build_app
+from tests.conftest import APP_SECRET, REPO, test_environment
+from tests.e2e.gateway import Feed, auth, post
+
+NUMBER_A = "106540352242922"
+TOKEN = "graph-access-token-for-tests"
+
+
+@pytest.fixture
+def meta():
+    """Meta's stand-in on its own loop and thread, as Meta is a server of its
+    own: on the test's loop, the gateway's work would delay its handlers and
+    bunch the arrival times it measures rates by."""
+    stand_in = GraphStandIn(TOKEN)
+    with serve_in_thread(stand_in) as base_url:
+        stand_in.base_url = base_url  # type: ignore[attr-defined]
+        yield stand_in
+
+
+@pytest.fixture
+def start(aiohttp_client, make_settings, tmp_path: Path, meta):
+    async def start_gateway(extra: str = "") -> Any:
+        secrets = Secrets.from_env(test_environment(
+            tmp_path, LAWHUB_ACCESS_TOKEN=TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url,
+        ))
+        config = (REPO / "config" / "lawhub.toml").read_text() + (
+            "\n[retry]\nmax_attempts = 3\nbase_s = 0.05\nmax_s = 0.2\n"
+            "\n[breaker]\nfailure_threshold = 2\nwindow = 20\ncooldown_s = 0.5\n"
+            "cooldown_max_s = 2.0\nhalf_open_probes = 1\n" + extra
+        )
+        app = build_app(make_settings(config), secrets, on_give_up=lambda r: None)
+        client = await aiohttp_client(app)
+        meta.deliver_statuses_to(str(client.make_url("/webhook")), APP_SECRET.encode(),
+                                 delay_s=0.01)
+        return client
+
+    return start_gateway
+
+
+async def customer_wrote(client, wa_id: str) -> None:
+    """The customer wrote just now (the 24-hour window is open once stored)."""
+    change = traffic.text_message(NUMBER_A, wa_id, "halo", timestamp=int(time.time()))
+    assert await post(client, traffic.envelope(change)) == 200
+    url = f"/api/v1/conversations/{wa_id}/messages"
+    for _ in range(500):
+        if (await (await client.get(url, headers=auth("firm-a"))).json())["messages"]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the customer's message was never stored")
+
+
+async def send_text(client, wa_id: str, body: str) -> str:
+    response = await client.post("/api/v1/messages", headers=auth("firm-a"), json={
+        "phone_number_id": NUMBER_A, "to": wa_id, "type": "text", "text": {"body": body}})
+    assert response.status == 202, await response.text()
+    return (await response.json())["id"]
+
+
+SENT_OR_LATER = ("sent", "delivered", "read")
+
+
+async def settled(client, message_id: str, status: str, timeout: float = 10.0) -> dict:
+    """Wait until the message's status is ``status`` (``sent``: or beyond)."""
+    wanted = SENT_OR_LATER if status == "sent" else (status,)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        got = await (await client.get(f"/api/v1/messages/{message_id}",
+                                      headers=auth("firm-a"))).json()
+        if got["status"] in wanted:
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still {got['status']} ({got['state']}): {got}")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_reply_is_sent_once_and_moves_to_read_with_its_history(start, meta) -> None:
+    client = await start()
+    feed = await Feed.open(client, "firm-a")
+    await customer_wrote(client, "6281234500301")
+    message_id = await send_text(client, "6281234500301", "Berkas Anda sudah kami terima.")
+    got = await settled(client, message_id, "read")
+    assert [h["status"] for h in got["history"]] == ["accepted", "sent", "delivered", "read"]
+    [request] = [s for s in meta.sends if s.callback == message_id]
+    assert (request.to, request.body, request.status) == (
+        "+6281234500301", "Berkas Anda sudah kami terima.", 200)
+    await feed.until(lambda f: any(x["type"] == "outbound.sent" for x in f))
+    assert feed.of_type("outbound.sent")[0]["data"]["wamid"] == got["wamid"]
+    await feed.close()
+
+
+async def test_retryable_errors_are_retried_then_sent(start, meta) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500302")
+    meta.fail_sends_next(2, status=400, code=131000)  # "Something went wrong": retryable
+    message_id = await send_text(client, "6281234500302", "coba lagi")
+    got = await settled(client, message_id, "read")
+    assert got["attempts"] == 3
+    assert len([s for s in meta.sends if s.callback == message_id]) == 3
+
+
+async def test_a_terminal_error_goes_straight_to_the_dead_letter_queue(start, meta) -> None:
+    client = await start()
+    feed = await Feed.open(client, "firm-a")
+    await customer_wrote(client, "6281234500303")
+    meta.fail_sends_next(1, status=400, code=131026)  # the recipient cannot receive
+    message_id = await send_text(client, "6281234500303", "tidak sampai")
+    await feed.until(lambda f: any(x["type"] == "outbound.failed" for x in f))
+    failed = feed.of_type("outbound.failed")[0]["data"]
+    assert (failed["id"], failed["reason"], failed["error"]["code"]) == (
+        message_id, "terminal", 131026)
+    assert len([s for s in meta.sends if s.callback == message_id]) == 1
+    await feed.close()
+
+
+async def test_a_5xx_is_settled_by_the_status_webhook_and_never_sent_twice(start, meta) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500304")
+    meta.accept_then_fail_next(1, status=500)  # Meta sent it, then answered 500
+    message_id = await send_text(client, "6281234500304", "sekali saja")
+    got = await settled(client, message_id, "read")
+    await asyncio.sleep(0.5)  # longer than the grace: a second send would have gone by now
+    assert len([s for s in meta.sends if s.callback == message_id]) == 1
+    assert got["wamid"] is not None
+
+
+async def test_one_recipients_messages_leave_in_the_order_they_were_accepted(start, meta) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500305")
+    meta.fail_sends_next(1, status=400, code=131000)  # the first one needs a retry
+    ids = [await send_text(client, "6281234500305", f"bagian {n}") for n in range(5)]
+    for message_id in ids:
+        await settled(client, message_id, "read")
+    accepted = [s.body for s in meta.sends if s.to == "+6281234500305" and s.status == 200]
+    assert accepted == [f"bagian {n}" for n in range(5)]
+
+
+async def test_a_broken_token_opens_the_breaker_the_api_answers_503_then_a_probe_closes_it(
+    start, meta
+) -> None:
+    client = await start()
+    feed = await Feed.open(client, "firm-a")
+    await customer_wrote(client, "6281234500306")
+    meta.fail_sends_next(1, status=401, code=190)  # the token is broken: trips at once
+    await send_text(client, "6281234500306", "pertama")
+    await feed.until(lambda f: any(x["type"] == "circuit.changed" for x in f))
+    response = await client.post("/api/v1/messages", headers=auth("firm-a"), json={
+        "phone_number_id": NUMBER_A, "to": "6281234500306", "type": "text",
+        "text": {"body": "kedua"}})
+    assert response.status == 503
+    assert (await response.json())["error"]["code"] == "circuit_open"
+    assert 1 <= int(response.headers["Retry-After"]) <= 2
+    await asyncio.sleep(0.6)  # the cool-down: half-open now, one probe allowed
+    probe = await send_text(client, "6281234500306", "ketiga")
+    await settled(client, probe, "read")
+    await feed.until(lambda f: [x["data"]["to"] for x in f if x["type"] == "circuit.changed"]
+                     [-1:] == ["closed"])
+    assert [x["data"]["to"] for x in feed.of_type("circuit.changed")] == [
+        "open", "half_open", "closed"]
+    await feed.close()
+
+
+async def test_400_messages_to_40_recipients_leave_at_the_numbers_rate_and_never_above(
+    start, meta
+) -> None:
+    client = await start()
+    customers = [f"62812345004{i:02d}" for i in range(40)]
+    await asyncio.gather(*(customer_wrote(client, c) for c in customers))
+    ids = await asyncio.gather(*(send_text(client, c, f"pesan {n}")
+                                 for n in range(10) for c in customers))
+    began = asyncio.get_running_loop().time()
+    for message_id in ids:
+        await settled(client, message_id, "sent", timeout=30)
+    took = asyncio.get_running_loop().time() - began
+    accepted = sorted(s.at for s in meta.sends if s.status == 200)
+    assert len(accepted) == 400
+    assert [s.code for s in meta.sends if s.status != 200] == []  # no 130429, no 131056
+    busiest = max(sum(1 for t in accepted[i:] if t < at + 1.0) for i, at in enumerate(accepted))
+    assert busiest <= 80, f"{busiest} sends within one second"
+    assert took >= 4.0  # 400 at 80/s: five seconds, less the first second's
