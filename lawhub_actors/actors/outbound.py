@@ -52,6 +52,7 @@ log = structlog.get_logger("lawhub.outbound")
 
 WORKERS_PATH = "outbound/workers"
 ASK_TIMEOUT_S = 5.0
+FINISHED = frozenset({"sent", "dead", "discarded"})
 LATE_RESERVATIONS = 4
 """Slots a call may take in turn when it keeps waking late (then it goes)."""
 
@@ -231,7 +232,7 @@ class OutboundWorker(Actor):
 
     def _begin(self, message_id: str) -> None:
         message = self._load(message_id)
-        if message is None or message.state in ("sent", "dead"):
+        if message is None or message.state in FINISHED:
             self._finish(message_id)
             return
         # Meta may have sent it (a 5xx, or a crash mid-call): if a status with our id
@@ -255,7 +256,7 @@ class OutboundWorker(Actor):
         slot itself, just before it leaves."""
         def sending(tx: Tx) -> Outbound | None:
             message = outbound_store.load(tx, message_id)
-            if message is None or message.state in ("sent", "dead"):
+            if message is None or message.state in FINISHED:
                 return None
             outbound_store.set_state(tx, message_id, "sending", attempt=True)
             return message

@@ -8,6 +8,8 @@ content, Meta's status) plus its sending state here::
        │           │           │             a status webhook carrying our id settles it)
        └───────────┘◄──────────┘            (retryable failure, or nothing heard: try again)
                    └──────► dead            (terminal error or retries spent: the DLQ)
+                              ├──► pending  (replayed by an operator, every check passed again)
+                              └──► discarded (deleted by an operator)
 """
 
 OUTBOUND_SCHEMA = """
@@ -17,7 +19,7 @@ CREATE TABLE IF NOT EXISTS outbound (
     phone_number_id TEXT NOT NULL,
     recipient TEXT NOT NULL,
     client_ref TEXT,                    -- the caller's: a repeat returns the same id
-    state TEXT NOT NULL,                -- pending | sending | sent | unknown | dead
+    state TEXT NOT NULL,                -- pending | sending | sent | unknown | dead | discarded
     attempts INTEGER NOT NULL DEFAULT 0,
     automatic INTEGER NOT NULL DEFAULT 0,
     business_initiated INTEGER NOT NULL,  -- counts one user in the number's tier

@@ -107,6 +107,16 @@ def to_dlq(tx: Tx, message: Outbound, reason: str, error: dict[str, Any] | None)
     return cursor.rowcount == 1
 
 
+def undead(tx: Tx, message_id: str) -> bool:
+    """Take the message out of the dead-letter queue; whether it was there."""
+    cursor = tx.conn.execute("DELETE FROM dlq WHERE id=?", (message_id,))
+    return cursor.rowcount == 1
+
+
+def reset_attempts(tx: Tx, message_id: str) -> None:
+    tx.conn.execute("UPDATE outbound SET attempts = 0 WHERE id=?", (message_id,))
+
+
 def outbound_of_callback(tx: Tx, tenant: str, callback: str | None) -> str | None:
     """Our message whose id Meta echoed in ``biz_opaque_callback_data``."""
     if not callback:

@@ -31,9 +31,9 @@ from lawhub_actors.actors.outbound import CircuitState, breaker_path
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.sqlite_store import Tx
 from lawhub_actors.core import consent
-from lawhub_actors.core.accept import TIER_WINDOW_S, SendFacts, SendRefused, decide
-from lawhub_actors.core.templates import TemplateRefusal, TemplateSpec, check_template
-from lawhub_actors.settings import Settings
+from lawhub_actors.core.accept import SendRefused
+from lawhub_actors.core.templates import TemplateRefusal
+from lawhub_actors.sending import admit, check_content, number_of
 from lawhub_actors.web.api import request_tenant
 from lawhub_actors.web.auth import tenant_refusal
 from lawhub_actors.web.errors import error_response
@@ -90,8 +90,7 @@ async def send(request: web.Request) -> web.Response:
     except ValidationError as error:
         return _invalid(error)
     settings = request.app[RUNTIME].settings
-    number = next((n for t in settings.tenants if t.id == tenant for n in t.phone_numbers
-                   if n.id == body.phone_number_id), None)
+    number = number_of(settings, tenant, body.phone_number_id)
     if number is None:
         return _refusal("forbidden_number", "that phone number is not one of the tenant's")
     circuit, retry_after = await request.app[BRIDGE].ask(
@@ -102,44 +101,19 @@ async def send(request: web.Request) -> web.Response:
             503, "circuit_open", "sends from this number are paused after repeated failures",
             **{"Retry-After": str(max(1, math.ceil(retry_after)))},
         )
-    if body.template is not None:
-        try:
-            check_template(_templates(settings), tenant, body.template.name,
-                           body.template.language, body.template.params)
-        except TemplateRefusal as refused:
-            return _refusal(refused.code, refused.message)
-    tier_limit = number.unique_users_per_24h
+    try:  # the template first (no store needed), as the contract orders the checks
+        check_content(settings, tenant, body.content())
+    except TemplateRefusal as refused:
+        return _refusal(refused.code, refused.message)
 
     def accept(tx: Tx) -> tuple[str, bool]:
-        """(our id, whether it is new)."""
-        if body.client_ref is not None:
-            known = outbound_store.find_by_client_ref(tx, tenant, body.client_ref)
-            if known is not None:
-                return known, False
-        customer = tx.customer(tenant, body.to)
-        users, counted = outbound_store.tier_usage(tx, number.id, body.to,
-                                                   tx.now - TIER_WINDOW_S)
-        business_initiated = decide(SendFacts(
-            consent=consent.ConsentState(customer.consent) if customer else
-            consent.ConsentState.UNKNOWN,
-            last_inbound_at=customer.last_inbound_at if customer else None,
-            is_template=body.type == "template", tier_limit=tier_limit, tier_users=users,
-            recipient_counted=counted, now=tx.now,
-        ))
-        message_id = outbound_store.insert(
-            tx, tenant, phone_number_id=number.id, recipient=body.to, client_ref=body.client_ref,
-            content=body.content(), business_initiated=business_initiated,
-        )
-        tx.emit(tenant, "outbound.accepted", {
-            "id": message_id, "to": body.to, "type": body.type, "client_ref": body.client_ref,
-            "phone_number_id": number.id, "automatic": False,
-        })
-        return message_id, True
+        return admit(tx, settings, tenant, number, recipient=body.to, content=body.content(),
+                     client_ref=body.client_ref)
 
     store = request.app[STORE]
     try:
         written = await asyncio.to_thread(store.write, accept)
-    except SendRefused as refused:
+    except (SendRefused, TemplateRefusal) as refused:
         return _refusal(refused.code, refused.message)
     if written.events:
         request.app[FEED].publish(written.events)
@@ -147,11 +121,6 @@ async def send(request: web.Request) -> web.Response:
     if new:
         request.app[RUNTIME].send(message_id, body.to)
     return web.json_response({"id": message_id, "status": "pending"}, status=202)
-
-
-def _templates(settings: Settings) -> list[TemplateSpec]:
-    return [TemplateSpec(t.tenant, t.name, t.language, t.category, t.status, t.params)
-            for t in settings.templates]
 
 
 async def message(request: web.Request) -> web.Response:

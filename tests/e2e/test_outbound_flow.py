@@ -15,7 +15,7 @@ from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
 from lawhub_actors.web.app import build_app
-from tests.conftest import APP_SECRET, REPO, test_environment
+from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, test_environment
 from tests.e2e.gateway import Feed, auth, post
 
 NUMBER_A = "106540352242922"
@@ -193,3 +193,55 @@ async def test_400_messages_to_40_recipients_leave_at_the_numbers_rate_and_never
     busiest = max(sum(1 for t in accepted[i:] if t < at + 1.0) for i, at in enumerate(accepted))
     assert busiest <= 80, f"{busiest} sends within one second"
     assert took >= 4.0  # 400 at 80/s: five seconds, less the first second's
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def dead_letter(client, meta, wa_id: str, body: str) -> str:
+    meta.fail_sends_next(1, status=400, code=131026)
+    message_id = await send_text(client, wa_id, body)
+    for _ in range(500):
+        entries = (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"]
+        if any(e["id"] == message_id for e in entries):
+            return message_id
+        await asyncio.sleep(0.01)
+    raise AssertionError("never dead-lettered")
+
+
+async def test_an_operator_replays_a_dead_letter_and_it_is_sent_once(start, meta) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500307")
+    message_id = await dead_letter(client, meta, "6281234500307", "ulang")
+    [entry] = (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"]
+    assert (entry["reason"], entry["error"]["code"], entry["to"]) == (
+        "terminal", 131026, "6281234500307")
+    assert (await client.get("/admin/dlq", headers=auth("firm-a"))).status == 401
+    response = await client.post(f"/admin/dlq/{message_id}/replay", headers=ADMIN)
+    assert response.status == 202
+    await settled(client, message_id, "read")
+    assert [s.status for s in meta.sends if s.callback == message_id] == [400, 200]
+    assert (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"] == []
+    again = await client.post(f"/admin/dlq/{message_id}/replay", headers=ADMIN)
+    assert again.status == 404
+
+
+async def test_a_replay_for_a_customer_who_opted_out_since_is_refused(start, meta) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500308")
+    message_id = await dead_letter(client, meta, "6281234500308", "nanti")
+    stop = traffic.text_message(NUMBER_A, "6281234500308", "STOP", timestamp=int(time.time()))
+    assert await post(client, traffic.envelope(stop)) == 200
+    url = "/api/v1/conversations/6281234500308/messages"
+    for _ in range(500):  # until the STOP is stored (with its opt-out, in one transaction)
+        texts = [m["text"] for m in (await (await client.get(url, headers=auth("firm-a"))).json())
+                 ["messages"]]
+        if "STOP" in texts:
+            break
+        await asyncio.sleep(0.01)
+    response = await client.post(f"/admin/dlq/{message_id}/replay", headers=ADMIN)
+    assert (response.status, (await response.json())["error"]["code"]) == (409, "opted_out")
+    assert await (await client.delete(f"/admin/dlq/{message_id}", headers=ADMIN)).read() == b""
+    assert (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"] == []
+    assert (await client.delete(f"/admin/dlq/{message_id}", headers=ADMIN)).status == 404
+    assert [s.status for s in meta.sends if s.callback == message_id] == [400]
