@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -156,12 +157,61 @@ class PhoneNumber(_Section):
         return TIER_UNIQUE_USERS[self.tier]
 
 
+class AutoReply(_Section):
+    """One automatic reply: freeform ``text`` (it answers a message, so the
+    24-hour window is open), or an approved ``template``."""
+
+    text: str | None = Field(default=None, min_length=1, max_length=4096)
+    template: str | None = Field(default=None, min_length=1)
+    language: str | None = None
+    params: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.text is None) == (self.template is None):
+            raise ValueError("give exactly one of text or template")
+        if self.template is not None and self.language is None:
+            raise ValueError("a template needs its language")
+        return self
+
+    def content(self) -> dict[str, object]:
+        if self.text is not None:
+            return {"type": "text", "text": self.text}
+        return {"type": "template", "template": {
+            "name": self.template, "language": self.language, "params": list(self.params)}}
+
+
+class AutoReplies(_Section):
+    """A tenant's automatic replies (each optional) and its office hours."""
+
+    timezone: str = "Asia/Jakarta"
+    office_hours: Annotated[
+        str, _matching(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]-(?:[01][0-9]|2[0-4]):[0-5][0-9]",
+                       "HH:MM-HH:MM, such as 08:00-17:00")
+    ] = "08:00-17:00"
+    office_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"]
+    )
+    greeting: AutoReply | None = None
+    after_hours: AutoReply | None = None
+    urgent: AutoReply | None = None
+
+    @model_validator(mode="after")
+    def _zone(self) -> Self:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
+
+
 class Tenant(_Section):
     id: Slug
     api_token_sha256: Sha256Hex
     name: str | None = None
     shards: int | None = Field(default=None, ge=1, le=1024)
     phone_numbers: list[PhoneNumber] = Field(default_factory=list)
+    auto_replies: AutoReplies | None = None
 
 
 class Template(_Section):

@@ -23,12 +23,14 @@ from typing import Any
 
 import structlog
 
+from lawhub_actors import auto_replies
 from lawhub_actors.actors.assist import PATH as ASSIST_PATH
-from lawhub_actors.actors.assist import intake_source, record_intake
+from lawhub_actors.actors.assist import URGENT, intake_source, record_intake
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.media import PATH as MEDIA_PATH
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, Processed, takes_slow_step
+from lawhub_actors.actors.outbound import WORKERS_PATH, Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.media_pipeline import MediaJob
@@ -99,10 +101,17 @@ class SessionShard(Actor):
             if change is not None:
                 self._consent(tx, event.customer, _consent_of(known), change,
                               source=f"consent:{event.wamid}", via="keyword")
+            replies.extend(auto_replies.answer(
+                tx, self._services.settings, event, new_lead=known is None,
+                urgent=intake is not None and intake.urgency in URGENT,
+            ))
             return message_id, True, intake is None
 
+        replies: list[tuple[str, str]] = []
         written = self._services.store.write(record)
         self._publish(written.events)
+        for reply_id, recipient in replies:
+            self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient)
         message_id, unchecked, unclassified = written.value
         log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid,
                   conversation=conversation_ref(event.tenant, event.customer))

@@ -245,3 +245,92 @@ async def test_a_replay_for_a_customer_who_opted_out_since_is_refused(start, met
     assert (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"] == []
     assert (await client.delete(f"/admin/dlq/{message_id}", headers=ADMIN)).status == 404
     assert [s.status for s in meta.sends if s.callback == message_id] == [400]
+
+
+AUTO_REPLIES = """
+[tenants.auto_replies]
+timezone = "Asia/Jakarta"
+office_hours = "08:00-17:00"
+office_days = ["mon", "tue", "wed", "thu", "fri"]
+greeting = { text = "Terima kasih telah menghubungi Firma Hukum A." }
+after_hours = { text = "Kantor kami sedang tutup; kami membalas besok pagi." }
+urgent = { text = "Pesan mendesak Anda sudah kami terima; advokat jaga akan menelepon." }
+"""
+
+
+def _auto_config(office_hours: str = "00:00-24:00") -> str:
+    """The shipped config with automatic replies for firm-a (its first tenant)."""
+    shipped = (REPO / "config" / "lawhub.toml").read_text()
+    first_number_end = shipped.index("[[tenants.phone_numbers]]")
+    rules = AUTO_REPLIES.replace('"08:00-17:00"', f'"{office_hours}"').replace(
+        '["mon", "tue", "wed", "thu", "fri"]', '["mon", "tue", "wed", "thu", "fri", "sat", "sun"]')
+    return shipped[:first_number_end] + rules + "\n" + shipped[first_number_end:]
+
+
+def _closed_now() -> str:
+    """Office hours that exclude this very hour in Jakarta (a window not open now)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    start = (datetime.now(ZoneInfo("Asia/Jakarta")).hour + 2) % 24
+    return f"{start:02d}:00-{start + 1:02d}:00"
+
+
+async def wrote_at(client, wa_id: str, text: str, at: int) -> None:
+    change = traffic.text_message(NUMBER_A, wa_id, text, timestamp=at)
+    assert await post(client, traffic.envelope(change)) == 200
+
+
+def automatic(meta, wa_id: str) -> list[str]:
+    return [s.body for s in meta.sends if s.to == f"+{wa_id}" and s.status == 200]
+
+
+async def eventually(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "never happened"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_new_lead_gets_the_greeting_once_and_an_urgent_intake_an_acknowledgement(
+    aiohttp_client, make_settings, tmp_path, meta
+) -> None:
+    secrets = Secrets.from_env(test_environment(
+        tmp_path, LAWHUB_ACCESS_TOKEN=TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url))
+    client = await aiohttp_client(build_app(make_settings(_auto_config()), secrets,
+                                            on_give_up=lambda r: None))
+    feed = await Feed.open(client, "firm-a")
+    now = int(time.time())
+    await wrote_at(client, "6281234500501", "Selamat pagi, saya mau konsultasi", now)
+    await wrote_at(client, "6281234500501", "soal warisan tanah", now + 1)
+    await eventually(lambda: len(automatic(meta, "6281234500501")) >= 1)
+    await wrote_at(client, "6281234500502", "Tolong, suami saya ditangkap polisi semalam", now)
+    await eventually(lambda: len(automatic(meta, "6281234500502")) >= 2)
+    await feed.until(lambda f: any(x["type"] == "intake.urgent" for x in f))
+    await asyncio.sleep(0.3)  # nothing more may follow
+    greeting = "Terima kasih telah menghubungi Firma Hukum A."
+    assert automatic(meta, "6281234500501") == [greeting]  # once, not per message
+    assert automatic(meta, "6281234500502") == [
+        greeting, "Pesan mendesak Anda sudah kami terima; advokat jaga akan menelepon."]
+    accepted = [x["data"] for x in feed.of_type("outbound.accepted")]
+    assert accepted and all(a["automatic"] for a in accepted)
+    await feed.close()
+
+
+async def test_nothing_automatic_goes_to_an_opted_out_customer_and_after_hours_is_noticed_once(
+    aiohttp_client, make_settings, tmp_path, meta
+) -> None:
+    secrets = Secrets.from_env(test_environment(
+        tmp_path, LAWHUB_ACCESS_TOKEN=TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url))
+    client = await aiohttp_client(build_app(make_settings(_auto_config(_closed_now())), secrets,
+                                            on_give_up=lambda r: None))
+    now = int(time.time())
+    await wrote_at(client, "6281234500503", "STOP", now)  # a new lead whose first word is STOP
+    await wrote_at(client, "6281234500504", "halo, masih buka?", now)
+    await wrote_at(client, "6281234500504", "halo?", now + 60)
+    await eventually(lambda: len(automatic(meta, "6281234500504")) >= 2)
+    await asyncio.sleep(0.3)
+    assert automatic(meta, "6281234500503") == []
+    assert automatic(meta, "6281234500504") == [
+        "Terima kasih telah menghubungi Firma Hukum A.",
+        "Kantor kami sedang tutup; kami membalas besok pagi."]

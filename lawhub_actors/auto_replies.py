@@ -1,0 +1,63 @@
+"""Automatic replies, sent through the same path as a lawyer's send.
+
+``core.auto_replies`` decides which of the tenant's rules a message calls
+for; here each one, once per its key, is admitted like any send
+(``sending.admit``: template, consent, opt-out, window, tier) inside the
+transaction that stores the inbound message, marked automatic. A refusal
+(an opted-out customer, say) means that reply is not sent, and is logged;
+it never fails the message it answers.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import structlog
+
+from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.core.accept import SendRefused
+from lawhub_actors.core.auto_replies import OfficeHours, Rule, due
+from lawhub_actors.core.events import InboundMessage
+from lawhub_actors.core.templates import TemplateRefusal
+from lawhub_actors.sending import admit, number_of
+from lawhub_actors.settings import AutoReplies, Settings
+
+log = structlog.get_logger("lawhub.auto_replies")
+
+
+def _hours(config: AutoReplies) -> OfficeHours:
+    opens, closes = config.office_hours.split("-")
+    return OfficeHours(config.timezone, _time(opens), _time(closes), frozenset(config.office_days))
+
+
+def _time(text: str) -> time:
+    hours, minutes = (int(part) for part in text.split(":"))
+    return time.max if hours == 24 else time(hours, minutes)
+
+
+def answer(tx: Tx, settings: Settings, event: InboundMessage, *, new_lead: bool,
+           urgent: bool) -> list[tuple[str, str]]:
+    """Admit the replies ``event`` calls for: ``(our id, recipient)`` of each."""
+    tenant = next((t for t in settings.tenants if t.id == event.tenant), None)
+    config = tenant.auto_replies if tenant is not None else None
+    number = number_of(settings, event.tenant, event.phone_number_id)
+    if config is None or number is None:
+        return []
+    rules = frozenset(rule for rule in Rule if getattr(config, rule.value) is not None)
+    admitted: list[tuple[str, str]] = []
+    for reply in due(rules=rules, hours=_hours(config), tenant=event.tenant,
+                     customer=event.customer, wamid=event.wamid, new_lead=new_lead,
+                     urgent=urgent, at_epoch_s=float(event.timestamp)):
+        if not tx.audit(reply.key, event.tenant, "auto_reply", event.customer,
+                        {"rule": reply.rule.value, "wamid": event.wamid}):
+            continue  # sent (or refused) once already
+        content = getattr(config, reply.rule.value).content()
+        try:
+            message_id, _ = admit(tx, settings, event.tenant, number, recipient=event.customer,
+                                  content=content, automatic=True)
+        except (SendRefused, TemplateRefusal) as refused:
+            log.info("auto_reply_not_sent", tenant=event.tenant, rule=reply.rule.value,
+                     code=refused.code, wamid=event.wamid)
+            continue
+        admitted.append((message_id, event.customer))
+    return admitted
