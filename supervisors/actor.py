@@ -54,6 +54,11 @@ class Context:
         """Stop normally after the current message (a ``normal`` exit)."""
         self.stop_requested = True
 
+    def show(self, **details: Any) -> None:
+        """Publish ``details`` on this actor's node for operators: a tree
+        snapshot shows them under ``info``, without asking the actor."""
+        self.runtime.registry.get(self.path).details.update(details)
+
 
 class Actor:
     """Base class of supervised actors. Override what you need.

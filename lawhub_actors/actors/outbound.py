@@ -104,6 +104,8 @@ class NumberLimiter(Actor):
             wait = self._store.reserve(f"tp:{self._number}", self._throughput)
             self.granted += 1
             self.waited_s += wait
+            self.context.show(permits=self.granted, waited_s=round(self.waited_s, 3),
+                              rate_per_s=round(self._throughput.per_second, 3))
             return wait, self._throughput.interval
         return super().receive(message)
 
@@ -150,10 +152,15 @@ class NumberBreaker(Actor):
             return current.name.value, breaker.retry_after(current, now)
         return super().receive(message)
 
+    def on_start(self) -> None:
+        self.context.show(circuit=self._state.name.value, next_probe_in_s=None)
+
     def _move(self, new: breaker.BreakerState, now: float) -> None:
         old, self._state = self._state, new
         if old.name is new.name:
             return
+        self.context.show(circuit=new.name.value,
+                          next_probe_in_s=round(breaker.retry_after(new, now), 3) or None)
         log.warning("circuit_changed", tenant=self._tenant, phone_number_id=self._number,
                     circuit=new.name.value)
         data = {"phone_number_id": self._number, "from": old.name.value, "to": new.name.value,

@@ -20,6 +20,11 @@ from tests.e2e.gateway import Feed, auth, post
 
 NUMBER_A = "106540352242922"
 TOKEN = "graph-access-token-for-tests"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _walk(node: dict) -> list[dict]:
+    return [node, *(n for child in node["children"] for n in _walk(child))]
 
 
 @pytest.fixture
@@ -165,6 +170,10 @@ async def test_a_broken_token_opens_the_breaker_the_api_answers_503_then_a_probe
     assert response.status == 503
     assert (await response.json())["error"]["code"] == "circuit_open"
     assert 1 <= int(response.headers["Retry-After"]) <= 2
+    tree = await (await client.get("/admin/tree", headers=ADMIN)).json()
+    nodes = {n["path"]: n for n in _walk(tree)}
+    assert nodes[f"outbound/breakers/{NUMBER_A}"]["info"]["circuit"] == "open"
+    assert nodes[f"outbound/limiters/{NUMBER_A}"]["info"]["permits"] >= 1
     await asyncio.sleep(0.6)  # the cool-down: half-open now, one probe allowed
     probe = await send_text(client, "6281234500306", "ketiga")
     await settled(client, probe, "read")
@@ -195,7 +204,6 @@ async def test_400_messages_to_40_recipients_leave_at_the_numbers_rate_and_never
     assert took >= 4.0  # 400 at 80/s: five seconds, less the first second's
 
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def dead_letter(client, meta, wa_id: str, body: str) -> str:
