@@ -10,6 +10,7 @@ from pathlib import Path
 from bench import (
     end_to_end,
     media_pool,
+    outbound_rate,
     restart_latency,
     router_throughput,
     tree_footprint,
@@ -19,6 +20,7 @@ from bench.report import Section, document, machine, print_section
 
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
+    outbound_rate,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
