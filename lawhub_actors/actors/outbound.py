@@ -235,7 +235,7 @@ class OutboundWorker(Actor):
     # -- the steps ---------------------------------------------------------------
 
     def _load(self, message_id: str) -> Outbound | None:
-        return self._services.store.write(lambda tx: outbound_store.load(tx, message_id)).value
+        return self._services.store.read_tx(lambda tx: outbound_store.load(tx, message_id))
 
     def _begin(self, message_id: str) -> None:
         message = self._load(message_id)

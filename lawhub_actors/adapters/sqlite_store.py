@@ -497,6 +497,11 @@ class Store:
         snapshot that never blocks the writer)."""
         return work(self._readers.get())
 
+    def read_tx(self, work: Callable[[Tx], T]) -> T:
+        """Run the reads of a :class:`Tx` function on this thread's read
+        connection, off the writer (it must not write)."""
+        return work(Tx(self._readers.get(), self._sealer, self._clock()))
+
     def _open(self, tenant: str, key_id: str, blob: bytes, aad: str) -> Any:
         return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
 
