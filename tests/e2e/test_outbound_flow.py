@@ -342,3 +342,48 @@ async def test_nothing_automatic_goes_to_an_opted_out_customer_and_after_hours_i
     assert automatic(meta, "6281234500504") == [
         "Terima kasih telah menghubungi Firma Hukum A.",
         "Kantor kami sedang tutup; kami membalas besok pagi."]
+
+
+async def test_a_message_still_failing_after_the_last_retry_is_dead_lettered(start, meta) -> None:
+    client = await start()  # [retry] max_attempts = 3
+    feed = await Feed.open(client, "firm-a")
+    await customer_wrote(client, "6281234500309")
+    meta.fail_sends_next(3, status=400, code=131000)
+    message_id = await send_text(client, "6281234500309", "tiga kali gagal")
+    await feed.until(lambda f: any(x["type"] == "outbound.failed" for x in f))
+    failed = feed.of_type("outbound.failed")[0]["data"]
+    assert (failed["id"], failed["reason"]) == (message_id, "retries_exhausted")
+    assert [s.code for s in meta.sends if s.callback == message_id] == [131000] * 3
+    await feed.close()
+
+
+async def test_the_pair_rate_error_retries_that_recipient_only(start, meta) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500310")
+    await customer_wrote(client, "6281234500311")
+    meta.fail_sends_next(1, status=400, code=131056)  # this pair: wait 1 s, then again
+    held = await send_text(client, "6281234500310", "ditahan sebentar")
+    other = await send_text(client, "6281234500311", "tidak ikut menunggu")
+    await settled(client, other, "sent")
+    first = next(s.at for s in meta.sends if s.callback == held)
+    passed = next(s.at for s in meta.sends if s.callback == other and s.status == 200)
+    assert passed - first < 0.5  # the other recipient did not wait for the 1 s backoff
+    got = await settled(client, held, "sent")
+    retried = [s.at for s in meta.sends if s.callback == held]
+    assert len(retried) == 2 and retried[1] - retried[0] >= 0.9
+    assert got["attempts"] == 2
+
+
+async def test_a_failed_status_from_meta_marks_the_message_failed_on_the_feed(start, meta) -> None:
+    client = await start()
+    feed = await Feed.open(client, "firm-a")
+    await customer_wrote(client, "6281234500312")
+    meta.fail_status_for_next(1, code=131047)  # sent, then failed (re-engagement needed)
+    message_id = await send_text(client, "6281234500312", "tidak terkirim")
+    got = await settled(client, message_id, "failed")
+    assert got["error"]["code"] == 131047
+    await feed.until(lambda f: any(x["type"] == "outbound.failed" for x in f))
+    failed = feed.of_type("outbound.failed")[0]["data"]
+    assert (failed["id"], failed["reason"], failed["error"]["code"]) == (
+        message_id, "meta_failed", 131047)
+    await feed.close()
