@@ -17,7 +17,6 @@ import structlog
 from lawhub_actors.adapters.sqlite_store import Tx
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.auto_replies import OfficeHours, Rule, due
-from lawhub_actors.core.events import InboundMessage
 from lawhub_actors.core.templates import TemplateRefusal
 from lawhub_actors.sending import admit, number_of
 from lawhub_actors.settings import AutoReplies, Settings
@@ -35,29 +34,29 @@ def _time(text: str) -> time:
     return time.max if hours == 24 else time(hours, minutes)
 
 
-def answer(tx: Tx, settings: Settings, event: InboundMessage, *, new_lead: bool,
-           urgent: bool) -> list[tuple[str, str]]:
-    """Admit the replies ``event`` calls for: ``(our id, recipient)`` of each."""
-    tenant = next((t for t in settings.tenants if t.id == event.tenant), None)
-    config = tenant.auto_replies if tenant is not None else None
-    number = number_of(settings, event.tenant, event.phone_number_id)
+def answer(tx: Tx, settings: Settings, tenant: str, phone_number_id: str, *, customer: str,
+           wamid: str, at: int, new_lead: bool, urgent: bool) -> list[tuple[str, str]]:
+    """Admit the replies a message calls for: ``(our id, recipient)`` of each.
+    (A remote classifier's urgent verdict comes later: its worker asks again
+    with ``urgent`` alone, and the once-per-key rule keeps the rest quiet.)"""
+    config = next((t.auto_replies for t in settings.tenants if t.id == tenant), None)
+    number = number_of(settings, tenant, phone_number_id)
     if config is None or number is None:
         return []
     rules = frozenset(rule for rule in Rule if getattr(config, rule.value) is not None)
     admitted: list[tuple[str, str]] = []
-    for reply in due(rules=rules, hours=_hours(config), tenant=event.tenant,
-                     customer=event.customer, wamid=event.wamid, new_lead=new_lead,
-                     urgent=urgent, at_epoch_s=float(event.timestamp)):
-        if not tx.audit(reply.key, event.tenant, "auto_reply", event.customer,
-                        {"rule": reply.rule.value, "wamid": event.wamid}):
+    for reply in due(rules=rules, hours=_hours(config), tenant=tenant, customer=customer,
+                     wamid=wamid, new_lead=new_lead, urgent=urgent, at_epoch_s=float(at)):
+        if not tx.audit(reply.key, tenant, "auto_reply", customer,
+                        {"rule": reply.rule.value, "wamid": wamid}):
             continue  # sent (or refused) once already
         content = getattr(config, reply.rule.value).content()
         try:
-            message_id, _ = admit(tx, settings, event.tenant, number, recipient=event.customer,
+            message_id, _ = admit(tx, settings, tenant, number, recipient=customer,
                                   content=content, automatic=True)
         except (SendRefused, TemplateRefusal) as refused:
-            log.info("auto_reply_not_sent", tenant=event.tenant, rule=reply.rule.value,
-                     code=refused.code, wamid=event.wamid)
+            log.info("auto_reply_not_sent", tenant=tenant, rule=reply.rule.value,
+                     code=refused.code, wamid=wamid)
             continue
-        admitted.append((message_id, event.customer))
+        admitted.append((message_id, customer))
     return admitted

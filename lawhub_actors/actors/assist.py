@@ -25,8 +25,10 @@ from typing import Any
 
 import structlog
 
+from lawhub_actors import auto_replies
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.messages import Classify, Processed
+from lawhub_actors.actors.outbound import WORKERS_PATH, Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters.sqlite_store import Tx
 from lawhub_actors.core.assist import Classification, Classifier, Urgency
@@ -86,13 +88,22 @@ class AssistWorker(Actor):
         self._offload.submit(self._classifier.classify, masked).add_done_callback(back)
 
     def _record(self, message: Classify, result: Classification) -> None:
-        def record(tx: Tx) -> None:
+        def record(tx: Tx) -> list[tuple[str, str]]:
             record_intake(tx, result, tenant=message.tenant, customer=message.customer,
                           wamid=message.wamid, message_id=message.message_id)
+            if result.urgency not in URGENT or not message.phone_number_id:
+                return []
+            return auto_replies.answer(
+                tx, self._services.settings, message.tenant, message.phone_number_id,
+                customer=message.customer, wamid=message.wamid, at=message.at,
+                new_lead=False, urgent=True,
+            )
 
-        events = self._services.store.write(record).events
-        if events:
-            self._services.publish(events)
+        written = self._services.store.write(record)
+        if written.events:
+            self._services.publish(written.events)
+        for reply_id, recipient in written.value:
+            self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient)
         settled = Processed(message.journal_seq, message.dedupe_key)
         self.context.registry.tell(DISPATCHER_PATH, settled)
 

@@ -46,6 +46,10 @@ class Classify:
     masked: object  # lawhub_actors.core.masking.MaskedText
     journal_seq: int
     dedupe_key: str
+    phone_number_id: str = ""
+    """The number the message came to: an urgent intake's acknowledgement goes from it."""
+    at: int = 0
+    """Meta's timestamp of the message."""
 
 
 def takes_slow_step(event: Event, *, remote_classifier: bool) -> bool:

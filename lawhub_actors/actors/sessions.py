@@ -102,8 +102,9 @@ class SessionShard(Actor):
                 self._consent(tx, event.customer, _consent_of(known), change,
                               source=f"consent:{event.wamid}", via="keyword")
             replies.extend(auto_replies.answer(
-                tx, self._services.settings, event, new_lead=known is None,
-                urgent=intake is not None and intake.urgency in URGENT,
+                tx, self._services.settings, event.tenant, event.phone_number_id,
+                customer=event.customer, wamid=event.wamid, at=event.timestamp,
+                new_lead=known is None, urgent=intake is not None and intake.urgency in URGENT,
             ))
             return message_id, True, intake is None
 
@@ -120,7 +121,8 @@ class SessionShard(Actor):
         classify = None
         if masked is not None and unclassified and inline is None:
             classify = Classify(event.tenant, event.customer, event.wamid, message_id, masked,
-                                journal_seq, event.dedupe_key)
+                                journal_seq, event.dedupe_key, event.phone_number_id,
+                                event.timestamp)
         registry = self.context.registry
         if event.media is not None and unchecked:
             registry.tell(MEDIA_PATH, ScanMedia(

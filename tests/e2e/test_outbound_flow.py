@@ -387,3 +387,28 @@ async def test_a_failed_status_from_meta_marks_the_message_failed_on_the_feed(st
     assert (failed["id"], failed["reason"], failed["error"]["code"]) == (
         message_id, "meta_failed", 131047)
     await feed.close()
+
+
+async def test_with_a_remote_classifier_an_urgent_intake_is_acknowledged_too(
+    aiohttp_client, aiohttp_server, make_settings, tmp_path, meta
+) -> None:
+    from aiohttp import web
+
+    async def classify(request: web.Request) -> web.Response:
+        return web.json_response({"intent": "criminal", "urgency": "critical", "confidence": 0.9})
+
+    remote = web.Application()
+    remote.router.add_post("/classify", classify)
+    server = await aiohttp_server(remote)
+    config = _auto_config() + (
+        f'\n[assist]\nurl = "http://127.0.0.1:{server.port}/classify"\ntimeout_s = 5.0\n')
+    secrets = Secrets.from_env(test_environment(
+        tmp_path, LAWHUB_ACCESS_TOKEN=TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url))
+    client = await aiohttp_client(build_app(make_settings(config), secrets,
+                                            on_give_up=lambda r: None))
+    await wrote_at(client, "6281234500505", "anak saya ditahan polisi", int(time.time()))
+    await eventually(lambda: len(automatic(meta, "6281234500505")) >= 2)
+    await asyncio.sleep(0.3)
+    assert automatic(meta, "6281234500505") == [
+        "Terima kasih telah menghubungi Firma Hukum A.",
+        "Pesan mendesak Anda sudah kami terima; advokat jaga akan menelepon."]
