@@ -258,6 +258,16 @@ class OutboundWorker(Actor):
         else:
             self._fire(message_id)
 
+    def _graceful(self, message: Outbound) -> bool:
+        """Whether the grace for an unsure outcome is over (then send again);
+        the first time, start it: look again after a backoff delay."""
+        if message.id in self._graced:
+            self._graced.discard(message.id)
+            return True
+        self._graced.add(message.id)
+        self.context.tell_self_later(self._delay(message.attempts), _Begin(message.id))
+        return False
+
     def _fire(self, message_id: str) -> None:
         """Hand the call to the call pool: it takes the number's throughput
         slot itself, just before it leaves."""

@@ -412,3 +412,15 @@ async def test_with_a_remote_classifier_an_urgent_intake_is_acknowledged_too(
     assert automatic(meta, "6281234500505") == [
         "Terima kasih telah menghubungi Firma Hukum A.",
         "Pesan mendesak Anda sudah kami terima; advokat jaga akan menelepon."]
+
+
+async def test_an_unknown_outcome_with_no_status_webhook_is_sent_again_after_the_grace(
+    start, meta
+) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500313")
+    meta.fail_sends_next(1, status=503, code=None)  # Meta did not send it, but we cannot know
+    message_id = await send_text(client, "6281234500313", "sekali lagi")
+    got = await settled(client, message_id, "sent")
+    assert [s.status for s in meta.sends if s.callback == message_id] == [503, 200]
+    assert got["attempts"] == 2
