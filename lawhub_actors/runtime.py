@@ -23,7 +23,13 @@ from lawhub_actors.actors.assist import Classified
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, JournalAdvanced, Processed
-from lawhub_actors.actors.outbound import WORKERS_PATH, Send
+from lawhub_actors.actors.outbound import (
+    FINISHED,
+    WORKERS_PATH,
+    OutboundStep,
+    Send,
+    take_up_unfinished,
+)
 from lawhub_actors.actors.services import Publish, Services, Wakeup
 from lawhub_actors.actors.tree import Sending, root_spec
 from lawhub_actors.adapters import outbound_store
@@ -36,7 +42,7 @@ from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.sqlite_journal import Journal
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.sqlite_store import Store, Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.settings import Secrets, Settings
@@ -64,6 +70,7 @@ class AppRuntime:
             raise ValueError("the runtime needs a master key (provision() creates one)")
         self.settings = settings
         self._stopping = False
+        self._publish = publish
         keyring = Keyring(
             {
                 **{v: key.get_secret_value() for v, key in secrets.retired_master_keys.items()},
@@ -131,6 +138,9 @@ class AppRuntime:
     def _dead_letter(self, path: str, message: Any, reason: str) -> None:
         if self._stopping:  # left unsettled on purpose: the next start replays it
             return
+        if isinstance(message, OutboundStep):
+            self._dead_letter_send(message.id, reason)
+            return
         if isinstance(message, Inbound):
             failed = Processed(message.journal_seq, message.event.dedupe_key, failed=reason)
         elif isinstance(message, Classify | Classified | ScanMedia):
@@ -143,19 +153,29 @@ class AppRuntime:
         except Exception:  # noqa: BLE001 - no dispatcher: its next start replays the update
             log.warning("dead_letter_unsettled", path=path, journal_seq=failed.journal_seq)
 
-    def start(self) -> AppRuntime:
-        self.tree.start()
-        self._take_up_unfinished_sends()
-        return self
+    def _dead_letter_send(self, message_id: str, reason: str) -> None:
+        """A send its worker kept crashing on: to the DLQ, for operators."""
+        def record(tx: Tx) -> None:
+            message = outbound_store.load(tx, message_id)
+            if message is not None and message.state not in FINISHED and outbound_store.to_dlq(
+                    tx, message, "processing_failed", {"message": reason}):
+                tx.emit(message.tenant, "outbound.failed", {
+                    "id": message.id, "to": message.recipient, "reason": "processing_failed",
+                    "error": {"message": reason}, "wamid": message.wamid,
+                })
 
-    def _take_up_unfinished_sends(self) -> None:
-        """Every outbound message not yet sent nor dead, in accepted order,
-        to its worker (before the web side accepts new ones)."""
-        unfinished = self.store.read(outbound_store.unfinished)
-        for message_id, _tenant, recipient in unfinished:
-            self.send(message_id, recipient)
-        if unfinished:
-            log.info("outbound_resumed", messages=len(unfinished))
+        try:
+            self._publish(self.store.write(record).events)
+        except Exception:
+            log.exception("dead_letter_send_unrecorded", msg_id=message_id)
+
+    def start(self) -> AppRuntime:
+        """Start the tree, then hand every unfinished send to its worker in
+        accepted order (before the web side accepts new ones)."""
+        self.tree.start()
+        if resumed := take_up_unfinished(self.store, self.tree.registry):
+            log.info("outbound_resumed", messages=resumed)
+        return self
 
     def send(self, message_id: str, recipient: str) -> None:
         """Hand an accepted message to its worker (keyed by recipient). Never

@@ -360,6 +360,9 @@ class Retry(_Section):
     max_attempts: int = Field(default=6, ge=1)
     base_s: float = Field(default=1.0, gt=0)
     max_s: float = Field(default=60.0, gt=0)
+    # Seconds to wait for Meta's status webhook before sending again a message
+    # whose outcome is unknown (a 5xx, a timeout, a crash mid-call).
+    settle_grace_s: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

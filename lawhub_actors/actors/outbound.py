@@ -41,12 +41,12 @@ from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
 from lawhub_actors.adapters.outbound_store import Outbound
 from lawhub_actors.adapters.rate_store import RateStore
-from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.adapters.sqlite_store import Store, Tx
 from lawhub_actors.core import breaker
 from lawhub_actors.core.gcra import Rate
 from lawhub_actors.core.retry import backoff_delay
 from lawhub_actors.core.send_errors import SendClass, classify_send, recipient_backoff
-from supervisors import Actor, NotRegistered, Registry
+from supervisors import Actor, MailboxFull, NotRegistered, Registry
 
 log = structlog.get_logger("lawhub.outbound")
 
@@ -199,6 +199,24 @@ class _Done:
     outcome: Future[Sent | SendFailed]
 
 
+OutboundStep = Send | _Begin | _PairSlot | _Done
+"""Worker messages about one outbound message (``.id``): a dead letter of
+any of them dead-letters that message."""
+
+
+def take_up_unfinished(store: Store, registry: Registry) -> int:
+    """Hand every message not yet sent nor dead to its worker, in accepted
+    order; how many. Never blocks: a full queue leaves a message pending in
+    the store, logged."""
+    unfinished = store.read(outbound_store.unfinished)
+    for message_id, _tenant, recipient in unfinished:
+        try:
+            registry.tell(WORKERS_PATH, Send(message_id, recipient), key=recipient, wait=False)
+        except MailboxFull:
+            log.warning("outbound_queue_full", msg_id=message_id)
+    return len(unfinished)
+
+
 class OutboundWorker(Actor):
     def __init__(self, services: Services, graph: GraphSend | None, calls: Executor,
                  uniform: Callable[[], float] = random.random) -> None:
@@ -212,6 +230,14 @@ class OutboundWorker(Actor):
         self._recipient_of: dict[str, str] = {}
         self._graced: set[str] = set()
         """Unknown outcomes whose grace for a status webhook is running."""
+
+    def on_start(self) -> None:
+        """After a restart (its queues lost with the old incarnation), take
+        up every unfinished message again, each to its recipient's worker in
+        accepted order; repeats are ignored. At the process's start the
+        runtime does this once the whole tree runs."""
+        if self.context.registry.get(self.context.path).restarts.total > 0:
+            take_up_unfinished(self._services.store, self.context.registry)
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Send):
@@ -265,7 +291,7 @@ class OutboundWorker(Actor):
             self._graced.discard(message.id)
             return True
         self._graced.add(message.id)
-        self.context.tell_self_later(self._delay(message.attempts), _Begin(message.id))
+        self.context.tell_self_later(self._grace(message.attempts), _Begin(message.id))
         return False
 
     def _fire(self, message_id: str) -> None:
@@ -349,7 +375,7 @@ class OutboundWorker(Actor):
             self._services.store.write(
                 lambda tx: outbound_store.set_state(tx, message.id, "unknown"))
             self._graced.add(message.id)  # the delay below is the grace
-            self.context.tell_self_later(self._delay(message.attempts), _Begin(message.id))
+            self.context.tell_self_later(self._grace(message.attempts), _Begin(message.id))
         else:
             delay = (recipient_backoff(message.attempts - 1) if kind is SendClass.RETRY_RECIPIENT
                      else backoff_delay(message.attempts - 1, self._retry.base_s,
@@ -358,8 +384,11 @@ class OutboundWorker(Actor):
                 lambda tx: outbound_store.set_state(tx, message.id, "pending"))
             self.context.tell_self_later(delay, _Begin(message.id))
 
-    def _delay(self, attempts: int) -> float:
-        return min(self._retry.max_s, self._retry.base_s * 2.0 ** max(attempts - 1, 0))
+    def _grace(self, attempts: int) -> float:
+        """How long an unsure outcome waits for its status webhook: never
+        less than ``settle_grace_s``, longer as attempts grow."""
+        backoff = min(self._retry.max_s, self._retry.base_s * 2.0 ** max(attempts - 1, 0))
+        return max(self._retry.settle_grace_s, backoff)
 
     # -- endings ----------------------------------------------------------------
 

@@ -45,7 +45,7 @@ def start(aiohttp_client, make_settings, tmp_path: Path, meta):
             tmp_path, LAWHUB_ACCESS_TOKEN=TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url,
         ))
         config = (REPO / "config" / "lawhub.toml").read_text() + (
-            "\n[retry]\nmax_attempts = 3\nbase_s = 0.05\nmax_s = 0.2\n"
+            "\n[retry]\nmax_attempts = 3\nbase_s = 0.05\nmax_s = 0.2\nsettle_grace_s = 0.3\n"
             "\n[breaker]\nfailure_threshold = 2\nwindow = 20\ncooldown_s = 0.5\n"
             "cooldown_max_s = 2.0\nhalf_open_probes = 1\n" + extra
         )
@@ -182,28 +182,6 @@ async def test_a_broken_token_opens_the_breaker_the_api_answers_503_then_a_probe
     assert [x["data"]["to"] for x in feed.of_type("circuit.changed")] == [
         "open", "half_open", "closed"]
     await feed.close()
-
-
-async def test_400_messages_to_40_recipients_leave_at_the_numbers_rate_and_never_above(
-    start, meta
-) -> None:
-    client = await start()
-    customers = [f"62812345004{i:02d}" for i in range(40)]
-    await asyncio.gather(*(customer_wrote(client, c) for c in customers))
-    ids = await asyncio.gather(*(send_text(client, c, f"pesan {n}")
-                                 for n in range(10) for c in customers))
-    began = asyncio.get_running_loop().time()
-    for message_id in ids:
-        await settled(client, message_id, "sent", timeout=30)
-    took = asyncio.get_running_loop().time() - began
-    accepted = sorted(s.at for s in meta.sends if s.status == 200)
-    assert len(accepted) == 400
-    assert [s.code for s in meta.sends if s.status != 200] == []  # no 130429, no 131056
-    busiest = max(sum(1 for t in accepted[i:] if t < at + 1.0) for i, at in enumerate(accepted))
-    assert busiest <= 80, f"{busiest} sends within one second"
-    assert took >= 4.0  # 400 at 80/s: five seconds, less the first second's
-
-
 
 
 async def dead_letter(client, meta, wa_id: str, body: str) -> str:

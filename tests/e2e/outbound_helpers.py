@@ -1,0 +1,256 @@
+"""Outbound end to end with real ``run.py`` processes: start, SIGKILL and stop
+gateways, let customers write in, send through the API and wait until sent.
+
+Used by ``test_outbound_kill.py`` and ``test_outbound_shared_limit.py``. Every
+wait polls with a deadline; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lawhub_actors.simulator import traffic
+from tests.conftest import APP_SECRET, REPO, TENANT_TOKENS, test_environment
+
+NUMBER_A = "106540352242922"
+"""firm-a's first number in the shipped config."""
+GRAPH_TOKEN = "graph-access-token-for-tests"
+SENT_OR_LATER = frozenset({"sent", "delivered", "read"})
+START_DEADLINE_S = 30.0
+STOP_DEADLINE_S = 15.0
+POLL_S = 0.05
+
+
+def auth(tenant: str = "firm-a") -> dict[str, str]:
+    return {"Authorization": f"Bearer {TENANT_TOKENS[tenant]}"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- gateway processes ---------------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    """A ``run.py`` process: its base URL and the file it logs to."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def kill(self) -> None:
+        """SIGKILL, and reap it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=STOP_DEADLINE_S)
+
+    def stop(self) -> int:
+        """SIGTERM: the graceful way out; its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"the gateway did not stop on SIGTERM: {self.log_tail()}") from None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def log_events(self) -> list[dict[str, Any]]:
+        return _json_lines(self.log_path.read_text(errors="replace"))
+
+    def errors(self, limit: int = 3) -> list[str]:
+        """The first error lines it logged, each with its exception's last line."""
+        found = []
+        for record in self.log_events():
+            if record.get("level") in ("error", "critical"):
+                exception = str(record.get("exception", "")).strip().splitlines()[-1:]
+                found.append(" ".join([str(record.get("event")), str(record.get("path", "")),
+                                       *exception]))
+        return found[:limit]
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    records = []
+    for line in text.splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line being written, or not ours
+            continue
+    return records
+
+
+def _environment(data_dir: Path, config: Path, extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any LAWHUB_* of the developer's shell, plus
+    the test gateway's."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LAWHUB_")}
+    return {**inherited, **test_environment(data_dir, LAWHUB_CONFIG=str(config), **extra)}
+
+
+def start_gateway(data_dir: Path, config: Path, *, port: int = 0, **env: str) -> Gateway:
+    """Start ``run.py`` on ``data_dir`` with ``config`` (logging to a file under the data
+    dir: a pipe nobody reads would fill and stall the server) and wait for ``listening``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"server-{len(list(data_dir.glob('server-*.log')))}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "run.py", "--config", str(config), "--port", str(port)],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            env=_environment(data_dir, config, env),
+        )
+    gateway = Gateway(process, "", log_path)
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline and process.poll() is None:
+        for record in gateway.log_events():
+            if record.get("event") == "listening":
+                gateway.url = record["url"]
+                return gateway
+        time.sleep(POLL_S)
+    gateway.kill()
+    raise AssertionError(f"the gateway did not start (exit {process.returncode}): "
+                         f"{gateway.log_tail()}")
+
+
+@dataclass
+class Gateways:
+    """Every gateway a test started; whatever still runs at the end is killed."""
+
+    started: list[Gateway] = field(default_factory=list)
+
+    def start(self, data_dir: Path, config: Path, *, port: int = 0, **env: str) -> Gateway:
+        gateway = start_gateway(data_dir, config, port=port, **env)
+        self.started.append(gateway)
+        return gateway
+
+    def close(self) -> None:
+        for gateway in self.started:
+            if gateway.process.poll() is None:
+                gateway.kill()
+
+
+@pytest.fixture
+def gateways() -> Iterator[Gateways]:
+    running = Gateways()
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def config_with(base: Path | str, extra: str, path: Path) -> Path:
+    """``base`` (a file, or TOML text) plus ``extra``, written to ``path``."""
+    text = base.read_text() if isinstance(base, Path) else base
+    path.write_text(text + "\n" + extra)
+    return path
+
+
+# -- the API and the webhook ------------------------------------------------------------
+
+
+async def customers_wrote(
+    session: aiohttp.ClientSession, url: str, customers: Iterable[str], *,
+    number: str = NUMBER_A, tenant: str = "firm-a", timeout: float = 20.0,
+) -> None:
+    """Each customer writes in now (which opens the 24-hour window); returns once every
+    message is stored."""
+    customers = list(customers)
+    for customer in customers:
+        change = traffic.text_message(number, customer, "halo", timestamp=int(time.time()))
+        signed = traffic.signed(traffic.envelope(change), APP_SECRET.encode())
+        async with session.post(f"{url}/webhook", data=signed.body,
+                                headers=signed.headers) as response:
+            assert response.status == 200, await response.text()
+    waiting = set(customers)
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for customer in sorted(waiting):
+            async with session.get(f"{url}/api/v1/conversations/{customer}/messages",
+                                   headers=auth(tenant)) as response:
+                if response.status == 200 and (await response.json())["messages"]:
+                    waiting.discard(customer)
+        if waiting and time.monotonic() > deadline:
+            raise AssertionError(f"never stored: the messages of {sorted(waiting)}")
+        if waiting:
+            await asyncio.sleep(POLL_S)
+
+
+async def send_text(
+    session: aiohttp.ClientSession, url: str, to: str, body: str, *,
+    number: str = NUMBER_A, tenant: str = "firm-a",
+) -> str:
+    """POST /api/v1/messages; the id it answered 202 with."""
+    async with session.post(f"{url}/api/v1/messages", headers=auth(tenant), json={
+        "phone_number_id": number, "to": to, "type": "text", "text": {"body": body},
+    }) as response:
+        assert response.status == 202, f"{response.status}: {await response.text()}"
+        return str((await response.json())["id"])
+
+
+async def describe(
+    session: aiohttp.ClientSession, url: str, message_id: str, tenant: str = "firm-a",
+) -> dict[str, Any]:
+    async with session.get(f"{url}/api/v1/messages/{message_id}",
+                           headers=auth(tenant)) as response:
+        assert response.status == 200, f"{response.status}: {await response.text()}"
+        found: dict[str, Any] = await response.json()
+        return found
+
+
+async def all_sent(
+    session: aiohttp.ClientSession, url: str, ids: Iterable[str], *,
+    tenant: str = "firm-a", timeout: float = 30.0, concurrency: int = 16,
+    statuses: bool = False,
+) -> None:
+    """Poll ``GET /api/v1/messages/{id}`` until every message is sent: its ``state`` is
+    ``sent`` (the gateway holds Meta's wamid), and with ``statuses`` also its ``status``
+    (from Meta's status webhooks) is sent or beyond."""
+    waiting = set(ids)
+    gate = asyncio.Semaphore(concurrency)
+    last: dict[str, dict[str, Any]] = {}
+
+    async def check(message_id: str) -> None:
+        async with gate:
+            got = await describe(session, url, message_id, tenant)
+        last[message_id] = got
+        if got["state"] == "sent" and (not statuses or got["status"] in SENT_OR_LATER):
+            waiting.discard(message_id)
+
+    deadline = time.monotonic() + timeout
+    while waiting:
+        await asyncio.gather(*(check(i) for i in sorted(waiting)))
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            stuck = [{k: last[i][k] for k in ("id", "to", "status", "state", "attempts")}
+                     for i in sorted(waiting)[:5]]
+            raise AssertionError(f"{len(waiting)} never sent, e.g. {stuck}")
+        await asyncio.sleep(POLL_S * 2)
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate()`` (cheap, in this process) until it is true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(POLL_S / 5)
