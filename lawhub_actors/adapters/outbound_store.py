@@ -104,7 +104,11 @@ def to_dlq(tx: Tx, message: Outbound, reason: str, error: dict[str, Any] | None)
         (message.id, message.tenant, tx.now, reason,
          None if error is None else orjson.dumps(error).decode()),
     )
-    return cursor.rowcount == 1
+    if cursor.rowcount != 1:
+        return False
+    tx.audit(f"dlq:in:{message.id}:{message.attempts}:{tx.now}", message.tenant, "dlq_in",
+             message.id, {"reason": reason, "error": error})
+    return True
 
 
 def undead(tx: Tx, message_id: str) -> bool:

@@ -15,6 +15,7 @@ from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
 from lawhub_actors.web.app import build_app
+from lawhub_actors.web.keys import STORE
 from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, test_environment
 from tests.e2e.gateway import Feed, auth, post
 
@@ -208,6 +209,10 @@ async def test_an_operator_replays_a_dead_letter_and_it_is_sent_once(start, meta
     await settled(client, message_id, "read")
     assert [s.status for s in meta.sends if s.callback == message_id] == [400, 200]
     assert (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"] == []
+    store = client.app[STORE]
+    moves = {kind: await asyncio.to_thread(store.count, "audit", kind=kind)
+             for kind in ("dlq_in", "dlq_replay")}
+    assert moves == {"dlq_in": 1, "dlq_replay": 1}  # every move audited
     again = await client.post(f"/admin/dlq/{message_id}/replay", headers=ADMIN)
     assert again.status == 404
 
