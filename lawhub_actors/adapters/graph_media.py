@@ -42,15 +42,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from lawhub_actors.adapters.graph_http import json_object, read_capped
 
 __all__ = [
     "GraphMedia",
@@ -182,7 +182,7 @@ class GraphMedia:
             with self._client.stream(
                 "GET", url, headers=self._headers, timeout=self._timeout
             ) as response:
-                body = _read_capped(response, _RESOLVE_BODY_CAP)
+                body = read_capped(response, _RESOLVE_BODY_CAP)
         except httpx.TimeoutException:
             raise MediaUnavailable("resolve timed out") from None
         except httpx.HTTPError:
@@ -230,7 +230,7 @@ class GraphMedia:
     ) -> Iterator[bytes]:
         status = response.status_code
         if not response.is_success:
-            code = _meta_code(_read_capped(response, _ERROR_BODY_CAP))
+            code = _meta_code(read_capped(response, _ERROR_BODY_CAP))
             if refused_again and status in _URL_REFUSED and code is None:
                 raise MediaUnavailable("fresh download URL refused again", status=status)
             raise classify(status, code, "download refused")
@@ -250,29 +250,9 @@ def _check_declared(size: int | None, limit: int) -> None:
         raise MediaTooLarge(0, limit, declared=size)
 
 
-def _read_capped(response: httpx.Response, cap: int) -> bytes:
-    """At most ``cap`` bytes of a streamed body (a huge error page is not pulled in)."""
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= cap:
-            break
-    return b"".join(parts)[:cap]
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
 def _meta_code(body: bytes) -> int | None:
     """``error.code`` of a Graph API error body, if it is one."""
-    document = _json_object(body)
+    document = json_object(body)
     error = document.get("error") if document is not None else None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else None
@@ -286,7 +266,7 @@ def _content_length(response: httpx.Response) -> int | None:
 
 
 def _media_info(media_id: str, body: bytes) -> MediaInfo:
-    document = _json_object(body)
+    document = json_object(body)
     if document is None:
         raise MediaUnavailable("resolve answered something else than a JSON object")
     url = document.get("url")

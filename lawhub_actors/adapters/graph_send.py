@@ -26,7 +26,6 @@ the request body or a response body other than Meta's own error fields.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from lawhub_actors.adapters.graph_http import json_object, read_capped
 
 __all__ = ["GraphSend", "SendFailed", "SendResult", "Sent"]
 
@@ -156,7 +157,7 @@ class GraphSend:
                 "POST", url, json=payload, headers=self._headers, timeout=self._timeout
             ) as response:
                 status = response.status_code
-                body = _read_capped(response, _BODY_CAP)
+                body = read_capped(response, _BODY_CAP)
         except httpx.TimeoutException as exc:
             return SendFailed(None, None, "timeout", f"send timed out ({_phase(exc)})", "")
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -187,27 +188,8 @@ def _phase(exc: httpx.TimeoutException) -> str:
     return names.get(type(exc), "timeout")
 
 
-def _read_capped(response: httpx.Response, cap: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= cap:
-            break
-    return b"".join(parts)[:cap]
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
 def _sent(status: int, body: bytes) -> SendResult:
-    document = _json_object(body) or {}
+    document = json_object(body) or {}
     messages = document.get("messages")
     first = messages[0] if isinstance(messages, list) and messages else None
     wamid = first.get("id") if isinstance(first, dict) else None
@@ -222,7 +204,7 @@ def _sent(status: int, body: bytes) -> SendResult:
 
 
 def _failed(status: int, body: bytes) -> SendFailed:
-    document = _json_object(body)
+    document = json_object(body)
     error = document.get("error") if document is not None else None
     if not isinstance(error, dict):
         return SendFailed(
