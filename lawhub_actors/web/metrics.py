@@ -1,0 +1,150 @@
+"""``GET /metrics``: Prometheus text (admin token), via prometheus_client.
+
+Two kinds of series:
+
+- counted as things happen: webhook requests by status and the ack latency
+  histogram (a middleware around ``/webhook``);
+- read at scrape time from what already keeps them (the supervision tree's
+  snapshot, the store, the journal, the feed hub), so nothing is counted
+  twice and a restarted actor cannot lose a figure: journal lag, mailbox
+  depths, restarts, breaker states, limiter permits and waits, outbound
+  messages by state, the dead-letter queue, feed clients.
+
+Each application gets its own registry (no process-global state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from lawhub_actors.web.auth import admin_refusal
+from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, JOURNAL, RUNTIME, STORE
+from supervisors import NodeSnapshot
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CIRCUITS = ("closed", "open", "half_open")
+OUTBOUND_STATES = ("pending", "sending", "unknown", "sent", "dead", "discarded")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Metrics:
+    """The application's registry and the series counted as requests come."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhook_requests = Counter(
+            "lawhub_webhook_requests", "POST /webhook answers, by HTTP status",
+            ["status"], registry=self.registry,
+        )
+        self.webhook_ack_seconds = Histogram(
+            "lawhub_webhook_ack_seconds", "Time to answer POST /webhook (journaled before 200)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+
+    def watch(self, app: web.Application) -> None:
+        self.registry.register(_Live(app))
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@web.middleware
+async def count_webhooks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path != "/webhook" or request.method != "POST":
+        return await handler(request)
+    began = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics = request.app[METRICS]
+        metrics.webhook_requests.labels(str(status)).inc()
+        metrics.webhook_ack_seconds.observe(time.perf_counter() - began)
+
+
+class _Live(Collector):
+    """The series read at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self._app.get(RUNTIME)
+        if runtime is None:  # not started yet
+            return
+        store, journal = self._app[STORE], self._app[JOURNAL]
+        lag = GaugeMetricFamily("lawhub_journal_lag_entries",
+                                "Journal entries committed but not yet processed")
+        lag.add_metric([], max(0, journal.last_committed - store.cursor("dispatcher")))
+        yield lag
+        yield from _tree(runtime.snapshot())
+        outbound = GaugeMetricFamily("lawhub_outbound_messages",
+                                     "Outbound messages by sending state", labels=["state"])
+        for state in OUTBOUND_STATES:
+            outbound.add_metric([state], store.count("outbound", state=state))
+        yield outbound
+        dlq = GaugeMetricFamily("lawhub_dlq_size", "Messages in the dead-letter queue")
+        dlq.add_metric([], store.count("outbound", state="dead"))
+        yield dlq
+        feed = GaugeMetricFamily("lawhub_feed_clients", "Live websocket feed clients")
+        feed.add_metric([], self._app[FEED].count())
+        yield feed
+
+
+def _tree(root: NodeSnapshot) -> Iterator[Metric]:
+    depth = GaugeMetricFamily("lawhub_mailbox_depth", "Messages queued for an actor",
+                              labels=["path"])
+    restarts = GaugeMetricFamily("lawhub_actor_restarts", "Restarts of an actor since start",
+                                 labels=["path"])
+    escalations = GaugeMetricFamily(
+        "lawhub_supervisor_restarts_in_period",
+        "Restarts within the current intensity period (escalation beyond max_restarts)",
+        labels=["path"])
+    circuit = GaugeMetricFamily("lawhub_breaker_state", "1 for the state a breaker is in",
+                                labels=["phone_number_id", "state"])
+    permits = GaugeMetricFamily("lawhub_limiter_permits", "Throughput permits granted",
+                                labels=["phone_number_id"])
+    waited = GaugeMetricFamily("lawhub_limiter_wait_seconds",
+                               "Seconds sends waited for throughput permits",
+                               labels=["phone_number_id"])
+    for node in root.walk():
+        path = node.path or "root"
+        depth.add_metric([path], node.mailbox_depth)
+        restarts.add_metric([path], node.restarts_total)
+        escalations.add_metric([path], node.restarts_in_period)
+        number = node.path.rpartition("/")[2]
+        if node.path.startswith("outbound/breakers/") and "circuit" in node.info:
+            for state in CIRCUITS:
+                circuit.add_metric([number, state], float(node.info["circuit"] == state))
+        if node.path.startswith("outbound/limiters/") and "permits" in node.info:
+            permits.add_metric([number], node.info["permits"])
+            waited.add_metric([number], node.info["waited_s"])
+    yield from (depth, restarts, escalations, circuit, permits, waited)
+
+
+def add_routes(app: web.Application) -> None:
+    """``GET /metrics``, and the counting of webhook answers."""
+    collected = Metrics()
+    collected.watch(app)
+    app[METRICS] = collected
+    app.middlewares.append(count_webhooks)
+    app.router.add_get("/metrics", metrics)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
+    if refusal is not None:
+        return refusal
+    body = await asyncio.to_thread(generate_latest, request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
