@@ -28,6 +28,7 @@ from supervisors.actor import Actor, Context
 from supervisors.errors import (
     ActorCrashed,
     Escalation,
+    InjectedFault,
     InvalidSpec,
     MailboxFull,
     NoSuchChild,
@@ -59,6 +60,7 @@ __all__ = [
     "ChildSpec",
     "Context",
     "Escalation",
+    "InjectedFault",
     "InvalidSpec",
     "MailboxFull",
     "MailboxSpec",

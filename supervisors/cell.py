@@ -30,7 +30,7 @@ from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
 from supervisors.actor import Actor, Context, Runtime
-from supervisors.errors import ActorCrashed, StartFailed
+from supervisors.errors import ActorCrashed, InjectedFault, StartFailed
 from supervisors.mailbox import NO_ACTOR, InboxView, MailboxClosed
 from supervisors.messages import (
     Barrier,
@@ -56,6 +56,7 @@ class Cell(pykka.ThreadingActor):
     def __init__(self, spec: ChildSpec, node: Node, runtime: Runtime, report: Report) -> None:
         super().__init__()
         self._mailbox = node.mailbox
+        self._node = node
         self.actor_inbox = InboxView(node.mailbox)
         self._actor_ref = pykka.ActorRef(self)
         self.path = node.path
@@ -110,6 +111,9 @@ class Cell(pykka.ThreadingActor):
             self._mailbox.pause(NO_ACTOR)
             return
         try:
+            if self._node.fault_armed:  # an operator's rehearsal: crash on this message
+                self._node.fault_armed = False
+                raise InjectedFault(f"{self.path}: crash injected by an operator")
             result = actor.receive(envelope.message)
         except BaseException as error:  # noqa: BLE001 - every failure becomes a report
             self._crashed(envelope, error)

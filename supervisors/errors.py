@@ -46,5 +46,10 @@ class MailboxFull(SupervisorError):
     pass
 
 
+class InjectedFault(SupervisorError):
+    """Raised in place of handling a message when an operator armed a fault
+    on the actor (:meth:`Registry.inject_fault`), to rehearse a crash."""
+
+
 class ActorCrashed(SupervisorError):
     pass

@@ -54,6 +54,8 @@ class Node:
     router: Router | None = None
     details: dict[str, Any] = field(default_factory=dict)
     """What the node's owner wants operators to see (a supervisor's flags)."""
+    fault_armed: bool = False
+    """The actor crashes on its next message instead of handling it (a rehearsal)."""
 
 
 def parent_of(path: str) -> str:
@@ -189,6 +191,12 @@ class Registry:
             self._nodes.clear()
         for node in nodes:
             node.mailbox.close(reason)
+
+    def inject_fault(self, path: str) -> None:
+        """Make the actor at ``path`` crash on its next message, as if its
+        handler raised: the usual restart, retry and reports follow. Raises
+        ``NotRegistered`` for an unknown path."""
+        self.get(path).fault_armed = True
 
     def dead_letter(self, path: str, message: Any, reason: str) -> None:
         """Record a message nobody will handle (and pass it to the hook)."""

@@ -19,7 +19,7 @@ from lawhub_actors.bridge import Bridge
 from lawhub_actors.provision import provision
 from lawhub_actors.runtime import AppRuntime, GiveUp
 from lawhub_actors.settings import Secrets, Settings
-from lawhub_actors.web import admin, api, dlq, messages, metrics, webhook
+from lawhub_actors.web import admin, api, dlq, faults, messages, metrics, webhook
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import FeedHub
 from lawhub_actors.web.keys import (
@@ -83,6 +83,7 @@ def build_app(
     messages.add_routes(app)
     dlq.add_routes(app)
     metrics.add_routes(app)
+    faults.add_routes(app)
     return app
 
 

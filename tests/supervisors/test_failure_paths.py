@@ -136,3 +136,24 @@ def test_a_reply_slot_that_raises_does_not_kill_the_actor(start_tree, events) ->
     tree.registry.send("a", Envelope("first", reply_to=Broken()))
     assert tree.ask("a", "second", timeout=2) == "second"
     assert _restarts(tree, "a") == 0
+
+
+def test_an_injected_fault_crashes_the_next_message_once_and_the_retry_is_handled(
+    start_tree, events
+) -> None:
+    from supervisors import NotRegistered, supervisor_spec
+    from tests.supervisors.helpers import flags, recorder
+
+    tree = start_tree(supervisor_spec("root", flags(), [recorder("a", events, message_retries=1)]))
+    tree.registry.inject_fault("a")
+    tree.tell("a", "first")
+    events.wait_for(lambda items: ("got", "a", "first") in items)
+    assert events.items.count(("failed", "a")) == 1  # crashed once, in place of "first"
+    assert events.items.count(("start", "a")) == 2  # restarted, then "first" handled
+    tree.tell("a", "second")
+    events.wait_for(lambda items: ("got", "a", "second") in items)
+    assert events.items.count(("failed", "a")) == 1  # armed for one message only
+    snapshot = {node.path: node for node in tree.snapshot().walk()}
+    assert snapshot["a"].restarts_total == 1
+    with pytest.raises(NotRegistered):
+        tree.registry.inject_fault("no/such/actor")
