@@ -67,3 +67,19 @@ async def test_admin_endpoints_are_off_when_no_admin_token_is_set(aiohttp_client
     response = await client.get("/admin/tree", headers={"Authorization": "Bearer anything"})
     assert response.status == 503
     assert (await response.json())["error"]["code"] == "admin_disabled"
+
+
+async def test_admin_config_shows_the_running_config_and_never_a_secret(
+    aiohttp_client, settings, secrets
+) -> None:
+    client = await _client(aiohttp_client, settings, secrets)
+    assert (await client.get("/admin/config", headers={"Authorization": "Bearer demo-token-firm-a"})
+            ).status == 401
+    response = await client.get("/admin/config", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status == 200
+    shown = await response.json()
+    assert [t["id"] for t in shown["tenants"]] == [t.id for t in settings.tenants]
+    assert shown["supervision"]["pools"]["session_shards"] == settings.supervision.pools.session_shards
+    text = await response.text()
+    for secret in secrets.values():
+        assert secret not in text
