@@ -25,11 +25,10 @@ purpose: it runs in the assist actor's thread.
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lawhub_actors.adapters.http_client import OwnsHttpClient
 from lawhub_actors.core.assist import Classification, Classifier, Intent, RuleClassifier, Urgency
 from lawhub_actors.core.masking import MaskedText
 
@@ -44,7 +43,7 @@ class _Answer(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
 
 
-class HttpClassifier:
+class HttpClassifier(OwnsHttpClient):
     """Classify by POSTing masked text to ``url``; fall back to rules on any failure."""
 
     def __init__(
@@ -59,25 +58,8 @@ class HttpClassifier:
             raise ValueError("timeout_s must be positive")
         self._url = url
         self._timeout = httpx.Timeout(timeout_s)
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=self._timeout)
+        super().__init__(client, lambda: httpx.Client(timeout=self._timeout))
         self._fallback: Classifier = fallback if fallback is not None else RuleClassifier()
-
-    def __enter__(self) -> HttpClassifier:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP client if this classifier created it."""
-        if self._owns_client:
-            self._client.close()
 
     def classify(self, text: MaskedText) -> Classification:
         if not isinstance(text, MaskedText):

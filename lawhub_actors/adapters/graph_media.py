@@ -45,12 +45,12 @@ import binascii
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from urllib.parse import quote
 
 import httpx
 
 from lawhub_actors.adapters.graph_http import json_object, read_capped
+from lawhub_actors.adapters.http_client import OwnsHttpClient
 
 __all__ = [
     "GraphMedia",
@@ -130,7 +130,7 @@ def classify(status: int | None, code: int | None, reason: str) -> MediaFetchErr
     return kind(reason, status=status, code=code)
 
 
-class GraphMedia:
+class GraphMedia(OwnsHttpClient):
     """Resolve and download WhatsApp media with a bearer token."""
 
     def __init__(
@@ -152,24 +152,7 @@ class GraphMedia:
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._timeout = httpx.Timeout(timeout_s)
         self._chunk_size = chunk_size
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=self._timeout)
-
-    def __enter__(self) -> GraphMedia:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            self._client.close()
+        super().__init__(client, lambda: httpx.Client(timeout=self._timeout))
 
     # -- resolve -----------------------------------------------------------------------------
 

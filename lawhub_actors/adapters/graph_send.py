@@ -29,13 +29,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from lawhub_actors.adapters.graph_http import json_object, read_capped
+from lawhub_actors.adapters.http_client import OwnsHttpClient
 
 __all__ = ["GraphSend", "SendFailed", "SendResult", "Sent"]
 
@@ -66,7 +66,7 @@ class SendFailed:
 SendResult = Sent | SendFailed
 
 
-class GraphSend:
+class GraphSend(OwnsHttpClient):
     """Text and template sends over one pooled HTTP client."""
 
     def __init__(
@@ -87,29 +87,10 @@ class GraphSend:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._timeout = httpx.Timeout(timeout_s)
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(
-            timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
         )
-
-    def __enter__(self) -> GraphSend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            self._client.close()
+        super().__init__(client, lambda: httpx.Client(timeout=self._timeout, limits=limits))
 
     # -- sends -------------------------------------------------------------------------------
 
