@@ -42,8 +42,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from lawhub_actors.adapters.redis_pool import blocking_client
 
 __all__ = ["WARN_EVERY_S", "Dedupe", "MemoryDedupe", "RedisDedupe", "dedupe_from"]
 
@@ -185,16 +185,10 @@ class RedisDedupe:
         self._ns = namespace
         self._owns_client = client is None
         if client is None:
-            pool = redis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=pool_timeout_s,  # wait for a free connection, then raise
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=connect_timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
+            client = blocking_client(
+                url, max_connections=max_connections, pool_timeout_s=pool_timeout_s,
+                socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s,
             )
-            client = redis.Redis(connection_pool=pool)
         self._client: redis.Redis = client
         self._outage = _Outage(warn_every_s, clock)
 

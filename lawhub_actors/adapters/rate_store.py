@@ -46,9 +46,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from lawhub_actors.adapters.redis_pool import blocking_client
 from lawhub_actors.core.gcra import SLACK_S, Rate, reserve
 
 __all__ = [
@@ -245,16 +244,10 @@ class RedisRateStore:
         self._margin_ms = max(1, math.ceil(expiry_margin_s * 1000))
         self._owns_client = client is None
         if client is None:
-            pool = redis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=pool_timeout_s,  # wait for a free connection, then raise
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=connect_timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
+            client = blocking_client(
+                url, max_connections=max_connections, pool_timeout_s=pool_timeout_s,
+                socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s,
             )
-            client = redis.Redis(connection_pool=pool)
         self._client: redis.Redis = client
         self._script = client.register_script(_RESERVE_ALL_LUA)
 
