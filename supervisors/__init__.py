@@ -37,7 +37,15 @@ from supervisors.errors import (
     SupervisorError,
 )
 from supervisors.keyed import keyed_spec
-from supervisors.messages import Resize, Retune, StartChild, StopChild, WhichChildren
+from supervisors.messages import (
+    Adopt,
+    AdoptPool,
+    Resize,
+    Retune,
+    StartChild,
+    StopChild,
+    WhichChildren,
+)
 from supervisors.pool import Routing, pool_spec
 from supervisors.registry import Registry
 from supervisors.snapshot import NodeSnapshot
@@ -56,6 +64,8 @@ from supervisors.tree import Tree
 __all__ = [
     "Actor",
     "ActorCrashed",
+    "Adopt",
+    "AdoptPool",
     "Backoff",
     "ChildSpec",
     "Context",

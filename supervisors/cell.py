@@ -173,9 +173,11 @@ class Cell(pykka.ThreadingActor):
 
     # -- control -------------------------------------------------------------------
 
-    def _start(self, _: Start) -> int:
+    def _start(self, start: Start) -> int:
         if self._actor is not None:
             return self.incarnation
+        if start.spec is not None:
+            self._spec = start.spec
         try:
             actor = self._spec.factory()
             actor.context = Context(self.path, self._runtime)

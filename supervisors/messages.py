@@ -10,7 +10,7 @@ Three families:
 - *supervisor requests and reports*: ``ChildExited`` (the one report every
   exit path produces), ``TryAgain`` (a supervisor messaging itself to
   retry a restart), ``StartChild``, ``StopChild``, ``WhichChildren``,
-  ``Resize``, ``EnsureStarted``, ``Retune``.
+  ``Resize``, ``EnsureStarted``, ``Retune``, ``Adopt``, ``AdoptPool``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Start:
     """Build a fresh actor from the factory and run ``on_start``. Answers
-    the new incarnation number; a no-op when one is already running."""
+    the new incarnation number; a no-op when one is already running.
+    ``spec``: the child's current spec (its supervisor may have adopted a
+    new one since the cell began), which the cell takes first."""
+
+    spec: ChildSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +176,24 @@ class Retune:
     """Adopt new flags (intensity, backoff) without restarting anyone."""
 
     flags: SupervisorFlags
+
+
+@dataclass(frozen=True, slots=True)
+class Adopt:
+    """Take a new version of this supervisor's spec in place (as OTP's
+    release handling changes a running supervisor's child specs): new flags,
+    children added or removed, and the rest keep running with their new spec
+    recorded for their next start. Answers the paths that could not adopt
+    (empty: all did)."""
+
+    flags: SupervisorFlags
+    children: tuple[ChildSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptPool:
+    """The pool's form of :class:`Adopt`: new flags, worker spec and size."""
+
+    flags: SupervisorFlags
+    worker: ChildSpec
+    size: int

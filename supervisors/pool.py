@@ -30,7 +30,7 @@ from pykka._envelope import Envelope
 
 from supervisors.errors import InvalidSpec, MailboxFull, NotRegistered
 from supervisors.mailbox import Mailbox
-from supervisors.messages import Barrier, Countdown, Hold, HoldToken, Resize
+from supervisors.messages import AdoptPool, Barrier, Countdown, Hold, HoldToken, Resize
 from supervisors.routing import RoundRobin, consistent_index
 from supervisors.spec import ChildSpec, MailboxSpec, Overflow, Restart, SupervisorFlags
 from supervisors.supervisor import Supervisor
@@ -137,6 +137,8 @@ class Pool(Supervisor):
     def receive(self, message: Any) -> Any:
         if isinstance(message, Resize):
             return self._resize(message.size)
+        if isinstance(message, AdoptPool):
+            return self._adopt_pool(message)
         if isinstance(message, _Retired):
             if message.owner == self._owner:
                 self._retire(message.child_ids)
@@ -161,6 +163,18 @@ class Pool(Supervisor):
             self._shrink(size)
         self.router.target_size = size
         return self._size
+
+    def _adopt_pool(self, new: AdoptPool) -> list[str]:
+        """New flags and worker spec (running workers keep running: their
+        mailbox bounds change now, the rest at their next start), then the size."""
+        self.retune(new.flags)
+        self._worker = new.worker
+        for child_id, child in self._children.items():
+            child.spec = replace(new.worker, id=child_id)
+            if child.node.mailbox.spec != new.worker.mailbox:
+                child.node.mailbox.retune(new.worker.mailbox)
+        self._resize(new.size)
+        return []
 
     def _grow(self, size: int) -> None:
         added = [
@@ -232,4 +246,5 @@ def pool_spec(
         mailbox=MailboxSpec(capacity=None),
         message_retries=0,
         kind="pool",
+        adopt=AdoptPool(pool_flags, worker, size),
     )

@@ -128,7 +128,10 @@ class ChildSpec:
     crashed is handed again ``message_retries`` times, then dead-lettered.
     ``kind`` is only a label for operators' snapshots. With
     ``passivate_after_s`` the actor is stopped (a normal exit) once it has
-    been idle that long with an empty mailbox.
+    been idle that long with an empty mailbox. ``adopt`` is what the running
+    child is told when its supervisor adopts a new version of this spec
+    (supervisors and pools reconcile their own children; a plain worker has
+    none: its new spec applies from its next start, its mailbox bounds at once).
     """
 
     id: str
@@ -139,6 +142,7 @@ class ChildSpec:
     message_retries: int = 1
     kind: str = "worker"
     passivate_after_s: float | None = None
+    adopt: object | None = None
 
     def check(self) -> None:
         if not self.id or "/" in self.id:

@@ -20,6 +20,11 @@ Lifecycle, as in OTP's ``supervisor``:
   crash of a child. A root that gives up ends the tree (see :class:`Tree`).
 - **stop**: children stop in reverse start order, each given its
   ``shutdown_s`` to drain its mailbox before the rest is abandoned.
+- **adopt** (a new version of the spec, while running): new flags at once;
+  children no longer in the spec stop for good (draining, in reverse order);
+  new ones start after the others; the rest keep running untouched — their
+  mailbox bounds change at once, the rest of their spec at their next start,
+  and a child supervisor adopts its own part the same way, recursively.
 
 Children are restarted *in place*: the cell and its mailbox survive, only
 the actor object is rebuilt, so messages queued behind a crash wait for the
@@ -45,6 +50,7 @@ from supervisors.errors import Escalation, InvalidSpec, NoSuchChild, NotRegister
 from supervisors.intensity import RestartIntensity
 from supervisors.mailbox import MailboxClosed
 from supervisors.messages import (
+    Adopt,
     ChildExited,
     Retune,
     Start,
@@ -114,6 +120,8 @@ class Supervisor(Actor):
             return [(c.spec.id, c.node.state) for c in self._children.values()]
         if isinstance(message, Retune):
             return self.retune(message.flags)
+        if isinstance(message, Adopt):
+            return self.adopt(message.flags, message.children)
         return super().receive(message)
 
     def retune(self, flags: SupervisorFlags) -> None:
@@ -123,6 +131,43 @@ class Supervisor(Actor):
         for child in self._children.values():
             child.node.period_s = flags.period_s
         self._publish_flags()
+
+    def adopt(self, flags: SupervisorFlags, children: Sequence[ChildSpec]) -> list[str]:
+        """Reconcile the running children with ``children`` (see the module
+        docstring); the paths that could not adopt, each with why."""
+        check_children(list(children))
+        self.retune(flags)
+        wanted = {spec.id for spec in children}
+        for child in reversed(list(self._children.values())):
+            if child.spec.id not in wanted:
+                self._stop_for_good(child, "left its supervisor's spec")
+        problems: list[str] = []
+        for spec in children:
+            running = self._children.get(spec.id)
+            if running is not None:
+                problems += self._adopt_child(running, spec)
+                continue
+            try:
+                self._add_and_start(spec)
+            except StartFailed as error:
+                self._stop_for_good(self._children[spec.id], "failed to start")
+                problems.append(f"{join(self.context.path, spec.id)}: {error}")
+        return problems
+
+    def _adopt_child(self, child: _Child, spec: ChildSpec) -> list[str]:
+        child.spec = spec
+        child.node.kind = spec.kind
+        if child.node.mailbox.spec != spec.mailbox:
+            child.node.mailbox.retune(spec.mailbox)
+        if spec.adopt is None or child.node.state != "running":
+            return []  # a child not running now starts from the new spec
+        timeout_s = spec.shutdown_s + self.flags.start_timeout_s
+        try:
+            answer = self.context.registry.ask_node(child.node.path, spec.adopt,
+                                                    timeout=timeout_s)
+        except Exception as error:  # noqa: BLE001 - reported to the caller, never a crash here
+            return [f"{child.node.path}: {error!r}"]
+        return list(answer or [])
 
     def _publish_flags(self) -> None:
         self.context.registry.get(self.context.path).details = {
@@ -158,7 +203,7 @@ class Supervisor(Actor):
             child.ref = Cell.start(child.spec, child.node, self.context.runtime, self._report)
         child.node.state = "starting"
         try:
-            child.incarnation = self._control(child, Start(), self.flags.start_timeout_s)
+            child.incarnation = self._control(child, Start(child.spec), self.flags.start_timeout_s)
         except pykka.Timeout:
             raise StartFailed(
                 f"{child.node.path}: not started within {self.flags.start_timeout_s}s"
@@ -345,6 +390,7 @@ def supervisor_spec(
         mailbox=MailboxSpec(capacity=None),
         message_retries=0,
         kind="supervisor",
+        adopt=Adopt(flags, tuple(specs)),
     )
 
 

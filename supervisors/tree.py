@@ -20,7 +20,7 @@ from pykka._envelope import Envelope
 
 from supervisors.actor import Runtime
 from supervisors.cell import Cell
-from supervisors.errors import StartFailed
+from supervisors.errors import InvalidSpec, StartFailed
 from supervisors.mailbox import DeadLetterHook
 from supervisors.messages import ChildExited, Start, Stop
 from supervisors.registry import Registry
@@ -87,6 +87,16 @@ class Tree:
                 node.state = "stopped"
             self._scheduler.stop()
             self.registry.close_all("tree stopped")
+
+    def adopt(self, root: ChildSpec, timeout_s: float = 30.0) -> list[str]:
+        """Take a new version of the root spec while running (see
+        :meth:`Supervisor.adopt`): the paths that could not adopt, each with why."""
+        root.check()
+        if root.adopt is None:
+            raise InvalidSpec("the root spec must be a supervisor's")
+        self._spec = root
+        answer = self.registry.ask_node(ROOT, root.adopt, timeout=timeout_s)
+        return list(answer or [])
 
     def snapshot(self) -> NodeSnapshot:
         return take(self.registry, self.runtime.clock())
