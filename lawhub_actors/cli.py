@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from lawhub_actors import logs
 from lawhub_actors.settings import (
@@ -18,7 +19,7 @@ from lawhub_actors.settings import (
     ConfigIssue,
     Secrets,
     check,
-    load,
+    load_with_text,
     preflight,
 )
 
@@ -105,7 +106,7 @@ def _check_config(path: str) -> int:
 
 def _serve(path: str, host: str | None, port: int | None) -> int:
     try:
-        settings = load(path)
+        settings, text = load_with_text(path)
         secrets = Secrets.from_env(os.environ)
     except ConfigError as exc:
         _report(exc.issues)
@@ -123,6 +124,8 @@ def _serve(path: str, host: str | None, port: int | None) -> int:
         secrets,
         host=settings.server.host if host is None else host,
         port=settings.server.port if port is None else port,
+        config_path=Path(path),
+        config_text=text,
     )
 
 

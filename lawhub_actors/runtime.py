@@ -5,6 +5,11 @@ the store, the dedupe fast path, the per-tenant keyring. Start order is
 adapters → tree; stop order is tree (every actor drained and joined) →
 adapters, so no actor ever writes to a closed store.
 
+A reload (:meth:`AppRuntime.reconfigure`) swaps the live config and has the
+running tree adopt the spec built from it: only what changed starts, stops
+or resizes. What left the config keeps its actors until its work in flight
+is done (a single watcher thread, only while something retires).
+
 A message an actor kept crashing on (its retries spent) is a dead letter.
 An update's dead letter still settles it at the dispatcher, marked failed:
 the dispatcher quarantines it for operators (the journal keeps the body)
@@ -13,14 +18,18 @@ and its conversation goes on instead of waiting for it forever.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import structlog
 
 from lawhub_actors.actors.assist import Classified
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors.dispatcher import InFlight
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, JournalAdvanced, Processed
 from lawhub_actors.actors.outbound import (
@@ -31,7 +40,7 @@ from lawhub_actors.actors.outbound import (
     take_up_unfinished,
 )
 from lawhub_actors.actors.services import Publish, Services, Wakeup
-from lawhub_actors.actors.tree import Sending, root_spec
+from lawhub_actors.actors.tree import Retiring, Sending, root_spec
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.clamd import Clamd
@@ -45,7 +54,8 @@ from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import Store, Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
-from lawhub_actors.settings import Secrets, Settings
+from lawhub_actors.live_config import LiveConfig
+from lawhub_actors.settings import PhoneNumber, Secrets, Settings, Tenant
 from supervisors import MailboxFull, NodeSnapshot, Tree
 
 log = structlog.get_logger("lawhub.runtime")
@@ -56,6 +66,8 @@ JOURNAL_FILE = "journal.sqlite3"
 MEDIA_DIR = "media"
 JOURNAL_KEYSPACE = "_journal"
 """Bodies are sealed before their tenant is known: one key space for all."""
+RETIRE_POLL_S = 0.5
+ASK_TIMEOUT_S = 5.0
 
 
 class AppRuntime:
@@ -68,7 +80,7 @@ class AppRuntime:
     ) -> None:
         if secrets.master_key is None:
             raise ValueError("the runtime needs a master key (provision() creates one)")
-        self.settings = settings
+        self.config = LiveConfig(settings)
         self._stopping = False
         self._publish = publish
         keyring = Keyring(
@@ -109,7 +121,7 @@ class AppRuntime:
             log.warning("media_download_off", reason="LAWHUB_ACCESS_TOKEN is not set")
         self._classifier = _classifier(settings)
         remote = isinstance(self._classifier, HttpClassifier)
-        services = Services(settings, self.store, self.journal, self.dedupe, publish,
+        services = Services(self.config, self.store, self.journal, self.dedupe, publish,
                             inline_classifier=None if remote else self._classifier)
         self._offload = (
             ThreadPoolExecutor(settings.assist.max_in_flight, thread_name_prefix="assist-call")
@@ -123,13 +135,91 @@ class AppRuntime:
         self._send_calls = ThreadPoolExecutor(limits.send_in_flight, thread_name_prefix="send")
         self.rates = rate_store_from(redis_url)
         sending = Sending(self.rates, self._graph_send, self._send_calls)
+        self._spec = partial(root_spec, services=services, wakeup=wakeup,
+                             classifier=self._classifier, media=pipeline, sending=sending,
+                             offload=self._offload)
+        self._retiring = Retiring()
+        self._reconfiguring = threading.Lock()
+        self._retirement: threading.Thread | None = None
+        self._retire_by = 0.0
+        self._stopped = threading.Event()
         self.tree = Tree(
-            root_spec(settings, services, wakeup, self._classifier, media=pipeline,
-                      sending=sending, offload=self._offload),
+            self._spec(settings),
             on_give_up=on_give_up,
             dead_letter=self._dead_letter,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
         )
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration as it is now."""
+        return self.config.current
+
+    # -- live configuration ------------------------------------------------------
+
+    def reconfigure(self, new: Settings, text: str | None = None) -> list[str]:
+        """Run ``new`` (validated, with no key that needs a restart) from now
+        on: the tree adopts its spec, then the config is swapped. Blocks for
+        the adoption; answers the actor paths that could not adopt (empty
+        when all did)."""
+        with self._reconfiguring:
+            old = self.config.current
+            self._retiring = _retiring_after(old, new, self._retiring)
+            problems = self.tree.adopt(self._spec(new, retiring=self._retiring),
+                                       timeout_s=self._adopt_timeout(new))
+            self.config.replace(new, text)
+            if self._retiring != Retiring():
+                self._watch_retirements()
+        return problems
+
+    def _adopt_timeout(self, settings: Settings) -> float:
+        return settings.server.shutdown_timeout_s + settings.supervision.start_timeout_s * 4
+
+    def _watch_retirements(self) -> None:
+        self._retire_by = time.monotonic() + self.settings.supervision.retire_timeout_s
+        if self._retirement is None or not self._retirement.is_alive():
+            self._retirement = threading.Thread(target=self._retire_when_done,
+                                                name="config-retirements", daemon=True)
+            self._retirement.start()
+
+    def _retire_when_done(self) -> None:
+        """Until nothing retires: drop the actors of each tenant and number
+        that left the config once its work in flight is done, or all of them
+        once ``retire_timeout_s`` has passed since the last reload."""
+        while not self._stopped.wait(RETIRE_POLL_S):
+            with self._reconfiguring:
+                retiring = self._retiring
+                if time.monotonic() < self._retire_by:
+                    left = self._still_busy(retiring)
+                else:
+                    left = Retiring()
+                    log.warning("retirement_timed_out", tenants=_ids(retiring.tenants),
+                                numbers=_ids(n for _, n in retiring.numbers))
+                if left != retiring:
+                    self._retiring = left
+                    settings = self.config.current
+                    self.tree.adopt(self._spec(settings, retiring=left),
+                                    timeout_s=self._adopt_timeout(settings))
+                    log.info("retired", tenants=_ids(retiring.tenants, but=left.tenants),
+                             numbers=_ids((n for _, n in retiring.numbers),
+                                          but=(n for _, n in left.numbers)))
+                if left == Retiring():
+                    return
+
+    def _still_busy(self, retiring: Retiring) -> Retiring:
+        """The part of ``retiring`` that still has work in flight."""
+        unfinished = self.store.read(outbound_store.unfinished_by_number)
+        busy_tenants = {tenant for tenant, _ in unfinished}
+        tenants = tuple(
+            t for t in retiring.tenants
+            if t.id in busy_tenants
+            or self.tree.registry.ask(DISPATCHER_PATH, InFlight(t.id), timeout=ASK_TIMEOUT_S)
+        )
+        numbers = tuple(
+            (tenant, n) for tenant, n in retiring.numbers
+            if any(number == n.id for _, number in unfinished)
+        )
+        return Retiring(tenants, numbers)
 
     def _nudge_dispatcher(self) -> None:
         self.tree.registry.tell(DISPATCHER_PATH, JournalAdvanced(self.journal.last_committed),
@@ -188,6 +278,9 @@ class AppRuntime:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
+        if self._retirement is not None:
+            self._retirement.join()
         self.tree.stop(timeout_s=self.settings.server.shutdown_timeout_s)
         for calls in (self._offload, self._send_calls):  # calls under way end within their timeout
             if calls is not None:
@@ -216,6 +309,27 @@ class AppRuntime:
 
     def snapshot(self) -> NodeSnapshot:
         return self.tree.snapshot()
+
+
+def _ids(items: Iterable[Tenant | PhoneNumber],
+         but: Iterable[Tenant | PhoneNumber] = ()) -> list[str]:
+    kept = {item.id for item in but}
+    return [item.id for item in items if item.id not in kept]
+
+
+def _retiring_after(old: Settings, new: Settings, before: Retiring) -> Retiring:
+    """What must retire once ``new`` runs: tenants and numbers that ``old``
+    (or an earlier reload still retiring) had and ``new`` has not."""
+    tenants = {t.id: t for t in (*before.tenants, *old.tenants)}
+    kept_tenants = {t.id for t in new.tenants}
+    numbers = {n.id: (tenant, n) for tenant, n in before.numbers}
+    numbers |= {n.id: (t.id, n) for t in old.tenants if t.id in kept_tenants
+                for n in t.phone_numbers}
+    kept_numbers = {n.id for t in new.tenants for n in t.phone_numbers}
+    return Retiring(
+        tuple(t for tenant_id, t in tenants.items() if tenant_id not in kept_tenants),
+        tuple(pair for number_id, pair in numbers.items() if number_id not in kept_numbers),
+    )
 
 
 def _classifier(settings: Settings) -> Classifier:

@@ -292,6 +292,9 @@ class Supervision(_Section):
     shutdown_s: float = Field(default=5.0, gt=0)
     start_timeout_s: float = Field(default=5.0, gt=0)
     message_retries: int = Field(default=1, ge=0)
+    # A tenant or number removed by a reload keeps its actors until its work in
+    # flight is done (sends, slow steps), at most this long.
+    retire_timeout_s: float = Field(default=600.0, gt=0)
     backoff: Backoff = Field(default_factory=Backoff)
     mailbox: Mailbox = Field(default_factory=Mailbox)
     pools: Pools = Field(default_factory=Pools)
@@ -441,13 +444,28 @@ class Settings(_Section):
         """The tenant owning Meta's ``phone_number_id``, ``None`` for an unknown number."""
         return self._numbers.get(phone_number_id)
 
+    def tenant_id_for(self, phone_number_id: str) -> str | None:
+        """The id of the tenant owning ``phone_number_id``, ``None`` for an unknown number."""
+        tenant = self._numbers.get(phone_number_id)
+        return None if tenant is None else tenant.id
+
+    def phone_number(self, phone_number_id: str) -> PhoneNumber | None:
+        """The configured number with this id, ``None`` when no tenant has it."""
+        tenant = self._numbers.get(phone_number_id)
+        if tenant is None:
+            return None
+        return next(n for n in tenant.phone_numbers if n.id == phone_number_id)
+
     def template(self, tenant_id: str, name: str, language: str) -> Template | None:
         return self._templates.get((tenant_id, name, language))
 
     def shards_for(self, tenant_id: str) -> int:
         """Session shards of a tenant: its own ``shards`` or the pool default."""
-        shards = self.tenant(tenant_id).shards
-        return self.supervision.pools.session_shards if shards is None else shards
+        return self.shards_of(self.tenant(tenant_id))
+
+    def shards_of(self, tenant: Tenant) -> int:
+        """``shards_for`` a tenant given whole (one that left the config too)."""
+        return self.supervision.pools.session_shards if tenant.shards is None else tenant.shards
 
 
 def _cross_issues(data: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -546,10 +564,15 @@ def check(path: str | os.PathLike[str]) -> list[ConfigIssue]:
 
 def load(path: str | os.PathLike[str]) -> Settings:
     """Settings from the file at ``path``; ``ConfigError`` with every problem otherwise."""
+    return load_with_text(path)[0]
+
+
+def load_with_text(path: str | os.PathLike[str]) -> tuple[Settings, str]:
+    """``load``, with the text it read (kept for operators to edit)."""
     text, issues = _read(path)
     if text is None:
         raise ConfigError(issues)
-    return parse_text(text, str(path))
+    return parse_text(text, str(path)), text
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[str | None, list[ConfigIssue]]:

@@ -1,4 +1,4 @@
-"""The command line: check-config, serve's hand-off to the web app, demo."""
+"""The command line: check-config, serve's hand-off to the web app (demo: test_demo.py)."""
 
 from __future__ import annotations
 
@@ -212,14 +212,6 @@ def test_check_config_without_path_checks_lawhub_config(
     assert_reports_every_issue(capsys.readouterr().err, broken)
 
 
-def test_demo_says_it_is_not_available_yet_and_exits_2(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert cli.main(["demo"]) == 2
-
-    assert "later release" in capsys.readouterr().err
-
-
 def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         cli.main(["--port", "70000"])
@@ -234,6 +226,7 @@ class FakeWeb:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, exit_code: int = 0) -> None:
         self.calls: list[tuple[Settings, Secrets, str, int]] = []
         self.log_setups: list[dict[str, Any]] = []
+        self.config_files: list[tuple[Path | None, str | None]] = []
         self.exit_code = exit_code
         package = types.ModuleType("lawhub_actors.web")
         app = types.ModuleType("lawhub_actors.web.app")
@@ -245,8 +238,10 @@ class FakeWeb:
             if name.startswith("LAWHUB_"):
                 monkeypatch.delenv(name)
 
-    def serve(self, settings: Settings, secrets: Secrets, *, host: str, port: int) -> int:
+    def serve(self, settings: Settings, secrets: Secrets, *, host: str, port: int,
+              config_path: Path | None = None, config_text: str | None = None) -> int:
         self.calls.append((settings, secrets, host, port))
+        self.config_files.append((config_path, config_text))
         return self.exit_code
 
     def configure(self, **kwargs: Any) -> None:
@@ -265,6 +260,8 @@ def test_serve_is_the_default_and_uses_the_configs_host_and_port(web: FakeWeb) -
     assert [tenant.id for tenant in settings.tenants] == ["firm-a", "firm-b"]
     assert isinstance(secrets, Secrets)
     assert (host, port) == ("127.0.0.1", 8080)
+    # SIGHUP reads the same file again; operators edit the text it held.
+    assert web.config_files == [(Path(SHIPPED), Path(SHIPPED).read_text())]
 
 
 def test_serve_command_line_host_and_port_override_the_config(web: FakeWeb) -> None:

@@ -22,6 +22,7 @@ after their effect is durable.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -72,15 +73,18 @@ def conversation_of(event: Routable) -> Conversation:
     return event.tenant, key
 
 
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """Ask: how many of the tenant's updates wait on a slow step here (a
+    removed tenant's actors retire only once none do)."""
+
+    tenant: str
+
+
 class Dispatcher(Actor):
     def __init__(self, services: Services, wakeup: Wakeup) -> None:
         self._services = services
         self._wakeup = wakeup
-        self._tenants = {
-            number.id: tenant.id
-            for tenant in services.settings.tenants
-            for number in tenant.phone_numbers
-        }
         self._pending: dict[int, int] = {}
         self._flush_armed = False
         self._slow: dict[tuple[int, str], Conversation] = {}
@@ -101,6 +105,8 @@ class Dispatcher(Actor):
             self._drain()
         elif isinstance(message, Processed):
             self._settled(message)
+        elif isinstance(message, InFlight):
+            return sum(1 for tenant, _ in self._slow.values() if tenant == message.tenant)
         elif isinstance(message, _Flush):
             self._flush_armed = False
             self._persist(self._settled_upto())
@@ -117,7 +123,7 @@ class Dispatcher(Actor):
     def _dispatch(self, entry: Entry) -> None:
         self._read_upto = entry.seq
         try:
-            batch = normalize(parse(entry.body), self._tenants.get)
+            batch = normalize(parse(entry.body), self._services.settings.tenant_id_for)
         except PayloadError as error:
             self._quarantine(entry.seq, None, error.code, {"error": str(error)})
             self._advance()

@@ -60,18 +60,16 @@ class MediaWorker(Actor):
     ) -> None:
         self._services = services
         self._pipeline = pipeline
-        self._retry = services.settings.retry
         self._uniform = uniform
 
     def receive(self, message: Any) -> Any:
         if not isinstance(message, ScanMedia):
             return super().receive(message)
-        final = message.attempt + 1 >= self._retry.max_attempts
+        retry = self._services.settings.retry
+        final = message.attempt + 1 >= retry.max_attempts
         outcome = self._pipeline.run(message.job, final=final)
         if isinstance(outcome, Retry):
-            delay = backoff_delay(
-                message.attempt, self._retry.base_s, self._retry.max_s, self._uniform
-            )
+            delay = backoff_delay(message.attempt, retry.base_s, retry.max_s, self._uniform)
             log.info("media_retry", tenant=message.job.tenant, msg_id=message.message_id,
                      reason=outcome.reason, attempt=message.attempt + 1, delay_s=round(delay, 3))
             self.context.tell_self_later(delay, replace(message, attempt=message.attempt + 1))

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -43,9 +43,12 @@ from lawhub_actors.adapters.outbound_store import Outbound
 from lawhub_actors.adapters.rate_store import RateStore
 from lawhub_actors.adapters.sqlite_store import Store, Tx
 from lawhub_actors.core import breaker
+from lawhub_actors.core.accept import TIER_WINDOW_S
 from lawhub_actors.core.gcra import Rate
 from lawhub_actors.core.retry import backoff_delay
 from lawhub_actors.core.send_errors import SendClass, classify_send, recipient_backoff
+from lawhub_actors.settings import Breaker as BreakerTuning
+from lawhub_actors.settings import Limits, PhoneNumber, Settings
 from supervisors import Actor, MailboxFull, NotRegistered, Registry
 
 log = structlog.get_logger("lawhub.outbound")
@@ -55,6 +58,8 @@ ASK_TIMEOUT_S = 5.0
 FINISHED = frozenset({"sent", "dead", "discarded"})
 LATE_RESERVATIONS = 4
 """Slots a call may take in turn when it keeps waking late (then it goes)."""
+TIER_REFRESH_S = 5.0
+"""How often a limiter re-reads its number's tier use for operators."""
 
 
 def limiter_path(phone_number_id: str) -> str:
@@ -81,33 +86,77 @@ class ThroughputPermit:
     the number's throughput slot (reserved now)."""
 
 
+def throughput_rate(number: PhoneNumber, limits: Limits) -> Rate:
+    """The number's throughput, less the headroom kept for late departures."""
+    return Rate(number.throughput_mps * (1.0 - limits.throughput_headroom))
+
+
+def pair_rate(limits: Limits) -> Rate:
+    """Meta's pair rate: ``pair_rate_per_6s`` messages per 6 s to one customer."""
+    return Rate.every(6.0 / limits.pair_rate_per_6s, burst=limits.pair_burst)
+
+
 class NumberLimiter(Actor):
     """One business number's limits: throughput (GCRA at ``throughput_mps``)
     and the pair rate to each recipient, reserved separately: the pair slot
     when a message is taken up, the throughput slot by the call itself just
     before it leaves (reserving both at once would hold the whole number's
-    throughput until one busy recipient's slot came round)."""
+    throughput until one busy recipient's slot came round).
 
-    def __init__(self, phone_number_id: str, throughput: Rate, pair: Rate,
-                 store: RateStore) -> None:
-        self._number = phone_number_id
-        self._throughput = throughput
-        self._pair = pair
+    Rates follow the live config (a reload retunes them; reservations made
+    keep their place). A number that left the config keeps its last rates
+    while its last sends finish."""
+
+    def __init__(self, services: Services, number: PhoneNumber, store: RateStore) -> None:
+        self._services = services
+        self._number = number
         self._store = store
+        self._seen: Settings | None = None
+        self._throughput = self._pair = Rate(1.0)
+        self._tier_users = 0
+        self._tier_read_at = -TIER_REFRESH_S
         self.granted = 0
         self.waited_s = 0.0
 
+    def on_start(self) -> None:
+        self._follow_config()
+        self._show()
+
     def receive(self, message: Any) -> Any:
+        self._follow_config()
         if isinstance(message, PairPermit):
-            return self._store.reserve(f"pair:{self._number}:{message.recipient}", self._pair)
+            return self._store.reserve(f"pair:{self._number.id}:{message.recipient}", self._pair)
         if isinstance(message, ThroughputPermit):
-            wait = self._store.reserve(f"tp:{self._number}", self._throughput)
+            wait = self._store.reserve(f"tp:{self._number.id}", self._throughput)
             self.granted += 1
             self.waited_s += wait
-            self.context.show(permits=self.granted, waited_s=round(self.waited_s, 3),
-                              rate_per_s=round(self._throughput.per_second, 3))
+            self._show()
             return wait, self._throughput.interval
         return super().receive(message)
+
+    def _follow_config(self) -> None:
+        settings = self._services.settings
+        if settings is self._seen:
+            return
+        self._seen = settings
+        self._number = settings.phone_number(self._number.id) or self._number
+        self._throughput = throughput_rate(self._number, settings.limits)
+        self._pair = pair_rate(settings.limits)
+        self._tier_read_at = -TIER_REFRESH_S
+
+    def _show(self) -> None:
+        """Operators' view: permits, waits, the rate now, and the tier's use
+        (unique users in the moving 24 h, read at most every few seconds)."""
+        now = time.monotonic()
+        if now - self._tier_read_at >= TIER_REFRESH_S:
+            self._tier_read_at = now
+            number_id = self._number.id
+            self._tier_users = self._services.store.read_tx(
+                lambda tx: outbound_store.tier_usage(tx, number_id, "", tx.now - TIER_WINDOW_S))[0]
+        self.context.show(permits=self.granted, waited_s=round(self.waited_s, 3),
+                          rate_per_s=round(self._throughput.per_second, 3),
+                          tier=self._number.tier, tier_limit=self._number.unique_users_per_24h,
+                          tier_users=self._tier_users)
 
 
 # -- breaker -----------------------------------------------------------------------
@@ -129,16 +178,29 @@ class CircuitState:
     """Ask, read-only (the API's check): ``(name, retry_after_s)``."""
 
 
+def breaker_policy(tuning: BreakerTuning) -> breaker.BreakerPolicy:
+    return breaker.BreakerPolicy(
+        failure_threshold=tuning.failure_threshold, failure_rate=tuning.failure_rate,
+        window=tuning.window, cooldown_s=tuning.cooldown_s,
+        cooldown_max_s=tuning.cooldown_max_s, half_open_probes=tuning.half_open_probes,
+    )
+
+
 class NumberBreaker(Actor):
+    """The number's circuit; its thresholds follow the live ``[breaker]``
+    config without resetting the state (an open circuit stays open)."""
+
     def __init__(self, services: Services, tenant: str, phone_number_id: str,
-                 policy: breaker.BreakerPolicy, clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float]) -> None:
         self._services = services
         self._tenant = tenant
         self._number = phone_number_id
-        self._state = breaker.BreakerState(policy)
+        self._tuning = services.settings.breaker
+        self._state = breaker.BreakerState(breaker_policy(self._tuning))
         self._clock = clock
 
     def receive(self, message: Any) -> Any:
+        self._follow_config()
         now = self._clock()
         if isinstance(message, MayCall):
             allowed, new = breaker.may_call(self._state, now)
@@ -155,6 +217,13 @@ class NumberBreaker(Actor):
     def on_start(self) -> None:
         self.context.show(circuit=self._state.name.value, next_probe_in_s=None)
 
+    def _follow_config(self) -> None:
+        settings = self._services.settings
+        if settings.breaker is not self._tuning:
+            self._tuning = settings.breaker
+            self._state = replace(self._state, policy=breaker_policy(self._tuning))
+        self._tenant = settings.tenant_id_for(self._number) or self._tenant
+
     def _move(self, new: breaker.BreakerState, now: float) -> None:
         old, self._state = self._state, new
         if old.name is new.name:
@@ -165,8 +234,8 @@ class NumberBreaker(Actor):
                     circuit=new.name.value)
         data = {"phone_number_id": self._number, "from": old.name.value, "to": new.name.value,
                 "retry_after_s": round(breaker.retry_after(new, now), 3)}
-        written = self._services.store.write(lambda tx: tx.emit(self._tenant, "circuit.changed",
-                                                                data))
+        tenant = self._tenant
+        written = self._services.store.write(lambda tx: tx.emit(tenant, "circuit.changed", data))
         self._services.publish(written.events)
 
 
@@ -223,7 +292,6 @@ class OutboundWorker(Actor):
         self._services = services
         self._graph = graph
         self._calls = calls
-        self._retry = services.settings.retry
         self._uniform = uniform
         self._queues: dict[str, deque[str]] = {}
         """Per recipient: the message in progress first, then those waiting."""
@@ -274,7 +342,13 @@ class OutboundWorker(Actor):
         unsure = message.state in ("sending", "unknown") and message.attempts > 0
         if unsure and not self._graceful(message):
             return
-        allowed, retry_after = self._ask(breaker_path(message.phone_number_id), MayCall())
+        try:
+            allowed, retry_after = self._ask(breaker_path(message.phone_number_id), MayCall())
+        except NotRegistered:  # the number left the config and its retirement ran out
+            self._dead(message, "number_removed", {
+                "status": None, "code": None,
+                "message": "the phone number was removed from the config before this was sent"})
+            return
         if not allowed:
             self.context.tell_self_later(max(retry_after, 0.05), _Begin(message_id))
             return
@@ -366,10 +440,11 @@ class OutboundWorker(Actor):
         # says the number and its token work: a success for the breaker (which
         # also answers a half-open probe).
         number_works = kind in (SendClass.RETRY_RECIPIENT, SendClass.TERMINAL)
+        retry = self._services.settings.retry
         self._tell(breaker_of, Outcome(ok=number_works, trip=kind is SendClass.TERMINAL_BREAK))
         if kind in (SendClass.TERMINAL, SendClass.TERMINAL_BREAK):
             self._dead(message, "terminal", error)
-        elif message.attempts >= self._retry.max_attempts:
+        elif message.attempts >= retry.max_attempts:
             self._dead(message, "retries_exhausted", error)
         elif kind is SendClass.UNKNOWN_OUTCOME:
             self._services.store.write(
@@ -378,8 +453,8 @@ class OutboundWorker(Actor):
             self.context.tell_self_later(self._grace(message.attempts), _Begin(message.id))
         else:
             delay = (recipient_backoff(message.attempts - 1) if kind is SendClass.RETRY_RECIPIENT
-                     else backoff_delay(message.attempts - 1, self._retry.base_s,
-                                        self._retry.max_s, self._uniform))
+                     else backoff_delay(message.attempts - 1, retry.base_s, retry.max_s,
+                                        self._uniform))
             self._services.store.write(
                 lambda tx: outbound_store.set_state(tx, message.id, "pending"))
             self.context.tell_self_later(delay, _Begin(message.id))
@@ -387,8 +462,9 @@ class OutboundWorker(Actor):
     def _grace(self, attempts: int) -> float:
         """How long an unsure outcome waits for its status webhook: never
         less than ``settle_grace_s``, longer as attempts grow."""
-        backoff = min(self._retry.max_s, self._retry.base_s * 2.0 ** max(attempts - 1, 0))
-        return max(self._retry.settle_grace_s, backoff)
+        retry = self._services.settings.retry
+        backoff = min(retry.max_s, retry.base_s * 2.0 ** max(attempts - 1, 0))
+        return max(retry.settle_grace_s, backoff)
 
     # -- endings ----------------------------------------------------------------
 

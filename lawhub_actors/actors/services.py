@@ -10,6 +10,7 @@ from lawhub_actors.adapters.dedupe import Dedupe
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import FeedEvent, Store
 from lawhub_actors.core.assist import Classifier
+from lawhub_actors.live_config import LiveConfig
 from lawhub_actors.settings import Settings
 
 Publish = Callable[[Sequence[FeedEvent]], None]
@@ -17,7 +18,8 @@ Publish = Callable[[Sequence[FeedEvent]], None]
 
 @dataclass(frozen=True)
 class Services:
-    settings: Settings
+    config: LiveConfig
+    """The running configuration; read ``settings`` once per message."""
     store: Store
     journal: Journal
     dedupe: Dedupe
@@ -26,6 +28,11 @@ class Services:
     inline_classifier: Classifier | None = None
     """The built-in rules, run by shards in the message's own transaction;
     None when classification is remote (the assist pool, a slow step)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration as it is now (a reload swaps it whole)."""
+        return self.config.current
 
     @property
     def remote_classifier(self) -> bool:

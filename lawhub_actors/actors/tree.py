@@ -36,9 +36,7 @@ from lawhub_actors.adapters.graph_send import GraphSend
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import RateStore
 from lawhub_actors.core.assist import Classifier
-from lawhub_actors.core.breaker import BreakerPolicy
-from lawhub_actors.core.gcra import Rate
-from lawhub_actors.settings import Settings
+from lawhub_actors.settings import PhoneNumber, Settings, Tenant
 from supervisors import (
     Actor,
     Backoff,
@@ -88,6 +86,16 @@ def _worker(settings: Settings, spec_id: str, factory: Callable[[], Actor], kind
     )
 
 
+@dataclass(frozen=True)
+class Retiring:
+    """What left the config but still has work in flight: its actors stay
+    (as they were) until that work is done (see ``AppRuntime.reconfigure``)."""
+
+    tenants: tuple[Tenant, ...] = ()
+    numbers: tuple[tuple[str, PhoneNumber], ...] = ()
+    """(tenant id, number) of numbers no tenant has now."""
+
+
 def root_spec(
     settings: Settings,
     services: Services,
@@ -97,8 +105,12 @@ def root_spec(
     media: MediaPipeline,
     sending: Sending,
     offload: Executor | None = None,
+    retiring: Retiring = Retiring(),
 ) -> ChildSpec:
-    """``offload`` runs a remote classifier's calls off the assist workers."""
+    """The whole tree for ``settings`` (plus what is ``retiring``). Built
+    again on every reload and adopted by the running tree, so it must be a
+    pure function of its arguments. ``offload`` runs a remote classifier's
+    calls off the assist workers."""
 
     def flags(path: str, strategy: Strategy = Strategy.ONE_FOR_ONE) -> SupervisorFlags:
         return supervisor_flags(settings, path, strategy)
@@ -107,11 +119,11 @@ def root_spec(
         pool_spec(
             tenant.id,
             _worker(settings, "shard", lambda t=tenant.id: SessionShard(services, t), "session"),
-            settings.shards_for(tenant.id),
+            settings.shards_of(tenant),
             routing=Routing.HASH,
             flags=flags(f"inbound/sessions/{tenant.id}"),
         )
-        for tenant in settings.tenants
+        for tenant in (*settings.tenants, *retiring.tenants)
     ]
     assist = pool_spec(
         "assist",
@@ -134,7 +146,8 @@ def root_spec(
         media_pool,
         dispatcher,
     ])
-    return supervisor_spec(ROOT, flags(ROOT), [inbound, _outbound(settings, services, sending)])
+    outbound = _outbound(settings, services, sending, retiring)
+    return supervisor_spec(ROOT, flags(ROOT), [inbound, outbound])
 
 
 @dataclass(frozen=True)
@@ -148,29 +161,27 @@ class Sending:
     clock: Callable[[], float] = time.monotonic
 
 
-def _outbound(settings: Settings, services: Services, sending: Sending) -> ChildSpec:
+def _outbound(settings: Settings, services: Services, sending: Sending,
+              retiring: Retiring) -> ChildSpec:
     def flags(path: str) -> SupervisorFlags:
         return supervisor_flags(settings, path, Strategy.ONE_FOR_ONE)
 
-    limits, tuning = settings.limits, settings.breaker
-    pair = Rate.every(6.0 / limits.pair_rate_per_6s, burst=limits.pair_burst)
-    policy = BreakerPolicy(
-        failure_threshold=tuning.failure_threshold, failure_rate=tuning.failure_rate,
-        window=tuning.window, cooldown_s=tuning.cooldown_s,
-        cooldown_max_s=tuning.cooldown_max_s, half_open_probes=tuning.half_open_probes,
-    )
-    numbers = [(tenant.id, number) for tenant in settings.tenants
-               for number in tenant.phone_numbers]
+    numbers: dict[str, tuple[str, PhoneNumber]] = {}  # the config's first: a number may move
+    for tenant_id, number in [
+        *((t.id, n) for t in (*settings.tenants, *retiring.tenants) for n in t.phone_numbers),
+        *retiring.numbers,
+    ]:
+        numbers.setdefault(number.id, (tenant_id, number))
     limiters = [
-        _worker(settings, number.id, lambda n=number: NumberLimiter(
-            n.id, Rate(n.throughput_mps * (1.0 - limits.throughput_headroom)), pair,
-            sending.rates), "limiter")
-        for _, number in numbers
+        _worker(settings, number.id,
+                lambda n=number: NumberLimiter(services, n, sending.rates), "limiter")
+        for _, number in numbers.values()
     ]
     breakers = [
-        _worker(settings, number.id, lambda t=tenant, n=number: NumberBreaker(
-            services, t, n.id, policy, sending.clock), "breaker")
-        for tenant, number in numbers
+        _worker(settings, number.id,
+                lambda t=tenant, n=number.id: NumberBreaker(services, t, n, sending.clock),
+                "breaker")
+        for tenant, number in numbers.values()
     ]
     workers = pool_spec(
         "workers",

@@ -143,6 +143,14 @@ def unfinished(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
     )]
 
 
+def unfinished_by_number(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """How many messages are not yet sent nor dead, by (tenant, phone_number_id)."""
+    return {(str(t), str(n)): int(c) for t, n, c in conn.execute(
+        "SELECT tenant, phone_number_id, COUNT(*) FROM outbound"
+        " WHERE state IN ('pending', 'sending', 'unknown') GROUP BY tenant, phone_number_id"
+    )}
+
+
 def describe(conn: sqlite3.Connection, tenant: str, message_id: str) -> dict[str, Any] | None:
     """One of the tenant's outbound messages with its status history (API)."""
     row = conn.execute(

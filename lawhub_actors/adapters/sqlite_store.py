@@ -567,6 +567,19 @@ class Store:
             for entry_id, at, journal_seq, phone_number_id, reason, key_id, data in rows
         ]
 
+    def audited_entries(self, tenant: str, kind: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The tenant's audit entries of one kind, newest first, decrypted."""
+        rows = self._readers.get().execute(
+            "SELECT source, at, subject, key_id, data FROM audit WHERE tenant=? AND kind=?"
+            " ORDER BY at DESC, rowid DESC LIMIT ?",
+            (tenant, kind, limit),
+        ).fetchall()
+        return [
+            {"at": at, "subject": subject,
+             "data": self._open(tenant, key_id, data, f"audit:{source}")}
+            for source, at, subject, key_id, data in rows
+        ]
+
     def media(self, tenant: str, ref: str) -> MediaRecord | None:
         """The tenant's media outcome whose file is ``ref`` (another tenant's: None)."""
         row = self._readers.get().execute(

@@ -15,7 +15,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/admin/tree", tree)
     app.router.add_get("/admin/quarantine", quarantine)
-    app.router.add_get("/admin/config", config)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -55,12 +54,3 @@ async def quarantine(request: web.Request) -> web.Response:
     entries = await asyncio.to_thread(store.quarantined, 200)
     media = await asyncio.to_thread(store.quarantined_media, 200)
     return web.json_response({"entries": entries, "media": media})
-
-
-async def config(request: web.Request) -> web.Response:
-    """The running configuration, as validated (secrets never: they live
-    only in the environment; tenants' API tokens appear as their hashes)."""
-    refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
-    if refusal is not None:
-        return refusal
-    return web.json_response(request.app[RUNTIME].settings.model_dump(mode="json"))

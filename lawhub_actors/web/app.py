@@ -2,7 +2,8 @@
 
 ``serve`` runs until SIGINT or SIGTERM (exit 0 after every actor stopped)
 or until the supervision tree's root gives up (exit 1, after logging why),
-so that systemd or Kubernetes restart the process.
+so that systemd or Kubernetes restart the process. ``SIGHUP`` reloads the
+config file live (see :mod:`lawhub_actors.web.config_api`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -19,7 +21,16 @@ from lawhub_actors.bridge import Bridge
 from lawhub_actors.provision import provision
 from lawhub_actors.runtime import AppRuntime, GiveUp
 from lawhub_actors.settings import Secrets, Settings
-from lawhub_actors.web import admin, api, dlq, faults, messages, metrics, webhook
+from lawhub_actors.web import (
+    admin,
+    api,
+    config_api,
+    dlq,
+    faults,
+    messages,
+    metrics,
+    webhook,
+)
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import FeedHub
 from lawhub_actors.web.keys import (
@@ -48,7 +59,9 @@ def build_app(
     secrets: Secrets,
     on_give_up: GiveUp,
     runtime_factory: RuntimeFactory = AppRuntime,
+    config_text: str | None = None,
 ) -> web.Application:
+    """``config_text``: the TOML ``settings`` came from, kept for operators to edit."""
     app = web.Application(client_max_size=settings.server.webhook_max_bytes)
     app[WEBHOOK_MAX_BYTES] = settings.server.webhook_max_bytes
     app[TENANT_TOKENS] = TenantTokens((t.id, t.api_token_sha256) for t in settings.tenants)
@@ -68,6 +81,7 @@ def build_app(
         runtime = await asyncio.to_thread(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()
         )
+        runtime.config.replace(settings, config_text)
         bridge.attach(runtime.tree.registry)
         app[RUNTIME], app[FEED], app[BRIDGE] = runtime, hub, bridge
         app[JOURNAL], app[STORE] = runtime.journal, runtime.store
@@ -84,12 +98,16 @@ def build_app(
     dlq.add_routes(app)
     metrics.add_routes(app)
     faults.add_routes(app)
+    config_api.add_routes(app)
     return app
 
 
-def serve(settings: Settings, secrets: Secrets, *, host: str, port: int) -> int:
-    """Run the gateway until a signal or the tree's end; the exit code."""
-    return asyncio.run(run(settings, provision(secrets), host=host, port=port))
+def serve(settings: Settings, secrets: Secrets, *, host: str, port: int,
+          config_path: Path | None = None, config_text: str | None = None) -> int:
+    """Run the gateway until a signal or the tree's end; the exit code.
+    ``config_path``: the file SIGHUP reads again; ``config_text``: what it held."""
+    return asyncio.run(run(settings, provision(secrets), host=host, port=port,
+                           config_path=config_path, config_text=config_text))
 
 
 async def run(
@@ -100,6 +118,8 @@ async def run(
     port: int,
     runtime_factory: RuntimeFactory = AppRuntime,
     started: Callable[[int], None] | None = None,
+    config_path: Path | None = None,
+    config_text: str | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -114,7 +134,18 @@ async def run(
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    app = build_app(settings, secrets, on_give_up, runtime_factory)
+    app = build_app(settings, secrets, on_give_up, runtime_factory, config_text)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def on_hangup() -> None:
+        if config_path is None or RUNTIME not in app:
+            log.warning("sighup_ignored", reason="no config file, or not started yet")
+            return
+        task = asyncio.create_task(config_api.reload_file(app, config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
@@ -126,7 +157,7 @@ async def run(
             started(bound)
         await stop.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await runner.cleanup()
     if gave_up:

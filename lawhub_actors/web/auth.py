@@ -26,6 +26,12 @@ def bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
+def fingerprint(request: web.Request) -> str:
+    """Who made an admin request, for the audit log: a fingerprint of the
+    bearer token (never the token)."""
+    return hashlib.sha256((bearer(request) or "").encode()).hexdigest()[:16]
+
+
 def admin_refusal(request: web.Request, admin_token: str | None) -> web.Response | None:
     """``None`` when the request carries the admin token, else the refusal."""
     if admin_token is None:
@@ -42,6 +48,11 @@ def admin_refusal(request: web.Request, admin_token: str | None) -> web.Response
 
 class TenantTokens:
     def __init__(self, hashes: Iterable[tuple[str, str]]) -> None:
+        self.replace(hashes)
+
+    def replace(self, hashes: Iterable[tuple[str, str]]) -> None:
+        """Take the tenants of a reloaded config (one swap: a request sees
+        the old list or the new one)."""
         self._hashes = [(tenant, bytes.fromhex(digest)) for tenant, digest in hashes]
 
     def tenant_for(self, token: str | None) -> str | None:

@@ -10,7 +10,6 @@ good. Every move is audited with the admin token's fingerprint.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 
 from aiohttp import web
@@ -20,7 +19,7 @@ from lawhub_actors.adapters.sqlite_store import Tx
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.templates import TemplateRefusal
 from lawhub_actors.sending import recheck
-from lawhub_actors.web.auth import admin_refusal, bearer
+from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RUNTIME, STORE
 from lawhub_actors.web.messages import REFUSAL_STATUS
@@ -30,11 +29,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/dlq", listing)
     app.router.add_post("/admin/dlq/{id}/replay", replay)
     app.router.add_delete("/admin/dlq/{id}", drop)
-
-
-def _who(request: web.Request) -> str:
-    """The admin token's fingerprint (never the token)."""
-    return hashlib.sha256((bearer(request) or "").encode()).hexdigest()[:16]
 
 
 async def listing(request: web.Request) -> web.Response:
@@ -53,7 +47,7 @@ async def replay(request: web.Request) -> web.Response:
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    message_id, who = request.match_info["id"], _who(request)
+    message_id, who = request.match_info["id"], fingerprint(request)
     settings = request.app[RUNTIME].settings
 
     def back_to_pending(tx: Tx) -> str:
@@ -88,7 +82,7 @@ async def drop(request: web.Request) -> web.Response:
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    message_id, who = request.match_info["id"], _who(request)
+    message_id, who = request.match_info["id"], fingerprint(request)
 
     def discard(tx: Tx) -> bool:
         message = outbound_store.load(tx, message_id)

@@ -10,7 +10,6 @@ admin token's fingerprint.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from typing import Annotated, Literal
 
@@ -18,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from lawhub_actors.adapters.sqlite_store import OPERATORS
-from lawhub_actors.web.auth import admin_refusal, bearer
+from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
 from supervisors import NotRegistered
@@ -51,7 +50,7 @@ async def inject(request: web.Request) -> web.Response:
         runtime.tree.registry.inject_fault(fault.path)
     except NotRegistered:
         return error_response(404, "not_found", f"no actor at {fault.path!r}")
-    who = hashlib.sha256((bearer(request) or "").encode()).hexdigest()[:16]
+    who = fingerprint(request)
     await asyncio.to_thread(request.app[STORE].write, lambda tx: tx.audit(
         f"fault:{uuid.uuid4().hex}", OPERATORS, "fault_injected", fault.path,
         {"kind": fault.kind, "by": who}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from lawhub_actors.adapters.sqlite_journal import Journal
@@ -21,3 +23,5 @@ FEED = web.AppKey("feed", FeedHub)
 STORE = web.AppKey("store", Store)
 TENANT_TOKENS = web.AppKey("tenant_tokens", TenantTokens)
 BRIDGE = web.AppKey("bridge", Bridge)
+RELOADS = web.AppKey("reloads", asyncio.Lock)
+"""Held while a config reload applies: one at a time."""

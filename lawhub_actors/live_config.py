@@ -1,0 +1,34 @@
+"""The running configuration: one reference, swapped whole by a reload.
+
+:class:`Settings` are frozen, so a reader that takes ``current`` once per
+unit of work (a message, a request) sees one consistent version even while
+a reload swaps in the next. The TOML text it came from is kept beside it
+(in the same reference), so operators edit what they wrote, comments
+included, not a re-rendering.
+"""
+
+from __future__ import annotations
+
+import tomli_w
+
+from lawhub_actors.settings import Settings
+
+
+class LiveConfig:
+    def __init__(self, settings: Settings, text: str | None = None) -> None:
+        self._version: tuple[Settings, str | None] = (settings, text)
+
+    @property
+    def current(self) -> Settings:
+        return self._version[0]
+
+    @property
+    def text(self) -> str:
+        """The running config as TOML: its source text when known, else rendered."""
+        settings, text = self._version
+        if text is not None:
+            return text
+        return tomli_w.dumps(settings.model_dump(mode="json", exclude_none=True))
+
+    def replace(self, settings: Settings, text: str | None) -> None:
+        self._version = (settings, text)

@@ -1,0 +1,138 @@
+"""The running configuration for operators: read it, replace it live, see what changed.
+
+``PUT /admin/config`` (a TOML body) and ``SIGHUP`` (the config file read
+again) take one path, :func:`apply_text`: the same validation as
+``python run.py check-config``, then the keys that only a restart can change
+are refused by name; any problem → nothing changes (422 listing every
+error, or one log line per error for SIGHUP). Otherwise the runtime adopts
+the new config (see ``AppRuntime.reconfigure``), tenants' API tokens follow,
+and the change is audited: who (the admin token's fingerprint, or
+``signal``), how, and the diff. Reloads run one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from lawhub_actors.adapters.sqlite_store import OPERATORS
+from lawhub_actors.config_changes import Change, diff, restart_only
+from lawhub_actors.settings import ConfigError, ConfigIssue, parse_text
+from lawhub_actors.web.auth import admin_refusal, fingerprint
+from lawhub_actors.web.errors import error_response
+from lawhub_actors.web.keys import ADMIN_TOKEN, RELOADS, RUNTIME, STORE, TENANT_TOKENS
+
+log = structlog.get_logger("lawhub.config")
+
+AUDIT_KIND = "config_change"
+PUT_FILE = "<request body>"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass
+class Applied:
+    """What a reload did: the problems that refused it, or the changes made
+    (and any actor that could not adopt its part)."""
+
+    issues: list[ConfigIssue] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    not_adopted: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.issues:
+            return {"errors": [{"file": i.file, "key": i.key, "reason": i.reason}
+                               for i in self.issues]}
+        return {"changes": [c.to_dict() for c in self.changes], "not_adopted": self.not_adopted}
+
+
+def add_routes(app: web.Application) -> None:
+    app[RELOADS] = asyncio.Lock()
+    app.router.add_get("/admin/config", get_config)
+    app.router.add_put("/admin/config", put_config)
+    app.router.add_get("/admin/config/changes", changes)
+
+
+async def get_config(request: web.Request) -> web.Response:
+    """The running configuration (secrets never: they live only in the
+    environment; tenants' API tokens appear as their hashes): JSON, or with
+    ``?format=toml`` the TOML it was read from, for editing."""
+    refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
+    if refusal is not None:
+        return refusal
+    config = request.app[RUNTIME].config
+    fmt = request.query.get("format", "json")
+    if fmt == "toml":
+        return web.Response(text=config.text, content_type="text/plain")
+    if fmt != "json":
+        return error_response(422, "invalid_query", "format must be json or toml")
+    return web.json_response(config.current.model_dump(mode="json"))
+
+
+async def put_config(request: web.Request) -> web.Response:
+    refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
+    if refusal is not None:
+        return refusal
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return error_response(413, "too_large", f"a config is at most {MAX_BODY_BYTES} bytes")
+    try:
+        text = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        return web.json_response({"errors": [
+            {"file": PUT_FILE, "key": "(file)", "reason": "not valid UTF-8"}]}, status=422)
+    applied = await apply_text(request.app, text, PUT_FILE, by=fingerprint(request), via="api")
+    return web.json_response(applied.to_dict(), status=422 if applied.issues else 200)
+
+
+async def changes(request: web.Request) -> web.Response:
+    """The audited configuration changes, newest first."""
+    refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
+    if refusal is not None:
+        return refusal
+    entries = await asyncio.to_thread(request.app[STORE].audited_entries, OPERATORS, AUDIT_KIND)
+    return web.json_response({"entries": entries})
+
+
+async def reload_file(app: web.Application, path: Path) -> Applied:
+    """SIGHUP: read the config file again and apply it like a PUT."""
+    try:
+        text = await asyncio.to_thread(path.read_text, "utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        applied = Applied(issues=[ConfigIssue(str(path), "(file)", f"cannot read: {error}")])
+    else:
+        applied = await apply_text(app, text, str(path), by="signal", via="sighup")
+    for issue in applied.issues:
+        log.error("config_reload_refused", file=issue.file, key=issue.key, reason=issue.reason)
+    return applied
+
+
+async def apply_text(app: web.Application, text: str, file: str, *, by: str, via: str) -> Applied:
+    """Validate ``text`` whole, then apply it live or change nothing."""
+    async with app[RELOADS]:
+        runtime = app[RUNTIME]
+        try:
+            new = parse_text(text, file)
+        except ConfigError as error:
+            return Applied(issues=error.issues)
+        found = diff(runtime.settings, new)
+        refused = restart_only(found, file)
+        if refused:
+            return Applied(issues=refused)
+        if not found:
+            return Applied()
+        not_adopted = await asyncio.to_thread(runtime.reconfigure, new, text)
+        app[TENANT_TOKENS].replace((t.id, t.api_token_sha256) for t in new.tenants)
+        record = {"by": by, "via": via, "changes": [c.to_dict() for c in found],
+                  "not_adopted": not_adopted}
+        await asyncio.to_thread(app[STORE].write, lambda tx: tx.audit(
+            f"config:{uuid.uuid4().hex}", OPERATORS, AUDIT_KIND, via, record))
+        log.info("config_applied", by=by, via=via, keys=[c.key for c in found],
+                 not_adopted=not_adopted)
+        if not_adopted:
+            log.error("config_not_adopted", paths=not_adopted)
+        return Applied(changes=found, not_adopted=not_adopted)

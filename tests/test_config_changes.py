@@ -1,0 +1,51 @@
+"""What a new config changes, and the keys only a restart can change."""
+
+from __future__ import annotations
+
+from lawhub_actors.config_changes import diff, restart_only
+from lawhub_actors.settings import parse_text
+from tests.conftest import SHIPPED_CONFIG
+
+BASE = SHIPPED_CONFIG.read_text()
+
+
+def _with(extra: str, text: str = BASE):
+    return parse_text(text + "\n" + extra, "new.toml")
+
+
+def test_the_same_config_changes_nothing() -> None:
+    assert diff(parse_text(BASE), parse_text(BASE)) == []
+
+
+def test_a_changed_leaf_is_reported_with_its_dotted_key_and_both_values() -> None:
+    old = parse_text(BASE)
+    new = old.model_copy(update={
+        "supervision": old.supervision.model_copy(update={"max_restarts": 9})})
+
+    changes = [c.to_dict() for c in diff(old, new)]
+
+    assert changes == [{"key": "supervision.max_restarts",
+                        "from": old.supervision.max_restarts, "to": 9}]
+
+
+def test_tenants_are_keyed_by_id_so_an_added_one_does_not_shift_the_others() -> None:
+    old = parse_text(BASE)
+    new = _with('[[tenants]]\nid = "firm-0"\napi_token_sha256 = "' + "0" * 64 + '"\n')
+    assert len(new.tenants) == len(old.tenants) + 1
+
+    keys = {c.key for c in diff(old, new)}
+
+    assert keys and all(key.startswith("tenants.firm-0.") for key in keys)
+
+
+def test_keys_read_at_start_are_refused_by_name_and_the_rest_pass() -> None:
+    old = parse_text(BASE)
+    new = old.model_copy(update={
+        "server": old.server.model_copy(update={"port": old.server.port + 1}),
+        "limits": old.limits.model_copy(update={"send_in_flight": 3, "pair_burst": 44}),
+    })
+
+    issues = restart_only(diff(old, new), "put")
+
+    assert sorted(issue.key for issue in issues) == ["limits.send_in_flight", "server.port"]
+    assert all("restart" in issue.reason for issue in issues)
