@@ -9,6 +9,8 @@ included, not a re-rendering.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import tomli_w
 
 from lawhub_actors.settings import Settings
@@ -17,6 +19,17 @@ from lawhub_actors.settings import Settings
 class LiveConfig:
     def __init__(self, settings: Settings, text: str | None = None) -> None:
         self._version: tuple[Settings, str | None] = (settings, text)
+        self._retiring: Mapping[str, str] = {}
+
+    def tenant_id_for(self, phone_number_id: str) -> str | None:
+        """Whose webhook updates these are: the config's owner of the number,
+        or, while a number that left the config retires, its last owner (so
+        the statuses of its last sends still reach them)."""
+        return self.current.tenant_id_for(phone_number_id) or self._retiring.get(phone_number_id)
+
+    def retiring(self, numbers: Mapping[str, str]) -> None:
+        """Numbers (id → tenant id) that left the config and still retire."""
+        self._retiring = dict(numbers)
 
     @property
     def current(self) -> Settings:

@@ -167,6 +167,7 @@ class AppRuntime:
             self._retiring = _retiring_after(old, new, self._retiring)
             problems = self.tree.adopt(self._spec(new, retiring=self._retiring),
                                        timeout_s=self._adopt_timeout(new))
+            self.config.retiring(self._retiring.routes())
             self.config.replace(new, text)
             if self._retiring != Retiring():
                 self._watch_retirements()
@@ -200,6 +201,7 @@ class AppRuntime:
                     settings = self.config.current
                     self.tree.adopt(self._spec(settings, retiring=left),
                                     timeout_s=self._adopt_timeout(settings))
+                    self.config.retiring(left.routes())
                     log.info("retired", tenants=_ids(retiring.tenants, but=left.tenants),
                              numbers=_ids((n for _, n in retiring.numbers),
                                           but=(n for _, n in left.numbers)))

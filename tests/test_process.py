@@ -234,3 +234,38 @@ def test_a_signal_stops_every_actor_and_leaves_no_thread(settings, secrets) -> N
     )
     assert code == EXIT_OK
     assert threading.active_count() == baseline, [t.name for t in threading.enumerate()]
+
+
+def test_sighup_reloads_the_config_file_live_and_refuses_an_invalid_one_with_every_error(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "lawhub.toml"
+    shipped = (REPO / "config" / "lawhub.toml").read_text()
+    config.write_text(shipped)
+    served = Served(tmp_path, "--config", str(config))
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        url = served.wait_for_event("listening")["url"]
+
+        def running() -> dict[str, Any]:
+            return json.loads(served.get(f"{url}/admin/config", admin)[1])
+
+        before = running()
+        config.write_text(shipped + "\n[supervision.pools]\nsession_shards = 0\nworkerz = 1\n")
+        served.process.send_signal(signal.SIGHUP)
+        refused = [served.wait_for_event("config_reload_refused") for _ in range(2)]
+        assert {r["key"] for r in refused} == {"supervision.pools.session_shards",
+                                               "supervision.pools.workerz"}
+        assert all(r["file"] == str(config) and r["reason"] for r in refused)
+        assert running() == before
+
+        config.write_text(shipped + "\n[supervision.pools]\nsession_shards = 2\n")
+        served.process.send_signal(signal.SIGHUP)
+        applied = served.wait_for_event("config_applied")
+        assert applied["via"] == "sighup" and applied["keys"] == ["supervision.pools.session_shards"]
+        assert running()["supervision"]["pools"]["session_shards"] == 2
+        status, body = served.get(f"{url}/admin/config/changes", admin)
+        assert status == 200 and json.loads(body)["entries"][0]["data"]["by"] == "signal"
+    finally:
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=15) == EXIT_OK

@@ -123,7 +123,7 @@ class Dispatcher(Actor):
     def _dispatch(self, entry: Entry) -> None:
         self._read_upto = entry.seq
         try:
-            batch = normalize(parse(entry.body), self._services.settings.tenant_id_for)
+            batch = normalize(parse(entry.body), self._services.config.tenant_id_for)
         except PayloadError as error:
             self._quarantine(entry.seq, None, error.code, {"error": str(error)})
             self._advance()

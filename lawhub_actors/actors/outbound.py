@@ -120,7 +120,6 @@ class NumberLimiter(Actor):
 
     def on_start(self) -> None:
         self._follow_config()
-        self._show()
 
     def receive(self, message: Any) -> Any:
         self._follow_config()
@@ -143,6 +142,7 @@ class NumberLimiter(Actor):
         self._throughput = throughput_rate(self._number, settings.limits)
         self._pair = pair_rate(settings.limits)
         self._tier_read_at = -TIER_REFRESH_S
+        self._show()
 
     def _show(self) -> None:
         """Operators' view: permits, waits, the rate now, and the tier's use

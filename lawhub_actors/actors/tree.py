@@ -95,6 +95,11 @@ class Retiring:
     numbers: tuple[tuple[str, PhoneNumber], ...] = ()
     """(tenant id, number) of numbers no tenant has now."""
 
+    def routes(self) -> dict[str, str]:
+        """Number id → tenant id of every retiring number."""
+        return {**{n.id: t.id for t in self.tenants for n in t.phone_numbers},
+                **{n.id: tenant for tenant, n in self.numbers}}
+
 
 def root_spec(
     settings: Settings,

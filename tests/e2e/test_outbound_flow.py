@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
 from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
@@ -407,3 +408,45 @@ async def test_an_unknown_outcome_with_no_status_webhook_is_sent_again_after_the
     got = await settled(client, message_id, "sent")
     assert [s.status for s in meta.sends if s.callback == message_id] == [503, 200]
     assert got["attempts"] == 2
+
+
+async def test_a_number_removed_live_keeps_its_actors_until_its_send_in_flight_is_done(
+    start, meta
+) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500901")
+    meta.fail_sends_next(2, status=500, code=1)  # retried: the send stays in flight a while
+    message_id = await send_text(client, "6281234500901", "Jadwal sidang sudah kami kirim.")
+    running = await (await client.get("/admin/config", headers=ADMIN)).json()
+    firm_a = next(t for t in running["tenants"] if t["id"] == "firm-a")
+    firm_a["phone_numbers"] = [n for n in firm_a["phone_numbers"] if n["id"] != NUMBER_A]
+    without_a = tomli_w.dumps(_without_nulls(running))
+
+    response = await client.put("/admin/config", data=without_a.encode(), headers=ADMIN)
+
+    assert response.status == 200, await response.text()
+    paths = {n["path"] for n in _walk(await (await client.get("/admin/tree", headers=ADMIN)).json())}
+    assert f"outbound/limiters/{NUMBER_A}" in paths  # retiring, not gone: a send is in flight
+    got = await settled(client, message_id, "sent")
+    assert got["wamid"]
+    refused = await client.post("/api/v1/messages", headers=auth("firm-a"), json={
+        "phone_number_id": NUMBER_A, "to": "6281234500901", "type": "text",
+        "text": {"body": "lagi"}})
+    assert refused.status == 403  # the number is no longer the tenant's: nothing new goes out
+    for _ in range(200):
+        tree = await (await client.get("/admin/tree", headers=ADMIN)).json()
+        if f"outbound/limiters/{NUMBER_A}" not in {n["path"] for n in _walk(tree)}:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the removed number's limiter never retired")
+    assert f"outbound/breakers/{NUMBER_A}" not in {n["path"] for n in _walk(tree)}
+
+
+def _without_nulls(value: Any) -> Any:
+    """JSON config as TOML can hold it (TOML has no null: an unset key is absent)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
