@@ -1,8 +1,7 @@
 """Command line: ``python run.py [serve|check-config|demo] ...``.
 
-Without a command it serves. Exit codes: 0 success, 2 bad config, bad
-environment or a command that is not available; ``serve`` returns the
-server's own code.
+Without a command it serves. Exit codes: 0 success, 2 bad config or bad
+environment; ``serve`` and ``demo`` return the server's own code.
 """
 
 from __future__ import annotations
@@ -19,11 +18,13 @@ from lawhub_actors.settings import (
     ConfigIssue,
     Secrets,
     check,
+    load,
     load_with_text,
     preflight,
 )
 
 DEFAULT_CONFIG = "config/lawhub.toml"
+DEMO_CONFIG = "config/demo.toml"
 EXIT_CONFIG = 2
 
 
@@ -37,11 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.path)
     if args.command == "demo":
-        sys.stderr.write(
-            "demo: the simulated Meta (Graph API and signed webhook traffic) arrives with a "
-            "later release; for now run `python run.py` and send your own requests.\n"
-        )
-        return EXIT_CONFIG
+        return _demo(args.demo_config, args.demo_port, args.duration, args.rate)
     return _serve(args.config, args.host, args.port)
 
 
@@ -91,8 +88,36 @@ def _parser(config_default: str) -> argparse.ArgumentParser:
     check_parser.add_argument(
         "path", nargs="?", default=config_default, help=f"default: {config_default}"
     )
-    commands.add_parser("demo", help="serve with a simulated Meta (later release)")
+    _add_demo_parser(commands)
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="serve with a simulated Meta, law firms and their clients (all local)",
+        description="The gateway on 127.0.0.1 with a local stand-in for Meta and made-up "
+        "traffic; data in a temp dir, secrets made up in memory.",
+    )
+    # Own dests: the top-level --config/--port are serve's and default to its config.
+    demo.add_argument("--config", dest="demo_config", metavar="PATH", default=DEMO_CONFIG,
+                      help=f"tenants and templates to simulate (default: {DEMO_CONFIG})")
+    demo.add_argument("--port", dest="demo_port", type=_port, default=None,
+                      help="listen port (default: [server] port; 0: any free port)")
+    demo.add_argument("--duration", type=_positive, default=None, metavar="SECONDS",
+                      help="stop after this long (default: until Ctrl-C or SIGTERM)")
+    demo.add_argument("--rate", type=_positive, default=None, metavar="PER_SECOND",
+                      help="messages a second (default: 2)")
 
 
 def _check_config(path: str) -> int:
@@ -127,6 +152,20 @@ def _serve(path: str, host: str | None, port: int | None) -> int:
         config_path=Path(path),
         config_text=text,
     )
+
+
+def _demo(path: str, port: int | None, duration: float | None, rate: float | None) -> int:
+    try:
+        settings = load(path)
+    except ConfigError as exc:
+        _report(exc.issues)
+        return EXIT_CONFIG
+    # Imported here, as for serve: the web stack is heavy.
+    from lawhub_actors import demo  # noqa: PLC0415
+
+    options = demo.DemoOptions(port=port, duration=duration,
+                               rate=demo.DEFAULT_RATE if rate is None else rate)
+    return demo.run(settings, options)
 
 
 def _report(issues: Iterable[ConfigIssue]) -> None:

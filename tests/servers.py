@@ -15,32 +15,24 @@ described with their code below.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 
+from lawhub_actors.simulator import clamav
+from lawhub_actors.simulator.clamav import ClamdProcess
+
 STARTUP_DEADLINE_S = 10.0
-STOP_DEADLINE_S = 5.0
-_SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes on Linux, NUL included
-
-
-def _short_tempdir(prefix: str) -> Path:
-    """A temp dir whose socket path fits in sun_path (a long $TMPDIR may not)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    if len(str(path / "redis.sock")) > _SUN_PATH_MAX:
-        path.rmdir()
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    return path
+STOP_DEADLINE_S = clamav.STOP_DEADLINE_S
+_short_tempdir = clamav.short_tempdir
+_stop = clamav.stop_process
 
 
 def _ping(socket_path: Path) -> bool:
@@ -53,17 +45,6 @@ def _ping(socket_path: Path) -> bool:
         return False
     finally:
         client.close()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_DEADLINE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_DEADLINE_S)
 
 
 @pytest.fixture(scope="session")
@@ -116,156 +97,33 @@ def redis_url(redis_server: str) -> str:
 # --- clamd -------------------------------------------------------------------
 #
 # ``clamd_server`` starts one ``clamd`` per pytest process (session scope), on
-# a unix socket in a private temp dir, with a hand-written signature database
-# only (no download is possible, nor wanted: it starts in well under a second
-# with a few MB). ``clamd_process`` starts a private clamd for one test, which
-# the test may kill; ``clamd_down`` is a socket path where nothing listens.
+# a unix socket in a private temp dir, with the hand-written signature
+# database of ``lawhub_actors.simulator.clamav`` (EICAR and
+# ``CLAMD_CUSTOM_MARKER``; see that module). ``clamd_process`` starts a private
+# clamd for one test, which the test may kill; ``clamd_down`` is a socket path
+# where nothing listens.
 #
 #     from tests.servers import clamd_down, clamd_process, clamd_server
 #
 # (silencing F401 with noqa, as for redis above).
-#
-# The database matches EICAR (as an MD5 ``.hdb`` signature of the whole file
-# and as an ``.ndb`` body signature that finds it anywhere, both named
-# ``Eicar-Signature``) and ``CLAMD_CUSTOM_MARKER`` anywhere in a file
-# (``LawHub.Test.Custom``). clamd reports signatures from databases it did
-# not sign itself with a ``.UNOFFICIAL`` suffix: see ``CLAMD_*_SIGNATURE``.
-# Streams longer than ``CLAMD_STREAM_MAX_BYTES`` are refused.
 
-# Assembled at runtime so that no antivirus on a developer machine flags this file.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-CLAMD_CUSTOM_MARKER = b"LAWHUB-TEST-" + b"MALWARE-7f3a9c"
-CLAMD_EICAR_SIGNATURE = "Eicar-Signature.UNOFFICIAL"
-CLAMD_CUSTOM_SIGNATURE = "LawHub.Test.Custom.UNOFFICIAL"
-CLAMD_STREAM_MAX_BYTES = 2 * 1024 * 1024
-_CLAMD_PORT_ATTEMPTS = 5
-
-
-@dataclass
-class ClamdProcess:
-    """A running clamd: ``address`` is what ``Clamd(address, …)`` takes."""
-
-    address: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def kill(self) -> None:
-        """SIGKILL clamd and reap it: its socket file stays behind, refusing connections."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=STOP_DEADLINE_S)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def _clamd_binary() -> str:
-    binary = shutil.which("clamd") or shutil.which("clamd", path="/usr/sbin:/usr/local/sbin")
-    if binary is None:
-        pytest.fail("clamd is not installed: `make test` installs it (scripts/ensure-system-deps)")
-    return binary
-
-
-def _write_clamd_database(db_dir: Path) -> None:
-    db_dir.mkdir()
-    (db_dir / "lawhub-test.hdb").write_text(
-        f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Signature\n"
-    )
-    ndb = [
-        f"Eicar-Signature:0:*:{EICAR.hex()}",
-        f"LawHub.Test.Custom:0:*:{CLAMD_CUSTOM_MARKER.hex()}",
-    ]
-    (db_dir / "lawhub-test.ndb").write_text("\n".join(ndb) + "\n")
-
-
-def _clamd_ping(address: str) -> bool:
-    """PING -> PONG, stdlib only (independent of the client under test)."""
-    sockaddr: str | tuple[str, int]
-    if address.startswith("tcp://"):
-        host, _, port = address.removeprefix("tcp://").rpartition(":")
-        family, sockaddr = socket.AF_INET, (host, int(port))
-    else:
-        family, sockaddr = socket.AF_UNIX, address
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.5)
-            sock.connect(sockaddr)
-            sock.sendall(b"zPING\0")
-            return sock.recv(16) == b"PONG\0"
-    except OSError:
-        return False
-
-
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_clamd_once(binary: str, tmp: Path, tcp_port: int | None) -> ClamdProcess | None:
-    """A started clamd, or None when it lost its TCP port to someone else."""
-    sock = tmp / "clamd.sock"
-    log_path = tmp / "clamd.log"
-    lines = [
-        "Foreground yes",
-        f"DatabaseDirectory {tmp / 'db'}",
-        "OfficialDatabaseOnly no",
-        "Bytecode no",
-        f"PidFile {tmp / 'clamd.pid'}",
-        f"TemporaryDirectory {tmp}",
-        f"LogFile {log_path}",
-        f"StreamMaxLength {CLAMD_STREAM_MAX_BYTES // (1024 * 1024)}M",
-        "ConcurrentDatabaseReload no",
-        "MaxThreads 4",
-    ]  # no `User`: clamd then keeps the uid it was started with (root in CI is fine)
-    if tcp_port is None:
-        lines += [f"LocalSocket {sock}", "LocalSocketMode 600", "FixStaleSocket yes"]
-        address = str(sock)
-    else:
-        lines += ["TCPAddr 127.0.0.1", f"TCPSocket {tcp_port}"]
-        address = f"tcp://127.0.0.1:{tcp_port}"
-    conf = tmp / "clamd.conf"
-    conf.write_text("\n".join(lines) + "\n")
-    # clamd in the foreground also writes its log to stdout/stderr: keep it with the log.
-    with (tmp / "clamd.out").open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-    server = ClamdProcess(address=address, proc=proc, log_path=log_path)
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    while not _clamd_ping(address):
-        if proc.poll() is not None:
-            log = server.log()
-            if tcp_port is not None and "bind" in log:
-                return None
-            out_text = (tmp / "clamd.out").read_text(errors="replace")
-            pytest.fail(f"clamd exited with {proc.returncode}:\n{log}\n{out_text}")
-        if time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(f"clamd did not answer PING within {STARTUP_DEADLINE_S} s:\n{server.log()}")
-        time.sleep(0.01)
-    return server
+EICAR = clamav.EICAR
+CLAMD_CUSTOM_MARKER = clamav.CUSTOM_MARKER
+CLAMD_EICAR_SIGNATURE = clamav.EICAR_SIGNATURE
+CLAMD_CUSTOM_SIGNATURE = clamav.CUSTOM_SIGNATURE
+CLAMD_STREAM_MAX_BYTES = clamav.STREAM_MAX_BYTES
 
 
 @contextmanager
 def run_clamd(*, tcp: bool = False) -> Iterator[ClamdProcess]:
-    """A private clamd for the ``with`` block (unix socket; ``tcp=True``: 127.0.0.1)."""
-    binary = _clamd_binary()
-    tmp = _short_tempdir("lawhub-clamd-")
-    server: ClamdProcess | None = None
-    try:
-        _write_clamd_database(tmp / "db")
-        for _ in range(_CLAMD_PORT_ATTEMPTS if tcp else 1):
-            server = _start_clamd_once(binary, tmp, _free_tcp_port() if tcp else None)
-            if server is not None:
-                break
-        if server is None:
-            pytest.fail(f"clamd found no free TCP port in {_CLAMD_PORT_ATTEMPTS} attempts")
+    """A private clamd for the ``with`` block (unix socket; ``tcp=True``: 127.0.0.1);
+    the test fails when it cannot start (``make test`` installs clamd)."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(clamav.run_clamd(tcp=tcp))
+        except clamav.ClamdStartError as error:
+            pytest.fail(f"{error} (`make test` installs it: scripts/ensure-system-deps)")
         yield server
-    finally:
-        if server is not None:
-            _stop(server.proc)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ bytes. Used by the tests, the benchmarks and ``run.py demo``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets as random_source
 from dataclasses import dataclass
@@ -60,6 +62,14 @@ def media_message(
     message["type"] = kind
     message[kind] = media
     return change
+
+
+def media_object(media_id: str, data: bytes, mime_type: str, **fields: Any) -> dict[str, Any]:
+    """Meta's object for a file a client sent, stored on the Graph side as ``media_id``:
+    its SHA-256 as webhooks carry it (base64), and ``caption`` / ``filename`` /
+    ``voice`` / ``animated`` as given."""
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return {"id": media_id, "mime_type": mime_type, "sha256": digest, **fields}
 
 
 def status_change(
