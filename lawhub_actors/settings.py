@@ -127,6 +127,7 @@ Tier = Annotated[
     BeforeValidator(_int_to_str),
 ]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 SupervisorPath = Annotated[
     str,
     _matching(
@@ -181,6 +182,10 @@ class AutoReply(_Section):
             "name": self.template, "language": self.language, "params": list(self.params)}}
 
 
+def _working_week() -> list[Weekday]:
+    return ["mon", "tue", "wed", "thu", "fri"]
+
+
 class AutoReplies(_Section):
     """A tenant's automatic replies (each optional) and its office hours."""
 
@@ -189,9 +194,7 @@ class AutoReplies(_Section):
         str, _matching(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]-(?:[01][0-9]|2[0-4]):[0-5][0-9]",
                        "HH:MM-HH:MM, such as 08:00-17:00")
     ] = "08:00-17:00"
-    office_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"]
-    )
+    office_days: list[Weekday] = Field(default_factory=_working_week)
     greeting: AutoReply | None = None
     after_hours: AutoReply | None = None
     urgent: AutoReply | None = None

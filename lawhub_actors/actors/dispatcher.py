@@ -27,7 +27,13 @@ from typing import Any
 
 import structlog
 
-from lawhub_actors.actors.messages import Inbound, JournalAdvanced, Processed, takes_slow_step
+from lawhub_actors.actors.messages import (
+    Inbound,
+    JournalAdvanced,
+    Processed,
+    Routable,
+    takes_slow_step,
+)
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.adapters.sqlite_journal import Entry
 from lawhub_actors.adapters.sqlite_store import Tx
@@ -57,7 +63,6 @@ class _Flush:
     """Self-sent: commit the cursor if it moved since the last commit."""
 
 
-Routable = InboundMessage | StatusUpdate | PreferenceUpdate
 Conversation = tuple[str, str]
 """(tenant, key the session pool hashes on)."""
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
-from lawhub_actors.core.events import Event, InboundMessage
+from lawhub_actors.core.events import Event, InboundMessage, PreferenceUpdate, StatusUpdate
+
+Routable: TypeAlias = InboundMessage | StatusUpdate | PreferenceUpdate
+"""The updates the dispatcher routes to a conversation's shard; the rest
+(account errors, changes not processed yet) are recorded where they arrive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +24,7 @@ class Inbound:
     """One normalized webhook update for a conversation's shard."""
 
     journal_seq: int
-    event: Event
+    event: Routable
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 
 from lawhub_actors.actors.assist import AssistWorker
 from lawhub_actors.actors.dispatcher import Dispatcher
@@ -123,7 +124,7 @@ def root_spec(
     tenants = [
         pool_spec(
             tenant.id,
-            _worker(settings, "shard", lambda t=tenant.id: SessionShard(services, t), "session"),
+            _worker(settings, "shard", partial(SessionShard, services, tenant.id), "session"),
             settings.shards_of(tenant),
             routing=Routing.HASH,
             flags=flags(f"inbound/sessions/{tenant.id}"),
@@ -179,12 +180,12 @@ def _outbound(settings: Settings, services: Services, sending: Sending,
         numbers.setdefault(number.id, (tenant_id, number))
     limiters = [
         _worker(settings, number.id,
-                lambda n=number: NumberLimiter(services, n, sending.rates), "limiter")
+                partial(NumberLimiter, services, number, sending.rates), "limiter")
         for _, number in numbers.values()
     ]
     breakers = [
         _worker(settings, number.id,
-                lambda t=tenant, n=number.id: NumberBreaker(services, t, n, sending.clock),
+                partial(NumberBreaker, services, tenant, number.id, sending.clock),
                 "breaker")
         for tenant, number in numbers.values()
     ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 from lawhub_actors.adapters.clamd import Clamd, ClamdUnavailable
 from lawhub_actors.adapters.graph_media import (
@@ -34,7 +35,7 @@ from lawhub_actors.adapters.graph_media import (
     MediaTooLarge,
     MediaUnavailable,
 )
-from lawhub_actors.adapters.media_files import MediaFiles, Partial
+from lawhub_actors.adapters.media_files import MediaFiles, Partial, Shelf
 from lawhub_actors.adapters.sqlite_store import MediaRecord
 from lawhub_actors.core.media import (
     SNIFF_BYTES,
@@ -64,6 +65,13 @@ class Retry:
     """Worth another try later: ``meta_unavailable`` or ``scanner_unavailable``."""
 
     reason: str
+
+
+class _Found(TypedDict):
+    """What the download turned out to be, recorded whatever the verdict."""
+
+    size: int
+    mime_type: str | None
 
 
 class _Inspected:
@@ -117,7 +125,7 @@ class MediaPipeline:
                     "meta_unavailable"
                 )
             sniffed = check_type(kind, job.declared_mime or "", inspected.head)
-            found = {
+            found: _Found = {
                 "size": inspected.size,
                 "mime_type": sniffed.sniffed,
             }
@@ -141,7 +149,7 @@ class MediaPipeline:
 
     def _keep(self, partial: Partial, verdict: str, reason: str | None, *, size: int,
               mime_type: str | None) -> MediaRecord:
-        shelf = "clean" if verdict == "clean" else "quarantine"
+        shelf: Shelf = "clean" if verdict == "clean" else "quarantine"
         ref = partial.keep(shelf)
         return MediaRecord(verdict, reason, shelf, ref, mime_type, size, self.scanner_name)
 
