@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -215,7 +216,7 @@ class NumberBreaker(Actor):
         return super().receive(message)
 
     def on_start(self) -> None:
-        self.context.show(circuit=self._state.name.value, next_probe_in_s=None)
+        self.context.show(circuit=self._state.name.value, next_probe_at=None)
 
     def _follow_config(self) -> None:
         settings = self._services.settings
@@ -228,8 +229,9 @@ class NumberBreaker(Actor):
         old, self._state = self._state, new
         if old.name is new.name:
             return
-        self.context.show(circuit=new.name.value,
-                          next_probe_in_s=round(breaker.retry_after(new, now), 3) or None)
+        wait = breaker.retry_after(new, now)
+        probe_at = datetime.fromtimestamp(time.time() + wait, UTC).isoformat() if wait else None
+        self.context.show(circuit=new.name.value, next_probe_at=probe_at)
         log.warning("circuit_changed", tenant=self._tenant, phone_number_id=self._number,
                     circuit=new.name.value)
         data = {"phone_number_id": self._number, "from": old.name.value, "to": new.name.value,
