@@ -25,6 +25,7 @@ from lawhub_actors.web import (
     admin,
     api,
     config_api,
+    console,
     dlq,
     faults,
     messages,
@@ -99,6 +100,7 @@ def build_app(
     metrics.add_routes(app)
     faults.add_routes(app)
     config_api.add_routes(app)
+    console.add_routes(app)
     return app
 
 

@@ -10,6 +10,10 @@ from the store when a live event arrives ahead of one still in flight
 
 A slow client cannot grow memory: its queue is bounded; when it overflows
 the client is closed with code 4008 and resumes with ``since``.
+
+Operators' consoles subscribe to every tenant at once (``subscribe_all``),
+live only (``seq`` is per tenant, so there is no one ``since`` to resume
+from), under the same bounded-queue rule.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ REPLAY_PAGE = 500
 
 
 class Subscriber:
-    def __init__(self, tenant: str, size: int) -> None:
+    def __init__(self, tenant: str | None, size: int) -> None:
         self.tenant = tenant
+        """The tenant whose events it gets; ``None``: every tenant's."""
         self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue(size)
         self.overflowed = asyncio.Event()
 
@@ -53,6 +58,7 @@ class FeedHub:
         self._bridge = bridge
         self._queue_size = queue_size
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._everyone: set[Subscriber] = set()
         self._outbox: list[FeedEvent] = []
         self._outbox_lock = threading.Lock()
         self._wake_pending = False
@@ -75,13 +81,24 @@ class FeedHub:
         for event in events:
             for subscriber in self._subscribers.get(event.tenant, ()):
                 subscriber.offer(event)
+            for subscriber in self._everyone:
+                subscriber.offer(event)
 
     def subscribe(self, tenant: str) -> Subscriber:
         subscriber = Subscriber(tenant, self._queue_size)
         self._subscribers[tenant].add(subscriber)
         return subscriber
 
+    def subscribe_all(self) -> Subscriber:
+        """Every tenant's events, live from now on (operators)."""
+        subscriber = Subscriber(None, self._queue_size)
+        self._everyone.add(subscriber)
+        return subscriber
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber.tenant is None:
+            self._everyone.discard(subscriber)
+            return
         subscribers = self._subscribers.get(subscriber.tenant)
         if subscribers is not None:
             subscribers.discard(subscriber)
@@ -89,7 +106,9 @@ class FeedHub:
                 del self._subscribers[subscriber.tenant]
 
     def count(self) -> int:
-        return sum(len(subscribers) for subscribers in self._subscribers.values())
+        """Feed clients: tenants' dashboards and operators' consoles."""
+        return len(self._everyone) + sum(
+            len(subscribers) for subscribers in self._subscribers.values())
 
 
 async def stream(
