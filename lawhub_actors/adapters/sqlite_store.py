@@ -600,6 +600,16 @@ class Store:
                 "scanner", "at")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    def operator_counts(self) -> dict[str, int]:
+        """What waits for operators: dead letters, and quarantined webhook
+        entries plus media that is not clean."""
+        dlq, quarantined = self._readers.get().execute(
+            "SELECT (SELECT COUNT(*) FROM dlq),"
+            " (SELECT COUNT(*) FROM quarantine)"
+            " + (SELECT COUNT(*) FROM media WHERE verdict != 'clean')"
+        ).fetchone()
+        return {"dlq": int(dlq), "quarantine": int(quarantined)}
+
     def count(self, table: str, **where: str) -> int:
         """Rows of ``table`` matching ``where`` (for operators and tests)."""
         if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine",

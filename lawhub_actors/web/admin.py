@@ -34,12 +34,15 @@ async def tree(request: web.Request) -> web.Response:
     """The supervision tree as it is now (read from the registry: no actor
     is asked, so a busy or restarting actor cannot stall this answer), and
     ``services``: which optional parts run (``malware_scanning``: ``clamd``,
-    or ``off`` when only the built-in checks run)."""
+    or ``off`` when only the built-in checks run), and ``counts``: what waits
+    for operators (``dlq``, ``quarantine``)."""
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
     runtime = request.app[RUNTIME]
-    return web.json_response({**runtime.snapshot().to_dict(), "services": runtime.services()})
+    counts = await asyncio.to_thread(request.app[STORE].operator_counts)
+    return web.json_response({**runtime.snapshot().to_dict(), "services": runtime.services(),
+                              "counts": counts})
 
 
 async def quarantine(request: web.Request) -> web.Response:

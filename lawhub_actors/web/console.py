@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +139,6 @@ def delta(before: Flat, after: Flat) -> dict[str, Any] | None:
     return {"type": "tree.delta", "changed": changed, "removed": removed}
 
 
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """What the DLQ and quarantine panels list, counted (on a read connection)."""
-    dlq = conn.execute("SELECT COUNT(*) FROM dlq").fetchone()[0]
-    quarantined = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM quarantine)"
-        " + (SELECT COUNT(*) FROM media WHERE verdict != 'clean')"
-    ).fetchone()[0]
-    return {"dlq": int(dlq), "quarantine": int(quarantined)}
-
-
 class LiveView:
     """One console's websocket: the tree, then deltas, counts and the feed,
     each from its own task; sends are serialised by a lock."""
@@ -200,7 +189,7 @@ class LiveView:
     async def _follow_counts(self) -> None:
         last = None
         while not self._ws.closed:
-            now = await asyncio.to_thread(self._store.read, counts)
+            now = await asyncio.to_thread(self._store.operator_counts)
             if now != last:
                 await self._send({"type": "counts", **now})
                 last = now

@@ -55,6 +55,9 @@ async def test_admin_tree_shows_the_live_tree_with_every_tenant(aiohttp_client, 
     ]
     for node in (root, sessions):
         assert set(node) >= {"path", "kind", "state", "restarts", "mailbox_depth", "children"}
+    assert root["counts"] == {"dlq": 0, "quarantine": 0}
+    limiter = outbound["outbound/limiters"]["children"][0]
+    assert limiter["info"].items() >= {"tier": "2K", "tier_limit": 2000, "tier_users": 0}.items()
 
 
 async def test_admin_endpoints_are_off_when_no_admin_token_is_set(aiohttp_client, settings, tmp_path) -> None:

@@ -145,8 +145,9 @@ async def test_the_console_loads_without_errors_and_shows_the_live_tree(console,
     for path in ("inbound/sessions/firm-a", "outbound/workers", f"outbound/breakers/{NUMBER_A}"):
         await expect(page.locator(f'#tree li[data-path="{path}"]')).to_have_count(1)
     await expect(console.breaker(NUMBER_A).locator(".circuit")).to_have_text("closed")
-    await expect(page.locator(f'#limiters tr[data-path="outbound/limiters/{NUMBER_A}"]')
-                 ).to_have_count(1)
+    limiter = page.locator(f'#limiters tr[data-path="outbound/limiters/{NUMBER_A}"]')
+    await expect(limiter).to_have_count(1)
+    await expect(limiter.locator(".tier")).to_have_text("0 / 2000 (2K)")
     await expect(page.locator("#count-dlq")).to_have_text("0")
     assert console.errors() == []  # loaded, signed in, live: not one error
 

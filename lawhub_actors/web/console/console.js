@@ -323,8 +323,16 @@
       el("td", {}, data.info.rate_per_s ?? "–"),
       el("td", {}, data.info.permits ?? 0),
       el("td", {}, data.info.waited_s === undefined ? "–" : `${data.info.waited_s} s`),
+      el("td", { className: "tier" }, tierUse(data.info)),
     )));
     refreshStatus(breakers);
+  }
+
+  // Unique users reached in the moving 24 hours, against the number's tier.
+  function tierUse(info) {
+    if (info.tier === undefined) return "–";
+    const limit = info.tier_limit === null ? "∞" : info.tier_limit;
+    return `${info.tier_users ?? 0} / ${limit} (${info.tier})`;
   }
 
   function nextProbe(data) {
