@@ -165,20 +165,27 @@ class AppRuntime:
         with self._reconfiguring:
             old = self.config.current
             self._retiring = _retiring_after(old, new, self._retiring)
-            problems = self.tree.adopt(self._spec(new, retiring=self._retiring),
-                                       timeout_s=self._adopt_timeout(new))
+            problems = self._adopt(new)
             self.config.retiring(self._retiring.routes())
             self.config.replace(new, text)
             if self._retiring != Retiring():
                 self._watch_retirements()
         return problems
 
-    def _adopt_timeout(self, settings: Settings) -> float:
-        return settings.server.shutdown_timeout_s + settings.supervision.start_timeout_s * 4
+    def _adopt(self, settings: Settings) -> list[str]:
+        """Have the tree adopt the spec of ``settings`` plus what retires; the
+        paths that could not (the root's own failure to answer included:
+        the tree was told, so the config goes on to be swapped)."""
+        timeout_s = settings.server.shutdown_timeout_s + settings.supervision.start_timeout_s * 4
+        try:
+            return self.tree.adopt(self._spec(settings, retiring=self._retiring),
+                                   timeout_s=timeout_s)
+        except Exception as error:  # noqa: BLE001 - reported to the operator, never raised
+            return [f"(root): {error!r}"]
 
     def _watch_retirements(self) -> None:
         self._retire_by = time.monotonic() + self.settings.supervision.retire_timeout_s
-        if self._retirement is None or not self._retirement.is_alive():
+        if self._retirement is None:  # (under the lock: a watcher ending clears it first)
             self._retirement = threading.Thread(target=self._retire_when_done,
                                                 name="config-retirements", daemon=True)
             self._retirement.start()
@@ -198,30 +205,36 @@ class AppRuntime:
                                 numbers=_ids(n for _, n in retiring.numbers))
                 if left != retiring:
                     self._retiring = left
-                    settings = self.config.current
-                    self.tree.adopt(self._spec(settings, retiring=left),
-                                    timeout_s=self._adopt_timeout(settings))
+                    if problems := self._adopt(self.config.current):
+                        log.error("retirement_not_adopted", paths=problems)
                     self.config.retiring(left.routes())
                     log.info("retired", tenants=_ids(retiring.tenants, but=left.tenants),
                              numbers=_ids((n for _, n in retiring.numbers),
                                           but=(n for _, n in left.numbers)))
                 if left == Retiring():
+                    self._retirement = None
                     return
 
     def _still_busy(self, retiring: Retiring) -> Retiring:
         """The part of ``retiring`` that still has work in flight."""
         unfinished = self.store.read(outbound_store.unfinished_by_number)
         busy_tenants = {tenant for tenant, _ in unfinished}
-        tenants = tuple(
-            t for t in retiring.tenants
-            if t.id in busy_tenants
-            or self.tree.registry.ask(DISPATCHER_PATH, InFlight(t.id), timeout=ASK_TIMEOUT_S)
-        )
+        tenants = tuple(t for t in retiring.tenants
+                        if t.id in busy_tenants or self._waits_in_dispatcher(t.id))
         numbers = tuple(
             (tenant, n) for tenant, n in retiring.numbers
             if any(number == n.id for _, number in unfinished)
         )
         return Retiring(tenants, numbers)
+
+    def _waits_in_dispatcher(self, tenant: str) -> bool:
+        """Whether updates of ``tenant`` wait on a slow step (a dispatcher
+        that does not answer now counts as yes: look again later)."""
+        try:
+            return bool(self.tree.registry.ask(DISPATCHER_PATH, InFlight(tenant),
+                                               timeout=ASK_TIMEOUT_S))
+        except Exception:  # noqa: BLE001 - restarting or stopping: not known to be idle
+            return True
 
     def _nudge_dispatcher(self) -> None:
         self.tree.registry.tell(DISPATCHER_PATH, JournalAdvanced(self.journal.last_committed),
@@ -281,8 +294,10 @@ class AppRuntime:
     def stop(self) -> None:
         self._stopping = True
         self._stopped.set()
-        if self._retirement is not None:
-            self._retirement.join()
+        with self._reconfiguring:
+            watcher = self._retirement
+        if watcher is not None:
+            watcher.join()
         self.tree.stop(timeout_s=self.settings.server.shutdown_timeout_s)
         for calls in (self._offload, self._send_calls):  # calls under way end within their timeout
             if calls is not None:

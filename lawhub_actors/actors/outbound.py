@@ -346,10 +346,8 @@ class OutboundWorker(Actor):
             return
         try:
             allowed, retry_after = self._ask(breaker_path(message.phone_number_id), MayCall())
-        except NotRegistered:  # the number left the config and its retirement ran out
-            self._dead(message, "number_removed", {
-                "status": None, "code": None,
-                "message": "the phone number was removed from the config before this was sent"})
+        except NotRegistered:
+            self._number_removed(message)
             return
         if not allowed:
             self.context.tell_self_later(max(retry_after, 0.05), _Begin(message_id))
@@ -427,7 +425,11 @@ class OutboundWorker(Actor):
         if message is None:
             self._finish(message_id)
             return
-        result = outcome.result()
+        try:
+            result = outcome.result()
+        except NotRegistered:  # its limiter went while the call waited for a slot
+            self._number_removed(message)
+            return
         breaker_of = breaker_path(message.phone_number_id)
         if isinstance(result, Sent):
             self._tell(breaker_of, Outcome(ok=True))
@@ -495,6 +497,12 @@ class OutboundWorker(Actor):
         self._services.publish(self._services.store.write(record).events)
         self._finish(message.id)
 
+    def _number_removed(self, message: Outbound) -> None:
+        """The number left the config and its retirement ran out first."""
+        self._dead(message, "number_removed", {
+            "status": None, "code": None,
+            "message": "the phone number was removed from the config before this was sent"})
+
     def _finish(self, message_id: str) -> None:
         """The message is done with: the recipient's next one may go."""
         self._graced.discard(message_id)
@@ -517,4 +525,9 @@ class OutboundWorker(Actor):
         return self.context.registry.ask(path, message, timeout=ASK_TIMEOUT_S)
 
     def _tell(self, path: str, message: Any) -> None:
-        self.context.registry.tell(path, message)
+        """A breaker's outcome report; a breaker that retired has no use for it
+        (and the answer it reports on must still be recorded)."""
+        try:
+            self.context.registry.tell(path, message)
+        except NotRegistered:
+            log.info("outcome_for_retired_breaker", path=path)

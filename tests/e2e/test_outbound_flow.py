@@ -417,12 +417,8 @@ async def test_a_number_removed_live_keeps_its_actors_until_its_send_in_flight_i
     await customer_wrote(client, "6281234500901")
     meta.fail_sends_next(2, status=500, code=1)  # retried: the send stays in flight a while
     message_id = await send_text(client, "6281234500901", "Jadwal sidang sudah kami kirim.")
-    running = await (await client.get("/admin/config", headers=ADMIN)).json()
-    firm_a = next(t for t in running["tenants"] if t["id"] == "firm-a")
-    firm_a["phone_numbers"] = [n for n in firm_a["phone_numbers"] if n["id"] != NUMBER_A]
-    without_a = tomli_w.dumps(_without_nulls(running))
-
-    response = await client.put("/admin/config", data=without_a.encode(), headers=ADMIN)
+    response = await client.put("/admin/config", data=await _config_without(client, NUMBER_A),
+                                headers=ADMIN)
 
     assert response.status == 200, await response.text()
     paths = {n["path"] for n in _walk(await (await client.get("/admin/tree", headers=ADMIN)).json())}
@@ -441,6 +437,38 @@ async def test_a_number_removed_live_keeps_its_actors_until_its_send_in_flight_i
     else:
         raise AssertionError("the removed number's limiter never retired")
     assert f"outbound/breakers/{NUMBER_A}" not in {n["path"] for n in _walk(tree)}
+
+
+
+async def test_a_send_still_unfinished_when_its_number_retires_goes_to_the_dlq_as_removed(
+    start, meta
+) -> None:
+    client = await start("\n[supervision]\nretire_timeout_s = 0.5\n")
+    await customer_wrote(client, "6281234500902")
+    meta.send_latency_s = 2.0  # the first call outlasts the retirement; the second waits behind it
+    first = await send_text(client, "6281234500902", "Mohon tanda tangani surat kuasa.")
+    second = await send_text(client, "6281234500902", "Terima kasih.")
+
+    response = await client.put("/admin/config", data=await _config_without(client, NUMBER_A),
+                                headers=ADMIN)
+
+    assert response.status == 200
+    for _ in range(300):
+        entries = (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"]
+        if entries:
+            break
+        await asyncio.sleep(0.05)
+    [entry] = entries
+    assert (entry["id"], entry["reason"]) == (second, "number_removed")
+    assert (await settled(client, first, "sent"))["wamid"]  # the call under way was recorded
+
+
+async def _config_without(client, number_id: str) -> bytes:
+    """The running config, as TOML, with one phone number removed."""
+    running = await (await client.get("/admin/config", headers=ADMIN)).json()
+    for tenant in running["tenants"]:
+        tenant["phone_numbers"] = [n for n in tenant["phone_numbers"] if n["id"] != number_id]
+    return tomli_w.dumps(_without_nulls(running)).encode()
 
 
 def _without_nulls(value: Any) -> Any:
