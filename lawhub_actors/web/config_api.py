@@ -27,6 +27,7 @@ from lawhub_actors.settings import ConfigError, ConfigIssue, parse_text
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, RELOADS, RUNTIME, STORE, TENANT_TOKENS
+from lawhub_actors.web.metrics import METRICS
 
 log = structlog.get_logger("lawhub.config")
 
@@ -113,6 +114,13 @@ async def reload_file(app: web.Application, path: Path) -> Applied:
 
 async def apply_text(app: web.Application, text: str, file: str, *, by: str, via: str) -> Applied:
     """Validate ``text`` whole, then apply it live or change nothing."""
+    applied = await _apply(app, text, file, by=by, via=via)
+    result = "refused" if applied.issues else "applied" if applied.changes else "unchanged"
+    app[METRICS].config_reloads.labels(via, result).inc()
+    return applied
+
+
+async def _apply(app: web.Application, text: str, file: str, *, by: str, via: str) -> Applied:
     async with app[RELOADS]:
         runtime = app[RUNTIME]
         try:

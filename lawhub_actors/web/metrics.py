@@ -3,7 +3,7 @@
 Two kinds of series:
 
 - counted as things happen: webhook requests by status and the ack latency
-  histogram (a middleware around ``/webhook``);
+  histogram (a middleware around ``/webhook``), config reloads by outcome;
 - read at scrape time from what already keeps them (the supervision tree's
   snapshot, the store, the journal, the feed hub), so nothing is counted
   twice and a restarted actor cannot lose a figure: journal lag, mailbox
@@ -43,6 +43,10 @@ class Metrics:
         self.webhook_requests = Counter(
             "lawhub_webhook_requests", "POST /webhook answers, by HTTP status",
             ["status"], registry=self.registry,
+        )
+        self.config_reloads = Counter(
+            "lawhub_config_reloads", "Config reloads (PUT /admin/config, SIGHUP), by outcome",
+            ["via", "result"], registry=self.registry,
         )
         self.webhook_ack_seconds = Histogram(
             "lawhub_webhook_ack_seconds", "Time to answer POST /webhook (journaled before 200)",

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, SHIPPED_CONFIG
 from tests.e2e.gateway import Feed, auth, post
 
 NUMBER_A = "106540352242922"
@@ -18,6 +18,7 @@ SERIES = {
     "lawhub_mailbox_depth", "lawhub_actor_restarts", "lawhub_supervisor_restarts_in_period",
     "lawhub_breaker_state", "lawhub_limiter_permits", "lawhub_limiter_wait_seconds",
     "lawhub_outbound_messages", "lawhub_dlq_size", "lawhub_feed_clients",
+    "lawhub_config_reloads",
 }
 
 
@@ -59,3 +60,15 @@ async def test_metrics_parse_and_carry_every_series_operators_watch(client) -> N
 async def test_metrics_need_the_admin_token(client) -> None:
     assert (await client.get("/metrics")).status == 401
     assert (await client.get("/metrics", headers=auth("firm-a"))).status == 401
+
+
+async def test_config_reloads_are_counted_by_outcome(client) -> None:
+    text = SHIPPED_CONFIG.read_text()
+    for body in (text, text + "\n[breaker]\nfailure_threshold = 0\n",
+                 text + "\n[breaker]\nfailure_threshold = 7\n"):
+        await (await client.put("/admin/config", data=body.encode(), headers=ADMIN)).release()
+    reloads = {(s.labels["via"], s.labels["result"]): s.value
+               for s in (await scrape(client))["lawhub_config_reloads"].samples
+               if s.name == "lawhub_config_reloads_total"}
+    assert reloads == {("api", "unchanged"): 1.0, ("api", "refused"): 1.0,
+                       ("api", "applied"): 1.0}
