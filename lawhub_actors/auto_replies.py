@@ -14,7 +14,7 @@ from datetime import time
 
 import structlog
 
-from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.auto_replies import OfficeHours, Rule, due
 from lawhub_actors.core.templates import TemplateRefusal

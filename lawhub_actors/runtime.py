@@ -51,7 +51,8 @@ from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.sqlite_journal import Journal
-from lawhub_actors.adapters.sqlite_store import Store, Tx
+from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.live_config import LiveConfig

@@ -30,7 +30,7 @@ from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.messages import Classify, Processed
 from lawhub_actors.actors.outbound import WORKERS_PATH, Send
 from lawhub_actors.actors.services import Services
-from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classification, Classifier, Urgency
 from lawhub_actors.core.masking import MaskedText
 from supervisors import Actor, NotRegistered

@@ -35,8 +35,9 @@ from lawhub_actors.actors.messages import (
     takes_slow_step,
 )
 from lawhub_actors.actors.services import Services, Wakeup
+from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.sqlite_journal import Entry
-from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.events import (
     AccountErrors,
     InboundMessage,
@@ -98,7 +99,7 @@ class Dispatcher(Actor):
         """Conversations with a slow update in flight, and what waits behind it."""
 
     def on_start(self) -> None:
-        self._persisted = self._services.store.cursor(CURSOR)
+        self._persisted = self._services.store.read(store_reads.cursor, CURSOR)
         self._read_upto = self._persisted
         if self._read_upto:
             log.info("dispatcher_resumes", journal_seq=self._read_upto)

@@ -27,7 +27,8 @@ from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.messages import Classify, Processed
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters.media_pipeline import MediaJob, MediaPipeline, Retry
-from lawhub_actors.adapters.sqlite_store import MediaRecord, Tx
+from lawhub_actors.adapters.store_rows import MediaRecord
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.retry import backoff_delay
 from supervisors import Actor
 

@@ -42,7 +42,8 @@ from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
 from lawhub_actors.adapters.outbound_store import Outbound
 from lawhub_actors.adapters.rate_store import RateStore
-from lawhub_actors.adapters.sqlite_store import Store, Tx
+from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core import breaker
 from lawhub_actors.core.accept import TIER_WINDOW_S
 from lawhub_actors.core.gcra import Rate

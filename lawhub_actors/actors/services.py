@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from lawhub_actors.adapters.dedupe import Dedupe
 from lawhub_actors.adapters.sqlite_journal import Journal
-from lawhub_actors.adapters.sqlite_store import FeedEvent, Store
+from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.core.assist import Classifier
 from lawhub_actors.live_config import LiveConfig
 from lawhub_actors.settings import Settings

@@ -34,7 +34,8 @@ from lawhub_actors.actors.outbound import WORKERS_PATH, Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.media_pipeline import MediaJob
-from lawhub_actors.adapters.sqlite_store import Customer, FeedEvent, Tx, state_from_status
+from lawhub_actors.adapters.store_rows import Customer, FeedEvent
+from lawhub_actors.adapters.store_tx import Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from lawhub_actors.core.masking import mask

@@ -36,7 +36,7 @@ from lawhub_actors.adapters.graph_media import (
     MediaUnavailable,
 )
 from lawhub_actors.adapters.media_files import MediaFiles, Partial, Shelf
-from lawhub_actors.adapters.sqlite_store import MediaRecord
+from lawhub_actors.adapters.store_rows import MediaRecord
 from lawhub_actors.core.media import (
     SNIFF_BYTES,
     EicarScanner,

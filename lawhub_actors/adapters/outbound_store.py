@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.status import DeliveryState
 
 

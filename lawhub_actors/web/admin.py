@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from lawhub_actors.adapters import store_reads
 from lawhub_actors.web.auth import admin_refusal
 from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
 
@@ -40,7 +41,7 @@ async def tree(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     runtime = request.app[RUNTIME]
-    counts = await asyncio.to_thread(request.app[STORE].operator_counts)
+    counts = await asyncio.to_thread(request.app[STORE].read, store_reads.operator_counts)
     return web.json_response({**runtime.snapshot().to_dict(), "services": runtime.services(),
                               "counts": counts})
 
@@ -54,6 +55,6 @@ async def quarantine(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     store = request.app[STORE]
-    entries = await asyncio.to_thread(store.quarantined, 200)
-    media = await asyncio.to_thread(store.quarantined_media, 200)
+    entries = await asyncio.to_thread(store.read_tx, store_reads.quarantined, 200)
+    media = await asyncio.to_thread(store.read, store_reads.quarantined_media, 200)
     return web.json_response({"entries": entries, "media": media})

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from lawhub_actors.adapters.sqlite_store import MediaRecord
+from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters.store_rows import MediaRecord
 from lawhub_actors.core.crypto import CryptoError
 from lawhub_actors.web import feed
 from lawhub_actors.web.auth import bearer, tenant_refusal
@@ -60,7 +61,7 @@ async def conversation(request: web.Request) -> web.Response:
         return error_response(422, "invalid_parameter", f"limit must be at most {MAX_PAGE}")
     before = _int_param(request, "before", None)
     messages = await asyncio.to_thread(
-        request.app[STORE].conversation, tenant, request.match_info["wa_id"],
+        request.app[STORE].read_tx, store_reads.conversation, tenant, request.match_info["wa_id"],
         limit=limit, before=before,
     )
     return web.json_response({
@@ -98,7 +99,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     if tenant is None:
         return tenant_refusal()
     ref = request.match_info["ref"]
-    record = await asyncio.to_thread(request.app[STORE].media, tenant, ref)
+    record = await asyncio.to_thread(request.app[STORE].read, store_reads.media, tenant, ref)
     if record is None or record.verdict != "clean" or record.shelf != "clean":
         return error_response(404, "not_found", "no such media")
     frames = request.app[RUNTIME].media_files.read("clean", tenant, ref)

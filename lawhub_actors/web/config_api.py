@@ -21,7 +21,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from lawhub_actors.adapters.sqlite_store import OPERATORS
+from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters.store_tx import OPERATORS
 from lawhub_actors.config_changes import Change, diff, restart_only
 from lawhub_actors.settings import ConfigError, ConfigIssue, parse_text
 from lawhub_actors.web.auth import admin_refusal, fingerprint
@@ -95,7 +96,8 @@ async def changes(request: web.Request) -> web.Response:
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    entries = await asyncio.to_thread(request.app[STORE].audited_entries, OPERATORS, AUDIT_KIND)
+    entries = await asyncio.to_thread(
+        request.app[STORE].read_tx, store_reads.audited_entries, OPERATORS, AUDIT_KIND)
     return web.json_response({"entries": entries})
 
 

@@ -38,6 +38,7 @@ import orjson
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import admin_refusal, bearer
@@ -189,7 +190,7 @@ class LiveView:
     async def _follow_counts(self) -> None:
         last = None
         while not self._ws.closed:
-            now = await asyncio.to_thread(self._store.operator_counts)
+            now = await asyncio.to_thread(self._store.read, store_reads.operator_counts)
             if now != last:
                 await self._send({"type": "counts", **now})
                 last = now

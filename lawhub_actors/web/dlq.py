@@ -15,7 +15,7 @@ import uuid
 from aiohttp import web
 
 from lawhub_actors.adapters import outbound_store
-from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.templates import TemplateRefusal
 from lawhub_actors.sending import recheck

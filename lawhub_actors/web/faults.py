@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from lawhub_actors.adapters.sqlite_store import OPERATORS
+from lawhub_actors.adapters.store_tx import OPERATORS
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE

@@ -27,7 +27,9 @@ import orjson
 import structlog
 from aiohttp import WSMsgType, web
 
-from lawhub_actors.adapters.sqlite_store import FeedEvent, Store
+from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.web.render import frame
 
@@ -146,7 +148,8 @@ async def stream(
 
 async def _catch_up(ws: web.WebSocketResponse, store: Store, tenant: str, last: int) -> int:
     while True:
-        events = await asyncio.to_thread(store.events_after, tenant, last, REPLAY_PAGE)
+        events = await asyncio.to_thread(
+            store.read_tx, store_reads.events_after, tenant, last, REPLAY_PAGE)
         for event in events:
             await _send(ws, event)
             last = event.seq

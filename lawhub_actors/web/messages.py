@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from lawhub_actors.actors.outbound import CircuitState, breaker_path
 from lawhub_actors.adapters import outbound_store
-from lawhub_actors.adapters.sqlite_store import Tx
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core import consent
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.templates import TemplateRefusal

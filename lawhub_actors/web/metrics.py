@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lawhub_actors.adapters import store_reads
 from lawhub_actors.web.auth import admin_refusal
 from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, JOURNAL, RUNTIME, STORE
 from supervisors import NodeSnapshot
@@ -90,16 +91,17 @@ class _Live(Collector):
         store, journal = self._app[STORE], self._app[JOURNAL]
         lag = GaugeMetricFamily("lawhub_journal_lag_entries",
                                 "Journal entries committed but not yet processed")
-        lag.add_metric([], max(0, journal.last_committed - store.cursor("dispatcher")))
+        processed = store.read(store_reads.cursor, "dispatcher")
+        lag.add_metric([], max(0, journal.last_committed - processed))
         yield lag
         yield from _tree(runtime.snapshot())
         outbound = GaugeMetricFamily("lawhub_outbound_messages",
                                      "Outbound messages by sending state", labels=["state"])
         for state in OUTBOUND_STATES:
-            outbound.add_metric([state], store.count("outbound", state=state))
+            outbound.add_metric([state], store.read(store_reads.count, "outbound", state=state))
         yield outbound
         dlq = GaugeMetricFamily("lawhub_dlq_size", "Messages in the dead-letter queue")
-        dlq.add_metric([], store.count("outbound", state="dead"))
+        dlq.add_metric([], store.read(store_reads.count, "outbound", state="dead"))
         yield dlq
         feed = GaugeMetricFamily("lawhub_feed_clients", "Live websocket feed clients")
         feed.add_metric([], self._app[FEED].count())

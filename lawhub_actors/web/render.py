@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lawhub_actors.adapters.sqlite_store import FeedEvent
+from lawhub_actors.adapters.store_rows import FeedEvent
 
 
 def iso(timestamp: float) -> str:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lawhub_actors.adapters.sqlite_store import Store, Tx
+from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.crypto import Keyring
 from lawhub_actors.core.status import DeliveryState, Status, StatusError
 
@@ -43,7 +45,7 @@ def _inbound(tx: Tx, wamid: str) -> str | None:
 def test_a_message_with_a_known_wamid_is_stored_once(store) -> None:
     ids = [store.write(lambda tx: _inbound(tx, "wamid.A")).value for _ in range(2)]
     assert ids[0] is not None and ids[1] is None
-    assert store.count("messages") == 1
+    assert store.read(store_reads.count, "messages") == 1
 
 
 def test_feed_seq_is_per_tenant_gap_free_and_rolls_back_with_its_write(store) -> None:
@@ -57,7 +59,7 @@ def test_feed_seq_is_per_tenant_gap_free_and_rolls_back_with_its_write(store) ->
         store.write(fails)
     second = store.write(lambda tx: tx.emit("firm-a", "x", {}).seq)
     assert first.value == [1, 1] and second.value == 2
-    assert [e.seq for e in store.events_after("firm-a", 0)] == [1, 2]
+    assert [e.seq for e in store.read_tx(store_reads.events_after, "firm-a", 0)] == [1, 2]
 
 
 def test_concurrent_writers_share_commits_and_a_failure_undoes_only_its_own_write(store) -> None:
@@ -84,7 +86,7 @@ def test_concurrent_writers_share_commits_and_a_failure_undoes_only_its_own_writ
     for thread in threads:
         thread.join(10)
     assert sum(isinstance(r, ValueError) for r in results) == 4
-    assert store.count("messages") == 36  # the failed four left nothing behind
+    assert store.read(store_reads.count, "messages") == 36  # the failed four left nothing behind
     assert store.commits < 40  # writers shared commits
 
 
@@ -108,7 +110,8 @@ def test_a_status_before_its_wamid_is_known_is_parked_then_applied(store) -> Non
     assert store.write(early).value is None  # parked: no message has that wamid yet
     merged = store.write(lambda tx: tx.attach_wamid("firm-a", message_id, "wamid.EARLY")).value
     assert merged.status is Status.DELIVERED
-    assert store.conversation("firm-a", "6281234500001")[0].status == "delivered"
+    (message,) = store.read_tx(store_reads.conversation, "firm-a", "6281234500001")
+    assert message.status == "delivered"
 
 
 def test_a_failed_status_carries_its_error(store) -> None:

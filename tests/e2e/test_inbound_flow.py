@@ -8,6 +8,8 @@ import random
 
 import pytest
 
+from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import STORE
@@ -59,8 +61,8 @@ async def test_twenty_concurrent_posts_of_one_payload_store_one_message_and_one_
     await feed.until(lambda f: len([x for x in f if x["type"] == "message.received"]) >= 1)
     await _settle(client)
     store = client.app[STORE]
-    assert store.count("messages", tenant="firm-a") == 1
-    assert store.count("events", tenant="firm-a", type="message.received") == 1
+    assert store.read(store_reads.count, "messages", tenant="firm-a") == 1
+    assert store.read(store_reads.count, "events", tenant="firm-a", type="message.received") == 1
     await feed.close()
 
 
@@ -139,8 +141,8 @@ async def test_stop_opts_out_and_start_opts_back_in_with_an_audit_trail(client) 
     await feed.until(lambda f: len([x for x in f if x["type"] == "message.received"]) == 3)
     await _settle(client)
     store = client.app[STORE]
-    assert store.customer("firm-a", wa_id).consent == "granted"
-    assert store.count("audit", tenant="firm-a", kind="consent") == 2
+    assert store.read_tx(Tx.customer, "firm-a", wa_id).consent == "granted"
+    assert store.read(store_reads.count, "audit", tenant="firm-a", kind="consent") == 2
     await feed.close()
 
 
@@ -149,8 +151,8 @@ async def test_an_unknown_phone_number_is_acknowledged_and_quarantined(client) -
     assert await post(client, traffic.envelope(change)) == 200
     await _settle(client)
     store = client.app[STORE]
-    assert store.count("messages") == 0
-    quarantined = store.quarantined()
+    assert store.read(store_reads.count, "messages") == 0
+    quarantined = store.read_tx(store_reads.quarantined)
     assert quarantined and quarantined[0]["phone_number_id"] == "999999999999999"
 
 
@@ -161,7 +163,7 @@ async def test_a_status_is_fed_once_however_often_meta_sends_it(client) -> None:
     feed = await Feed.open(client, "firm-a")
     await feed.until(lambda f: any(x["type"] == "message.status" for x in f))
     await _settle(client)
-    assert client.app[STORE].count("statuses", tenant="firm-a") == 1
+    assert client.app[STORE].read(store_reads.count, "statuses", tenant="firm-a") == 1
     assert len(feed.of_type("message.status")) == 1
     await feed.close()
 
@@ -172,7 +174,7 @@ async def _settle(client) -> None:
 
     journal, store = client.app[JOURNAL], client.app[STORE]
     for _ in range(500):
-        if store.cursor("dispatcher") >= journal.last_committed:
+        if store.read(store_reads.cursor, "dispatcher") >= journal.last_committed:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the dispatcher never caught up with the journal")
@@ -203,7 +205,7 @@ async def test_with_redis_configured_dedupe_marks_live_in_redis(
     assert 0 < server.ttl(f"lawhub:dedupe:{wamid}") <= 7 * 24 * 3600
     assert await post(client, document) == 200  # Meta retries
     await _settle(client)
-    assert client.app[STORE].count("messages", tenant="firm-a") == 1
+    assert client.app[STORE].read(store_reads.count, "messages", tenant="firm-a") == 1
     server.close()
 
 
@@ -245,7 +247,7 @@ async def test_a_slow_feed_client_is_dropped_when_its_bounded_queue_overflows(
 
 
 def _event(tenant: str, seq: int):
-    from lawhub_actors.adapters.sqlite_store import FeedEvent
+    from lawhub_actors.adapters.store_rows import FeedEvent
 
     return FeedEvent(tenant, seq, "message.received", 0.0, {})
 
@@ -286,12 +288,12 @@ async def test_meta_user_preferences_stop_opts_out_and_resume_opts_back_in(clien
     assert await post(client, stop) == 200
     await _settle(client)
     store = client.app[STORE]
-    assert store.customer("firm-a", wa_id).consent == "opted_out"
+    assert store.read_tx(Tx.customer, "firm-a", wa_id).consent == "opted_out"
     assert await post(client, resume) == 200
     assert await post(client, stop) == 200  # Meta's retry of the first: changes nothing
     await _settle(client)
-    assert store.customer("firm-a", wa_id).consent == "granted"
-    assert store.count("audit", tenant="firm-a", kind="consent") == 2
+    assert store.read_tx(Tx.customer, "firm-a", wa_id).consent == "granted"
+    assert store.read(store_reads.count, "audit", tenant="firm-a", kind="consent") == 2
 
 
 async def test_the_feed_takes_the_token_in_the_query_and_refuses_a_wrong_one(client) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import tomli_w
 
+from lawhub_actors.adapters import store_reads
 from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
@@ -211,7 +212,7 @@ async def test_an_operator_replays_a_dead_letter_and_it_is_sent_once(start, meta
     assert [s.status for s in meta.sends if s.callback == message_id] == [400, 200]
     assert (await (await client.get("/admin/dlq", headers=ADMIN)).json())["entries"] == []
     store = client.app[STORE]
-    moves = {kind: await asyncio.to_thread(store.count, "audit", kind=kind)
+    moves = {kind: await asyncio.to_thread(store.read, store_reads.count, "audit", kind=kind)
              for kind in ("dlq_in", "dlq_replay")}
     assert moves == {"dlq_in": 1, "dlq_replay": 1}  # every move audited
     again = await client.post(f"/admin/dlq/{message_id}/replay", headers=ADMIN)

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from lawhub_actors import runtime
+from lawhub_actors.adapters import store_reads
 from lawhub_actors.core.assist import Classification, RuleClassifier
 from lawhub_actors.core.masking import MaskedText
 from lawhub_actors.simulator import traffic
@@ -46,7 +47,9 @@ async def test_a_slow_classification_parks_only_its_own_conversation(
     assert _received(feed, OTHER) == ["lain satu", "lain dua"]
     assert _received(feed, SLOW) == ["tunggu satu"]
     store = client.app[STORE]
-    assert await asyncio.to_thread(store.count, "messages", tenant="firm-a", customer=SLOW) == 1
+    stored = await asyncio.to_thread(
+        store.read, store_reads.count, "messages", tenant="firm-a", customer=SLOW)
+    assert stored == 1
 
     gate.set()
     await feed.until(lambda f: len(_received(feed, SLOW)) == 2)

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lawhub_actors.adapters.sqlite_store import FeedEvent
+from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.console import delta, flatten

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from lawhub_actors.adapters import store_reads
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import STORE
@@ -144,14 +145,16 @@ async def test_ten_concurrent_identical_requests_with_a_client_ref_make_one_mess
     assert {status for status, _ in answers} == {202}
     assert len({answer["id"] for _, answer in answers}) == 1
     store = client.app[STORE]
-    assert await asyncio.to_thread(store.count, "outbound", tenant="firm-a") == 1
+    assert await asyncio.to_thread(store.read, store_reads.count, "outbound", tenant="firm-a") == 1
 
 
 async def test_consent_changes_through_the_api_are_audited_with_their_source(client) -> None:
     assert (await consent(client, "6281234500205", True))["consent"] == "granted"
     assert (await consent(client, "6281234500205", False))["consent"] == "opted_out"
     store = client.app[STORE]
-    assert await asyncio.to_thread(store.count, "audit", tenant="firm-a", kind="consent") == 2
+    audited = await asyncio.to_thread(
+        store.read, store_reads.count, "audit", tenant="firm-a", kind="consent")
+    assert audited == 2
     response = await client.put("/api/v1/contacts/6281234500205/consent", headers=auth("firm-a"),
                                 json={"granted": "yes"})
     assert response.status == 422

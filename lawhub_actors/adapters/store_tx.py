@@ -1,0 +1,271 @@
+"""One write transaction of the store: the operations shards, actors and
+handlers compose inside ``Store.write`` (customers, messages, statuses,
+audit entries, media outcomes, feed events, quarantine, cursors).
+
+Every write that belongs to one webhook update runs in one transaction,
+and every effect has a unique key (see :mod:`sqlite_schema`): replaying a
+journal entry finds its rows already there and emits nothing twice. Feed
+events get a per-tenant, gap-free ``seq`` in the same transaction as the
+fact they report.
+
+Bodies, names and event payloads are sealed with the tenant's key
+(AES-256-GCM, key id stored beside each blob, associated data binding the
+blob to its row): the file never holds them in clear.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from typing import Any, Protocol
+
+import orjson
+
+from lawhub_actors.adapters.store_rows import Customer, FeedEvent, MediaRecord
+from lawhub_actors.core.status import DeliveryState, Status, StatusError, merge, merge_all
+from lawhub_actors.core.status import parse as parse_status
+
+OPERATORS = "_operators"
+"""The key space of what belongs to no tenant (quarantined webhook data,
+operators' audit entries)."""
+
+
+class Sealer(Protocol):
+    def seal(self, tenant: str, plaintext: bytes, aad: bytes = b"") -> Any: ...
+
+    def open(self, tenant: str, key_id: str, blob: bytes, aad: bytes = b"") -> bytes: ...
+
+
+class Tx:
+    """One transaction: the operations a write composes. ``Store.read_tx``
+    also hands one, on a read connection, to reads that open sealed rows."""
+
+    def __init__(self, conn: sqlite3.Connection, sealer: Sealer, now: float) -> None:
+        self.conn = conn
+        self._sealer = sealer
+        self.now = now
+        self.events: list[FeedEvent] = []
+
+    def seal(self, tenant: str, value: Any, aad: str) -> tuple[str, bytes]:
+        sealed = self._sealer.seal(tenant, orjson.dumps(value), aad.encode())
+        return sealed.key_id, sealed.blob
+
+    def unseal(self, tenant: str, key_id: str, blob: bytes, aad: str) -> Any:
+        """What :meth:`seal` sealed with ``aad``, opened."""
+        return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
+
+    def customer(self, tenant: str, customer: str) -> Customer | None:
+        row = self.conn.execute(
+            "SELECT kind, consent, last_inbound_at FROM customers WHERE tenant=? AND customer=?",
+            (tenant, customer),
+        ).fetchone()
+        return None if row is None else Customer(tenant, customer, row[0], row[1], row[2])
+
+    def add_lead(self, tenant: str, customer: str, profile_name: str | None) -> None:
+        key_id, blob = self.seal(tenant, {"name": profile_name}, f"customer:{tenant}:{customer}")
+        self.conn.execute(
+            "INSERT INTO customers (tenant, customer, kind, consent, created_at, key_id, profile)"
+            " VALUES (?, ?, 'lead', 'unknown', ?, ?, ?)",
+            (tenant, customer, self.now, key_id, blob),
+        )
+
+    def touch_window(self, tenant: str, customer: str, at: float) -> None:
+        self.conn.execute(
+            "UPDATE customers SET last_inbound_at = MAX(COALESCE(last_inbound_at, 0), ?)"
+            " WHERE tenant=? AND customer=?",
+            (at, tenant, customer),
+        )
+
+    def set_consent(self, tenant: str, customer: str, consent: str) -> None:
+        self.conn.execute(
+            "UPDATE customers SET consent=? WHERE tenant=? AND customer=?",
+            (consent, tenant, customer),
+        )
+
+    def insert_message(
+        self, tenant: str, customer: str, *, direction: str, wamid: str | None, type_: str,
+        status: str, content: dict[str, Any], sent_at: int | None, journal_seq: int | None,
+    ) -> str | None:
+        """Our id for the new message; ``None`` when ``wamid`` is already stored."""
+        if wamid is not None and self.message_id(tenant, wamid) is not None:
+            return None
+        message_id = uuid.uuid4().hex
+        (last,) = self.conn.execute(
+            "SELECT COALESCE(MAX(conv_seq), 0) FROM messages WHERE tenant=? AND customer=?",
+            (tenant, customer),
+        ).fetchone()
+        key_id, blob = self.seal(tenant, content, f"message:{tenant}:{message_id}")
+        self.conn.execute(
+            "INSERT INTO messages (id, tenant, customer, conv_seq, direction, wamid, type, status,"
+            " created_at, sent_at, journal_seq, key_id, content)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (message_id, tenant, customer, last + 1, direction, wamid, type_, status, self.now,
+             sent_at, journal_seq, key_id, blob),
+        )
+        return message_id
+
+    def message_id(self, tenant: str, wamid: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT id FROM messages WHERE tenant=? AND wamid=?", (tenant, wamid)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def insert_status(self, tenant: str, wamid: str, status: str, at: int, raw: Any) -> bool:
+        """Whether this (wamid, status) is new."""
+        key_id, blob = self.seal(tenant, raw, f"status:{tenant}:{wamid}:{status}")
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO statuses (tenant, wamid, status, at, received_at, key_id, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (tenant, wamid, status, at, self.now, key_id, blob),
+        )
+        return cursor.rowcount == 1
+
+    def apply_status(
+        self, tenant: str, wamid: str, incoming: DeliveryState
+    ) -> tuple[str, DeliveryState] | None:
+        """Merge a status into the outbound message known by ``wamid``:
+        ``(our id, merged state)``, or ``None`` while no message has that
+        ``wamid`` yet (the status stays parked in ``statuses``)."""
+        row = self.conn.execute(
+            "SELECT id, status, status_error FROM messages"
+            " WHERE tenant=? AND wamid=? AND direction='out'",
+            (tenant, wamid),
+        ).fetchone()
+        if row is None:
+            return None
+        message_id, status, error = row
+        current = DeliveryState(Status(status), _error_from(error))
+        merged, changed = merge(current, incoming)
+        if changed:
+            self._set_state(message_id, merged)
+        return message_id, merged
+
+    def attach_wamid(self, tenant: str, message_id: str, wamid: str) -> DeliveryState:
+        """Record Meta's id of one of our messages, and apply every status
+        that arrived before it was known."""
+        row = self.conn.execute(
+            "SELECT status, status_error FROM messages WHERE id=? AND tenant=?",
+            (message_id, tenant),
+        ).fetchone()
+        if row is None:
+            raise KeyError(message_id)
+        self.conn.execute("UPDATE messages SET wamid=? WHERE id=?", (wamid, message_id))
+        parked = [
+            state_from_status(self.unseal(tenant, key_id, raw, f"status:{tenant}:{wamid}:{status}"))
+            for status, key_id, raw in self.conn.execute(
+                "SELECT status, key_id, raw FROM statuses WHERE tenant=? AND wamid=?",
+                (tenant, wamid),
+            )
+        ]
+        current = DeliveryState(Status(row[0]), _error_from(row[1]))
+        merged = merge_all(current, [state for state in parked if state is not None])
+        if merged != current:
+            self._set_state(message_id, merged)
+        return merged
+
+    def _set_state(self, message_id: str, state: DeliveryState) -> None:
+        error = None if state.error is None else orjson.dumps(_error_dict(state.error)).decode()
+        self.conn.execute(
+            "UPDATE messages SET status=?, status_error=? WHERE id=?",
+            (state.status.value, error, message_id),
+        )
+
+    def message_content(self, tenant: str, message_id: str) -> dict[str, Any] | None:
+        """A message's sealed content, opened."""
+        row = self.conn.execute(
+            "SELECT key_id, content FROM messages WHERE tenant=? AND id=?", (tenant, message_id)
+        ).fetchone()
+        if row is None:
+            return None
+        aad = f"message:{tenant}:{message_id}"
+        content: dict[str, Any] = self.unseal(tenant, row[0], row[1], aad)
+        return content
+
+    def audit(self, source: str, tenant: str, kind: str, subject: str, data: Any) -> bool:
+        """Whether the entry is new (``source`` makes replays no-ops)."""
+        key_id, blob = self.seal(tenant, data, f"audit:{source}")
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO audit (source, tenant, at, kind, subject, key_id, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, tenant, self.now, kind, subject, key_id, blob),
+        )
+        return cursor.rowcount == 1
+
+    def record_media(self, tenant: str, message_id: str, media: MediaRecord) -> bool:
+        """Whether this is the message's first media outcome (replays: no-op)."""
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO media (tenant, message_id, verdict, reason, shelf, ref,"
+            " mime_type, size, scanner, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (tenant, message_id, media.verdict, media.reason, media.shelf, media.ref,
+             media.mime_type, media.size, media.scanner, self.now),
+        )
+        return cursor.rowcount == 1
+
+    def media_recorded(self, tenant: str, message_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM media WHERE tenant=? AND message_id=?", (tenant, message_id)
+        ).fetchone()
+        return row is not None
+
+    def audited(self, source: str) -> bool:
+        row = self.conn.execute("SELECT 1 FROM audit WHERE source=?", (source,)).fetchone()
+        return row is not None
+
+    def emit(self, tenant: str, type_: str, data: dict[str, Any]) -> FeedEvent:
+        (seq,) = self.conn.execute(
+            "INSERT INTO tenant_seq (tenant, last) VALUES (?, 1)"
+            " ON CONFLICT (tenant) DO UPDATE SET last = last + 1 RETURNING last",
+            (tenant,),
+        ).fetchone()
+        key_id, blob = self.seal(tenant, data, f"event:{tenant}:{seq}")
+        self.conn.execute(
+            "INSERT INTO events (tenant, seq, type, at, key_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (tenant, seq, type_, self.now, key_id, blob),
+        )
+        event = FeedEvent(tenant, int(seq), type_, self.now, data)
+        self.events.append(event)
+        return event
+
+    def quarantine(self, journal_seq: int | None, phone_number_id: str | None, reason: str,
+                   data: Any) -> None:
+        entry_id = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"{journal_seq}:{phone_number_id}:{reason}:{orjson.dumps(data)!r}"
+        ).hex
+        key_id, blob = self.seal(OPERATORS, data, f"quarantine:{entry_id}")
+        self.conn.execute(
+            "INSERT OR IGNORE INTO quarantine (id, at, journal_seq, phone_number_id, reason,"
+            " key_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, self.now, journal_seq, phone_number_id, reason, key_id, blob),
+        )
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors (name, seq) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (name, seq),
+        )
+
+
+def _error_dict(error: StatusError) -> dict[str, Any]:
+    return {"code": error.code, "title": error.title, "message": error.message,
+            "details": error.details}
+
+
+def _error_from(text: str | None) -> StatusError | None:
+    return None if text is None else StatusError(**orjson.loads(text))
+
+
+def state_from_status(raw: dict[str, Any]) -> DeliveryState | None:
+    """A stored raw status (as shards record it) as a delivery state;
+    ``None`` for a status name this code does not know."""
+    status = parse_status(str(raw.get("status", "")))
+    if status is None:
+        return None
+    if status is not Status.FAILED:
+        return DeliveryState(status)
+    errors = raw.get("errors") or [{}]
+    first = errors[0]
+    return DeliveryState(status, StatusError(
+        code=int(first.get("code") or -1), title=first.get("title") or "",
+        message=first.get("message") or "", details=first.get("details") or "",
+    ))
