@@ -108,7 +108,8 @@ async def test_a_valid_config_applies_live_without_restarting_anyone_and_is_audi
     shard0 = client.app[RUNTIME].tree.registry.get("inbound/sessions/firm-a/0")
     tuned = _tuned(
         pools="[supervision.pools]\nsession_shards = 2\noutbound_workers = 6",
-        supervision="[supervision.mailbox]\ncapacity = 500",
+        supervision="[supervision]\nmax_restarts = 9\n[supervision.backoff]\nmax_s = 1.0\n"
+                    "[supervision.mailbox]\ncapacity = 500",
         breaker="[breaker]\nfailure_threshold = 9",
         limits="[limits]\npair_burst = 30",
     )
@@ -118,13 +119,15 @@ async def test_a_valid_config_applies_live_without_restarting_anyone_and_is_audi
     assert status == 200, body
     assert {c["key"] for c in body["changes"]} == {
         "supervision.pools.session_shards", "supervision.pools.outbound_workers",
-        "supervision.mailbox.capacity", "breaker.failure_threshold", "limits.pair_burst"}
+        "supervision.mailbox.capacity", "breaker.failure_threshold", "limits.pair_burst",
+        "supervision.max_restarts", "supervision.backoff.max_s"}
     assert body["not_adopted"] == []
     nodes = _nodes(client)
     assert len(nodes["outbound/workers"].children) == 6
     await _until(lambda: len(_nodes(client)["inbound/sessions/firm-a"].children) == 2)
     assert dispatcher.restarts.total == 0 and shard0.restarts.total == 0
     assert dispatcher.mailbox.spec.capacity == 500
+    assert nodes["inbound"].info["max_restarts"] == 9  # intensity retuned in place
     running = await (await client.get("/admin/config", headers=ADMIN)).json()
     assert running["breaker"]["failure_threshold"] == 9
     assert await (await client.get("/admin/config?format=toml", headers=ADMIN)).text() == tuned
