@@ -1,8 +1,8 @@
-"""Outbound end to end with real ``run.py`` processes: start, SIGKILL and stop
-gateways, let customers write in, send through the API and wait until sent.
+"""End to end with real ``run.py`` processes: start, signal, SIGKILL and stop
+gateways and follow their logs (every test that needs the real process uses these);
+for outbound, let customers write in, send through the API and wait until sent.
 
-Used by ``test_outbound_kill.py`` and ``test_outbound_shared_limit.py``. Every
-wait polls with a deadline; nothing sleeps to synchronise.
+Every wait polls with a deadline; nothing sleeps to synchronise.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import aiohttp
 import pytest
 
 from lawhub_actors.simulator import traffic
-from tests.conftest import APP_SECRET, REPO, TENANT_TOKENS, test_environment
+from tests.conftest import APP_SECRET, REPO, SHIPPED_CONFIG, TENANT_TOKENS, test_environment
 
 NUMBER_A = "106540352242922"
 """firm-a's first number in the shipped config."""
@@ -50,11 +51,13 @@ def free_port() -> int:
 
 @dataclass
 class Gateway:
-    """A ``run.py`` process: its base URL and the file it logs to."""
+    """A ``run.py`` process: its base URL and the file it logs to (JSON lines)."""
 
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
+    _read_bytes: int = 0
+    _unread: deque[dict[str, Any]] = field(default_factory=deque)
 
     def kill(self) -> None:
         """SIGKILL, and reap it."""
@@ -62,22 +65,54 @@ class Gateway:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=STOP_DEADLINE_S)
 
-    def stop(self) -> int:
-        """SIGTERM: the graceful way out; its exit code."""
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = STOP_DEADLINE_S) -> int:
+        """``signum`` (SIGTERM or SIGINT: the graceful ways out); its exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         try:
-            return self.process.wait(timeout=STOP_DEADLINE_S)
+            return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(
-                f"the gateway did not stop on SIGTERM: {self.log_tail()}") from None
+                f"the gateway did not stop on {signal.Signals(signum).name} within {timeout} s:"
+                f" {self.log_tail()}") from None
+
+    def wait_for_event(self, event: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The next log record of ``event``: records are read in order, each once,
+        so two calls for the same event answer two records."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._unread:
+                record = self._unread.popleft()
+                if record.get("event") == event:
+                    return record
+            exited = self.process.poll() is not None  # before reading: its last lines count
+            self._unread.extend(self._new_records())
+            if self._unread:
+                continue
+            if exited or time.monotonic() > deadline:
+                state = f"exited {self.process.returncode}" if exited else f"not in {timeout} s"
+                raise AssertionError(f"no {event!r} logged ({state}): {self.log_tail()}")
+            time.sleep(POLL_S)
+
+    def _new_records(self) -> list[dict[str, Any]]:
+        """The records of the lines written since the last call (whole lines only)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._read_bytes)
+            written = log.read()
+        whole = written[:written.rfind(b"\n") + 1]
+        self._read_bytes += len(whole)
+        return _json_lines(whole.decode(errors="replace"))
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+        return self.log_text()[-chars:]
 
     def log_events(self) -> list[dict[str, Any]]:
-        return _json_lines(self.log_path.read_text(errors="replace"))
+        """Every record it logged so far (whatever :meth:`wait_for_event` read)."""
+        return _json_lines(self.log_text())
 
     def errors(self, limit: int = 3) -> list[str]:
         """The first error lines it logged, each with its exception's last line."""
@@ -94,9 +129,11 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
     records = []
     for line in text.splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:  # a line being written, or not ours
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 
@@ -107,9 +144,11 @@ def _environment(data_dir: Path, config: Path, extra: dict[str, str]) -> dict[st
     return {**inherited, **test_environment(data_dir, LAWHUB_CONFIG=str(config), **extra)}
 
 
-def start_gateway(data_dir: Path, config: Path, *, port: int = 0, **env: str) -> Gateway:
+def start_gateway(data_dir: Path, config: Path = SHIPPED_CONFIG, *, port: int = 0,
+                  **env: str) -> Gateway:
     """Start ``run.py`` on ``data_dir`` with ``config`` (logging to a file under the data
-    dir: a pipe nobody reads would fill and stall the server) and wait for ``listening``."""
+    dir: a pipe nobody reads would fill and stall the server) and wait for ``listening``;
+    :meth:`Gateway.wait_for_event` reads on from there."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"server-{len(list(data_dir.glob('server-*.log')))}.log"
     with log_path.open("wb") as log_file:
@@ -119,16 +158,13 @@ def start_gateway(data_dir: Path, config: Path, *, port: int = 0, **env: str) ->
             env=_environment(data_dir, config, env),
         )
     gateway = Gateway(process, "", log_path)
-    deadline = time.monotonic() + START_DEADLINE_S
-    while time.monotonic() < deadline and process.poll() is None:
-        for record in gateway.log_events():
-            if record.get("event") == "listening":
-                gateway.url = record["url"]
-                return gateway
-        time.sleep(POLL_S)
-    gateway.kill()
-    raise AssertionError(f"the gateway did not start (exit {process.returncode}): "
-                         f"{gateway.log_tail()}")
+    try:
+        gateway.url = gateway.wait_for_event("listening", START_DEADLINE_S)["url"]
+    except AssertionError:
+        gateway.kill()
+        raise AssertionError(f"the gateway did not start (exit {process.returncode}): "
+                             f"{gateway.log_tail()}") from None
+    return gateway
 
 
 @dataclass
@@ -137,7 +173,8 @@ class Gateways:
 
     started: list[Gateway] = field(default_factory=list)
 
-    def start(self, data_dir: Path, config: Path, *, port: int = 0, **env: str) -> Gateway:
+    def start(self, data_dir: Path, config: Path = SHIPPED_CONFIG, *, port: int = 0,
+              **env: str) -> Gateway:
         gateway = start_gateway(data_dir, config, port=port, **env)
         self.started.append(gateway)
         return gateway

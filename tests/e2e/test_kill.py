@@ -4,43 +4,16 @@ nor any message's classification."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
 
 from lawhub_actors.simulator import traffic
-from tests.conftest import APP_SECRET, REPO, TENANT_TOKENS, test_environment
+from tests.conftest import APP_SECRET, TENANT_TOKENS
+from tests.e2e.outbound_helpers import NUMBER_A, Gateways, gateways  # noqa: F401 - fixture
 
-NUMBER_A = "106540352242922"
 CUSTOMERS = [f"62813000{i:05d}" for i in range(40)]
-
-
-def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``run.py`` logging to a file (a pipe nobody reads would fill and
-    stall the server) and wait for its ``listening`` line."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"server-{len(list(data_dir.glob('server-*.log')))}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "run.py", "--port", "0"], cwd=REPO, stderr=log_file,
-            env={**os.environ, **test_environment(data_dir)},
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        for line in log_path.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("event") == "listening":
-                return process, record["url"]
-        threading.Event().wait(0.05)
-    raise AssertionError(f"the server did not start: {log_path.read_text()[-2000:]}")
 
 
 async def _load(url: str, acknowledged: list[str], stop_after: int) -> None:
@@ -111,31 +84,27 @@ async def _stored_wamids(url: str) -> Counter[str]:
     return counts
 
 
-def test_acknowledged_messages_survive_sigkill_exactly_once(tmp_path: Path) -> None:
+def test_acknowledged_messages_survive_sigkill_exactly_once(
+    tmp_path: Path, gateways: Gateways,  # noqa: F811
+) -> None:
     data_dir = tmp_path / "var"
-    process, url = _start(data_dir)
+    gateway = gateways.start(data_dir)
     acknowledged: list[str] = []
-    try:
-        async def load_then_kill() -> None:
-            loader = asyncio.create_task(_load(url, acknowledged, stop_after=10**9))
-            while len(acknowledged) < 600:
-                await asyncio.sleep(0.01)
-            process.send_signal(signal.SIGKILL)  # in the middle of the load
-            await loader
 
-        asyncio.run(load_then_kill())
-    finally:
-        process.kill()
-        process.wait()
+    async def load_then_kill() -> None:
+        loader = asyncio.create_task(_load(gateway.url, acknowledged, stop_after=10**9))
+        while len(acknowledged) < 600:
+            await asyncio.sleep(0.01)
+        gateway.kill()  # in the middle of the load
+        await loader
+
+    asyncio.run(load_then_kill())
     assert len(acknowledged) >= 600
 
-    process, url = _start(data_dir)
-    try:
-        feed = asyncio.run(_fed_wamids(url, expected=len(acknowledged)))
-        stored = asyncio.run(_stored_wamids(url))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+    gateway = gateways.start(data_dir)
+    feed = asyncio.run(_fed_wamids(gateway.url, expected=len(acknowledged)))
+    stored = asyncio.run(_stored_wamids(gateway.url))
+    assert gateway.stop() == 0
     fed, classified = feed["message.received"], feed["intake.updated"]
     assert all(fed[w] == 1 for w in acknowledged), "an acknowledged message was lost or fed twice"
     assert all(stored[w] == 1 for w in acknowledged), "an acknowledged message was lost or stored twice"
