@@ -16,8 +16,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,12 +25,10 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import percentile
+from bench.common import SECRET, gateway, percentile
 from bench.report import print_section
-from bench.webhook_ingest import REPO, _free_port, _wait_listening
 from lawhub_actors.simulator import traffic
 
-SECRET = "bench-app-secret"
 TENANTS = 20
 
 
@@ -104,20 +100,8 @@ def run(conversations: int = 1000, per_conversation: int = 5) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.toml"
         _config(config)
-        port = _free_port()
-        env = {**os.environ, "LAWHUB_APP_SECRET": SECRET, "LAWHUB_DATA_DIR": str(Path(tmp) / "var"),
-               "LAWHUB_ADMIN_TOKEN": "bench-admin"}
-        process = subprocess.Popen(
-            [sys.executable, "run.py", "--config", str(config), "--port", str(port)],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait_listening(port, process)
-            url = f"http://127.0.0.1:{port}"
-            result = asyncio.run(_drive(url, conversations, per_conversation))
-        finally:
-            process.terminate()
-            process.wait(30)
+        with gateway(Path(tmp) / "var", config) as server:
+            result = asyncio.run(_drive(server.url, conversations, per_conversation))
     latencies = sorted(result["latencies"])
     return {
         "conversations x messages, tenants": f"{conversations} x {per_conversation}, {TENANTS}",

@@ -20,7 +20,6 @@ import asyncio
 import base64
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,15 +29,13 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import percentile
+from bench.common import REPO, SECRET, gateway, percentile
 from bench.report import print_section
-from bench.webhook_ingest import REPO, _free_port, _wait_listening
 from lawhub_actors.settings import load
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
 from tests.servers import run_clamd
 
-SECRET = "bench-app-secret"
 TOKEN = "bench-graph-token"
 NUMBER = "106540352242922"  # firm-a's first number in config/lawhub.toml
 FEED_TOKEN = "demo-token-firm-a"
@@ -134,20 +131,9 @@ def run(images: int = 200) -> dict[str, Any]:
         config = Path(tmp) / "bench.toml"
         config.write_text((REPO / "config" / "lawhub.toml").read_text()
                           + f'\n[limits]\nclamd_socket = "{clamd.address}"\n')
-        port = _free_port()
-        env = {**os.environ, "LAWHUB_APP_SECRET": SECRET, "LAWHUB_DATA_DIR": str(Path(tmp) / "var"),
-               "LAWHUB_ADMIN_TOKEN": "bench-admin", "LAWHUB_ACCESS_TOKEN": TOKEN,
-               "LAWHUB_GRAPH_BASE_URL": graph_url}
-        process = subprocess.Popen(
-            [sys.executable, "run.py", "--config", str(config), "--port", str(port)],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait_listening(port, process)
-            result = asyncio.run(_drive(f"http://127.0.0.1:{port}", media))
-        finally:
-            process.terminate()
-            process.wait(30)
+        with gateway(Path(tmp) / "var", config, LAWHUB_ACCESS_TOKEN=TOKEN,
+                     LAWHUB_GRAPH_BASE_URL=graph_url) as server:
+            result = asyncio.run(_drive(server.url, media))
     idle, busy = sorted(result["idle"]), sorted(result["busy"])
     megabytes = images * IMAGE_BYTES / 1024 / 1024
     return {

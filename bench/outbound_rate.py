@@ -65,7 +65,6 @@ import argparse
 import asyncio
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,14 +74,12 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import percentile
+from bench.common import SECRET, gateway, percentile
 from bench.report import print_section
-from bench.webhook_ingest import REPO, _free_port, _wait_listening
 from lawhub_actors.settings import Limits, Pools
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
 
-SECRET = "bench-app-secret"
 GRAPH_TOKEN = "bench-graph-token"
 TENANT_TOKEN = "bench-outbound-token"
 NUMBER = "300000000000001"
@@ -236,21 +233,9 @@ def _one_rate(rate: int, seconds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, serve_in_thread(stand_in) as graph_url:
         config = Path(tmp) / "bench.toml"
         _config(config, rate)
-        port = _free_port()
-        env = {**os.environ, "LAWHUB_APP_SECRET": SECRET, "LAWHUB_DATA_DIR": str(Path(tmp) / "var"),
-               "LAWHUB_ADMIN_TOKEN": "bench-admin", "LAWHUB_ACCESS_TOKEN": GRAPH_TOKEN,
-               "LAWHUB_GRAPH_BASE_URL": graph_url}
-        process = subprocess.Popen(
-            [sys.executable, "run.py", "--config", str(config), "--port", str(port)],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait_listening(port, process)
-            result = asyncio.run(_drive(f"http://127.0.0.1:{port}", stand_in, messages,
-                                        process.pid))
-        finally:
-            process.terminate()
-            process.wait(30)
+        with gateway(Path(tmp) / "var", config, LAWHUB_ACCESS_TOKEN=GRAPH_TOKEN,
+                     LAWHUB_GRAPH_BASE_URL=graph_url) as server:
+            result = asyncio.run(_drive(server.url, stand_in, messages, server.pid))
     sends = list(stand_in.sends)
     arrivals = sorted(s.at for s in sends if s.status == 200)
     refused: dict[int | None, int] = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +28,17 @@ NOTE = (
 )
 
 
+FULL_RUN = "`make bench` (`.venv/bin/python -m bench`)"
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
     module: ModuleType
     figures: Figures
     measured_at: datetime
     duration_s: float
+    command: str = FULL_RUN
+    """What measured it, as written in its section."""
 
 
 def module_name(module: ModuleType) -> str:
@@ -60,7 +67,7 @@ def section(entry: Section) -> str:
         f"## {title(entry.module)}",
         description(entry.module),
         f"Measured {entry.measured_at:%Y-%m-%d %H:%M:%S %Z} in {entry.duration_s:.1f} s by "
-        f"`make bench` (`.venv/bin/python -m bench`); alone: `.venv/bin/python -m {name}`.",
+        f"{entry.command}; alone: `.venv/bin/python -m {name}`.",
         table(entry.figures),
     ])
 
@@ -81,14 +88,30 @@ def document(sections: list[Section], started: datetime, host: Figures) -> str:
     parts = [
         "# Benchmarks",
         NOTE,
-        f"Written by `make bench` (`.venv/bin/python -m bench`) on "
-        f"{started:%Y-%m-%d %H:%M %Z}; that command rewrites this file. Each bench also "
-        "runs alone, printing its figures without writing here: "
+        f"Written by {FULL_RUN} on "
+        f"{started:%Y-%m-%d %H:%M %Z}; that command rewrites this file "
+        "(`.venv/bin/python -m bench <module> ...` rewrites only those benches' sections). "
+        "Each bench also runs alone, printing its figures without writing here: "
         "`.venv/bin/python -m bench.<module> --help`.",
         "## Machine",
         table(host, header="Machine"),
         *(section(entry) for entry in sections),
     ]
+    return "\n\n".join(parts) + "\n"
+
+
+def replace_sections(text: str, sections: list[Section], order: Sequence[ModuleType]) -> str:
+    """``text`` (a ``BENCHMARKS.md``) with the sections of ``sections`` written
+    anew, each in its place in ``order`` (appended there when ``text`` has none
+    yet); everything else is kept as it was."""
+    preamble, *chunks = re.split(r"(?m)^(?=## )", text)
+    kept = {chunk.partition("\n")[0].removeprefix("## ").strip(): chunk.strip()
+            for chunk in chunks}
+    fresh = {title(entry.module): section(entry) for entry in sections}
+    titles = [title(module) for module in order]
+    parts = [preamble.strip(),
+             *(chunk for name, chunk in kept.items() if name not in titles),  # the machine
+             *(fresh.get(name) or kept[name] for name in titles if name in fresh or name in kept)]
     return "\n\n".join(parts) + "\n"
 
 

@@ -29,23 +29,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from bench.common import SECRET, gateway, open_loop, serve
 from bench.report import print_section
 from lawhub_actors.simulator import traffic
 
-REPO = Path(__file__).resolve().parent.parent
-SECRET = "bench-app-secret"
 FIXED_RATE = 2000.0
 """Requests/s of the open-loop run: about half the gateway's peak here, and
 several times what Meta sends one number (~300/s at 80 msg/s out)."""
@@ -103,24 +98,6 @@ def _lua(post: traffic.SignedPost) -> str:
     return f'wrk.method = "POST"\nwrk.body = {json.dumps(post.body.decode())}\n{headers}'
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("server did not listen in time")
-
-
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -141,55 +118,24 @@ def _wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, fl
 
 async def _fixed_rate(url: str, post: traffic.SignedPost, rate: float,
                       seconds: float) -> dict[str, float]:
-    """Open loop: POSTs start on a fixed schedule whatever the answers do, and
-    each latency counts from its scheduled start (no coordinated omission)."""
-    latencies: list[float] = []
-    errors = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as session:
-
-        async def one(at: float) -> None:
-            nonlocal errors
-            try:
-                async with session.post(url, data=post.body, headers=post.headers) as response:
-                    await response.read()
-                    errors += response.status != 200
-            except aiohttp.ClientError:
-                errors += 1
-                return
-            latencies.append((time.perf_counter() - at) * 1000)
-
-        start = time.perf_counter()
-        tasks = []
-        for i in range(int(rate * seconds)):
-            at = start + i / rate
-            if (delay := at - time.perf_counter()) > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(at)))
-        await asyncio.gather(*tasks)
-    latencies.sort()
+    """Open loop (:func:`bench.common.open_loop`): latency at a fixed rate."""
+    answers = await open_loop(url, [post] * int(rate * seconds), rate)
+    latencies = sorted(a.latency_s * 1000 for a in answers if a.status)
     return {"p50": latencies[len(latencies) // 2], "p99": latencies[int(len(latencies) * 0.99)],
-            "errors": float(errors)}
+            "errors": float(sum(a.status != 200 for a in answers))}
 
 
-def _measure(command: list[str], env: dict[str, str], port: int, script: Path,
-             seconds: int, connections: int,
+def _measure(url: str, script: Path, seconds: int, connections: int,
              offered: tuple[traffic.SignedPost, float] | None = None) -> dict[str, float]:
-    """Peak (wrk, closed loop); with ``offered`` (body, rate) also the latency
-    at that fixed rate."""
-    process = subprocess.Popen(command, cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/webhook"
-    try:
-        _wait_listening(port, process)
-        _wrk(url, script, 2, connections)  # warm-up
-        figures = _wrk(url, script, seconds, connections)
-        if offered is not None:
-            fixed = asyncio.run(_fixed_rate(url, offered[0], offered[1], seconds))
-            figures.update({f"fixed_{key}": value for key, value in fixed.items()})
-        return figures
-    finally:
-        process.terminate()
-        process.wait(30)
+    """Peak (wrk, closed loop) of the server at ``url``; with ``offered`` (body,
+    rate) also the latency at that fixed rate."""
+    url = f"{url}/webhook"
+    _wrk(url, script, 2, connections)  # warm-up
+    figures = _wrk(url, script, seconds, connections)
+    if offered is not None:
+        fixed = asyncio.run(_fixed_rate(url, offered[0], offered[1], seconds))
+        figures.update({f"fixed_{key}": value for key, value in fixed.items()})
+    return figures
 
 
 def run(seconds: int = 6, connections: int = 50, rounds: int = 3) -> dict[str, Any]:
@@ -198,29 +144,24 @@ def run(seconds: int = 6, connections: int = 50, rounds: int = 3) -> dict[str, A
     post = _body()
     bare: list[dict[str, float]] = []
     ack_path: list[dict[str, float]] = []
-    gateway: list[dict[str, float]] = []
+    gateways: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(_lua(post))
         for round_ in range(rounds):
-            port = _free_port()
-            bare.append(_measure([sys.executable, "-c", BARE_SERVER, str(port)],
-                                 dict(os.environ), port, script, seconds, connections))
-            env = {**os.environ, "LAWHUB_APP_SECRET": SECRET,
-                   "LAWHUB_DATA_DIR": str(Path(tmp) / f"var-{round_}"),
-                   "LAWHUB_ADMIN_TOKEN": "bench-admin", "LAWHUB_VERIFY_TOKEN": "bench"}
-            port = _free_port()
-            ack_path.append(_measure([sys.executable, "-c", ACK_PATH_SERVER, str(port)],
-                                     {**env, "LAWHUB_DATA_DIR": str(Path(tmp) / f"ack-{round_}")},
-                                     port, script, seconds, connections))
-            port = _free_port()
-            gateway.append(_measure([sys.executable, "run.py", "--port", str(port)], env,
-                                    port, script, seconds, connections,
-                                    offered=(post, FIXED_RATE)))
-    ratios = [g["rate"] / b["rate"] for b, g in zip(bare, gateway, strict=True)]
+            with serve([sys.executable, "-c", BARE_SERVER], os.environ) as server:
+                bare.append(_measure(server.url, script, seconds, connections))
+            ack_env = {**os.environ, "LAWHUB_APP_SECRET": SECRET,
+                       "LAWHUB_DATA_DIR": str(Path(tmp) / f"ack-{round_}")}
+            with serve([sys.executable, "-c", ACK_PATH_SERVER], ack_env) as server:
+                ack_path.append(_measure(server.url, script, seconds, connections))
+            with gateway(Path(tmp) / f"var-{round_}", LAWHUB_VERIFY_TOKEN="bench") as server:
+                gateways.append(_measure(server.url, script, seconds, connections,
+                                         offered=(post, FIXED_RATE)))
+    ratios = [g["rate"] / b["rate"] for b, g in zip(bare, gateways, strict=True)]
     ack_ratios = [a["rate"] / b["rate"] for b, a in zip(bare, ack_path, strict=True)]
     ratio = statistics.median(ratios)
-    p99 = statistics.median(g["p99"] for g in gateway)
+    p99 = statistics.median(g["p99"] for g in gateways)
     return {
         "load": f"wrk -t2 -c{connections} -d{seconds}s, one signed {len(post.body)}-byte body",
         "rounds (bare, ack path alone, gateway, each)": rounds,
@@ -230,19 +171,19 @@ def run(seconds: int = 6, connections: int = 50, rounds: int = 3) -> dict[str, A
         "ack path alone: p50 / p90 / p99 ms, medians": _latencies(ack_path),
         "ack path alone / bare rate, median of rounds":
             f"{statistics.median(ack_ratios):.2f}",
-        "gateway POST /webhook: requests/s, median (min-max)": _spread(gateway, "rate"),
-        "gateway POST /webhook: p50 / p90 / p99 ms, medians": _latencies(gateway),
+        "gateway POST /webhook: requests/s, median (min-max)": _spread(gateways, "rate"),
+        "gateway POST /webhook: p50 / p90 / p99 ms, medians": _latencies(gateways),
         f"gateway at a fixed {FIXED_RATE:,.0f} requests/s (open loop): p50 / p99 ms, medians":
-            " / ".join(f"{statistics.median(g[f'fixed_{p}'] for g in gateway):.2f}"
+            " / ".join(f"{statistics.median(g[f'fixed_{p}'] for g in gateways):.2f}"
                        for p in ("p50", "p99")),
         "gateway non-200 answers": int(sum(g["errors"] + g.get("fixed_errors", 0)
-                                           for g in gateway)),
+                                           for g in gateways)),
         "gateway rate / bare rate, median of rounds (min-max)":
             f"{ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f})",
         "aim: >= 0.75 of bare and p99 <= 10 ms":
             "met" if ratio >= 0.75 and p99 <= 10 else "not met",
         f"budget (docs/DESIGN.md): p99 <= 20 ms at {FIXED_RATE:,.0f} requests/s":
-            "met" if statistics.median(g["fixed_p99"] for g in gateway) <= 20 else "not met",
+            "met" if statistics.median(g["fixed_p99"] for g in gateways) <= 20 else "not met",
     }
 
 
