@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+import pykka
+
 from supervisors.strategy import ExitKind
 
 if TYPE_CHECKING:
@@ -183,8 +185,7 @@ class Adopt:
     """Take a new version of this supervisor's spec in place (as OTP's
     release handling changes a running supervisor's child specs): new flags,
     children added or removed, and the rest keep running with their new spec
-    recorded for their next start. Answers the paths that could not adopt
-    (empty: all did)."""
+    recorded for their next start. Answers an :class:`AdoptReport`."""
 
     flags: SupervisorFlags
     children: tuple[ChildSpec, ...]
@@ -197,3 +198,18 @@ class AdoptPool:
     flags: SupervisorFlags
     worker: ChildSpec
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptReport:
+    """A supervisor's answer to :class:`Adopt`: what failed here, and the
+    answers still to come from child supervisors (each told by a message
+    queued in its mailbox, never waited for by the supervisor itself: a
+    child that is restarting adopts when it runs again)."""
+
+    problems: tuple[str, ...] = ()
+    pending: tuple[Pending, ...] = ()
+
+
+Pending = tuple[str, "pykka.Future[object]"]
+"""A child supervisor's path and its answer to come."""

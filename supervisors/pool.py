@@ -30,7 +30,15 @@ from pykka._envelope import Envelope
 
 from supervisors.errors import InvalidSpec, MailboxFull, NotRegistered
 from supervisors.mailbox import Mailbox
-from supervisors.messages import AdoptPool, Barrier, Countdown, Hold, HoldToken, Resize
+from supervisors.messages import (
+    AdoptPool,
+    AdoptReport,
+    Barrier,
+    Countdown,
+    Hold,
+    HoldToken,
+    Resize,
+)
 from supervisors.routing import RoundRobin, consistent_index
 from supervisors.spec import ChildSpec, MailboxSpec, Overflow, Restart, SupervisorFlags
 from supervisors.supervisor import Supervisor
@@ -118,11 +126,15 @@ class Pool(Supervisor):
         self._wanted: int | None = None
 
     def on_start(self) -> None:
+        """A restarted pool comes back at the size it ran at (its spec may
+        say otherwise after an adoption: the queued ``AdoptPool`` then
+        resizes it, keeping per-key order, as any resize does)."""
         node = self.context.registry.get(self.context.path)
         router = node.router if isinstance(node.router, PoolRouter) else PoolRouter(self._routing)
         if router.target_size is not None and router.target_size != self._size:
             self._size = router.target_size
             self._initial = [replace(self._worker, id=str(i)) for i in range(self._size)]
+        router.target_size = self._size
         super().on_start()
         with router.lock:
             router.workers = [c.node.mailbox for c in self._children.values()]
@@ -164,9 +176,14 @@ class Pool(Supervisor):
         self.router.target_size = size
         return self._size
 
-    def _adopt_pool(self, new: AdoptPool) -> list[str]:
+    def _adopt_pool(self, new: AdoptPool) -> AdoptReport:
         """New flags and worker spec (running workers keep running: their
         mailbox bounds change now, the rest at their next start), then the size."""
+        try:
+            new.flags.check()
+            new.worker.check()
+        except InvalidSpec as error:
+            return AdoptReport((f"{self.context.path}: {error}",))
         self.retune(new.flags)
         self._worker = new.worker
         for child_id, child in self._children.items():
@@ -174,7 +191,7 @@ class Pool(Supervisor):
             if child.node.mailbox.spec != new.worker.mailbox:
                 child.node.mailbox.retune(new.worker.mailbox)
         self._resize(new.size)
-        return []
+        return AdoptReport()
 
     def _grow(self, size: int) -> None:
         added = [

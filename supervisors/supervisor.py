@@ -51,7 +51,9 @@ from supervisors.intensity import RestartIntensity
 from supervisors.mailbox import MailboxClosed
 from supervisors.messages import (
     Adopt,
+    AdoptReport,
     ChildExited,
+    Pending,
     Retune,
     Start,
     StartChild,
@@ -132,42 +134,51 @@ class Supervisor(Actor):
             child.node.period_s = flags.period_s
         self._publish_flags()
 
-    def adopt(self, flags: SupervisorFlags, children: Sequence[ChildSpec]) -> list[str]:
+    def adopt(self, flags: SupervisorFlags, children: Sequence[ChildSpec]) -> AdoptReport:
         """Reconcile the running children with ``children`` (see the module
-        docstring); the paths that could not adopt, each with why."""
-        check_children(list(children))
+        docstring). Never blocks on a child and never crashes this
+        supervisor: an invalid spec or a child that fails to start is a
+        problem in the report."""
+        try:
+            check_children(list(children))
+            flags.check()
+        except InvalidSpec as error:
+            return AdoptReport((f"{self.context.path or 'root'}: {error}",))
         self.retune(flags)
         wanted = {spec.id for spec in children}
         for child in reversed(list(self._children.values())):
             if child.spec.id not in wanted:
                 self._stop_for_good(child, "left its supervisor's spec")
         problems: list[str] = []
+        pending: list[Pending] = []
         for spec in children:
             running = self._children.get(spec.id)
             if running is not None:
-                problems += self._adopt_child(running, spec)
+                pending += self._adopt_child(running, spec)
                 continue
             try:
                 self._add_and_start(spec)
             except StartFailed as error:
                 self._stop_for_good(self._children[spec.id], "failed to start")
                 problems.append(f"{join(self.context.path, spec.id)}: {error}")
-        return problems
+        return AdoptReport(tuple(problems), tuple(pending))
 
-    def _adopt_child(self, child: _Child, spec: ChildSpec) -> list[str]:
+    def _adopt_child(self, child: _Child, spec: ChildSpec) -> list[Pending]:
+        """Record the child's new spec (its next start uses it), retune its
+        mailbox, and queue ``spec.adopt`` for it: a running child handles it
+        next, a restarting one once it runs again (its mailbox outlives it)."""
         child.spec = spec
         child.node.kind = spec.kind
         if child.node.mailbox.spec != spec.mailbox:
             child.node.mailbox.retune(spec.mailbox)
-        if spec.adopt is None or child.node.state != "running":
-            return []  # a child not running now starts from the new spec
-        timeout_s = spec.shutdown_s + self.flags.start_timeout_s
+        if spec.adopt is None:
+            return []
+        future: pykka.ThreadingFuture[object] = pykka.ThreadingFuture()
         try:
-            answer = self.context.registry.ask_node(child.node.path, spec.adopt,
-                                                    timeout=timeout_s)
-        except Exception as error:  # noqa: BLE001 - reported to the caller, never a crash here
-            return [f"{child.node.path}: {error!r}"]
-        return list(answer or [])
+            child.node.mailbox.put(Envelope(spec.adopt, reply_to=future))
+        except MailboxClosed:
+            return []  # stopping for good: nothing left to adopt
+        return [(child.node.path, future)]
 
     def _publish_flags(self) -> None:
         self.context.registry.get(self.context.path).details = {

@@ -22,7 +22,7 @@ from supervisors.actor import Runtime
 from supervisors.cell import Cell
 from supervisors.errors import InvalidSpec, StartFailed
 from supervisors.mailbox import DeadLetterHook
-from supervisors.messages import ChildExited, Start, Stop
+from supervisors.messages import AdoptReport, ChildExited, Pending, Start, Stop
 from supervisors.registry import Registry
 from supervisors.snapshot import NodeSnapshot, take
 from supervisors.spec import ChildSpec
@@ -90,13 +90,33 @@ class Tree:
 
     def adopt(self, root: ChildSpec, timeout_s: float = 30.0) -> list[str]:
         """Take a new version of the root spec while running (see
-        :meth:`Supervisor.adopt`): the paths that could not adopt, each with why."""
+        :meth:`Supervisor.adopt`), waiting up to ``timeout_s`` in all for
+        every supervisor's answer: the paths that could not adopt, each with
+        why (one still restarting is told and adopts when it runs again)."""
         root.check()
         if root.adopt is None:
             raise InvalidSpec("the root spec must be a supervisor's")
         self._spec = root
-        answer = self.registry.ask_node(ROOT, root.adopt, timeout=timeout_s)
-        return list(answer or [])
+        deadline = time.monotonic() + timeout_s
+        future: pykka.ThreadingFuture[object] = pykka.ThreadingFuture()
+        self.registry.get(ROOT).mailbox.put(Envelope(root.adopt, reply_to=future))
+        problems: list[str] = []
+        waiting: list[Pending] = [("root", future)]
+        while waiting:
+            path, answer = waiting.pop(0)
+            try:
+                report = answer.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except pykka.Timeout:
+                problems.append(f"{path}: no answer within {timeout_s}s"
+                                " (told: it adopts when it runs again)")
+                continue
+            except Exception as error:  # noqa: BLE001 - its mailbox closed: stopping for good
+                problems.append(f"{path}: {error!r}")
+                continue
+            if isinstance(report, AdoptReport):
+                problems += report.problems
+                waiting += report.pending
+        return problems
 
     def snapshot(self) -> NodeSnapshot:
         return take(self.registry, self.runtime.clock())

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from supervisors import ChildSpec, MailboxSpec, Routing, Strategy, pool_spec, supervisor_spec
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from supervisors import (
+    Actor,
+    Backoff,
+    ChildSpec,
+    MailboxSpec,
+    Routing,
+    Strategy,
+    pool_spec,
+    supervisor_spec,
+)
 from tests.supervisors.helpers import Events, Recorder, flags, recorder
 
 
@@ -88,3 +102,66 @@ def _walk(node: dict) -> list[dict]:
     for child in node.get("children", []):
         out += _walk(child)
     return out
+
+
+class _SlowStop(Actor):
+    """Takes a second to stop: keeps its supervisor busy adopting."""
+
+    def on_stop(self) -> None:
+        time.sleep(1.0)
+
+    def receive(self, message: Any) -> Any:
+        return message
+
+
+def test_adopting_never_waits_on_a_crashed_child_supervisor(start_tree, events) -> None:
+    def spec(with_slow: bool) -> ChildSpec:
+        children = [ChildSpec("slow", _SlowStop, shutdown_s=3.0)] if with_slow else []
+        children += [supervisor_spec("sub", flags(), [recorder("g", events)], shutdown_s=6.0),
+                     recorder("c", events)]
+        return supervisor_spec("root", flags(), [supervisor_spec("mid", flags(), children)])
+
+    tree = start_tree(spec(True))
+    adopting = threading.Thread(target=tree.adopt, args=(spec(False),), kwargs={"timeout_s": 30})
+    adopting.start()
+    _until(lambda: tree.registry.find("mid/slow") is None
+           or tree.registry.get("mid/slow").state == "stopped")  # mid is busy removing it
+    for path in ("mid/sub", "mid/c"):  # crash the child supervisor, and a sibling
+        tree.registry.inject_fault(path)
+        tree.registry.tell(path, "x")
+    crashed_at = time.monotonic()
+
+    events.wait_for(lambda items: items.count(("start", "c")) >= 2, timeout=10)
+
+    assert time.monotonic() - crashed_at < 2.0  # restarted at once, not after a timeout
+    adopting.join(timeout=10)
+    assert not adopting.is_alive()
+
+
+def test_a_pool_adopted_while_restarting_comes_back_at_the_adopted_size(start_tree, events) -> None:
+    def spec(size: int) -> ChildSpec:
+        return supervisor_spec("root", flags(), [
+            supervisor_spec("mid", flags(backoff=Backoff(min_s=0.5, max_s=0.5, jitter=0.0)), [
+                pool_spec("pool", recorder("w", events), size, routing=Routing.ROUND_ROBIN,
+                          flags=flags()),
+            ]),
+        ])
+
+    def workers() -> list[str]:
+        return sorted(n.path for n in tree.registry.nodes() if n.path.startswith("mid/pool/"))
+
+    tree = start_tree(spec(2))
+    tree.registry.inject_fault("mid/pool")
+    tree.registry.tell_node("mid/pool", "boom")
+    _until(lambda: tree.registry.get("mid/pool").state == "restarting")
+
+    assert tree.adopt(spec(4)) == []  # answered once the pool runs again
+
+    _until(lambda: workers() == ["mid/pool/0", "mid/pool/1", "mid/pool/2", "mid/pool/3"])
+
+
+def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.005)
