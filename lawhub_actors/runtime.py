@@ -5,10 +5,10 @@ the store, the dedupe fast path, the per-tenant keyring. Start order is
 adapters → tree; stop order is tree (every actor drained and joined) →
 adapters, so no actor ever writes to a closed store.
 
-A reload (:meth:`AppRuntime.reconfigure`) swaps the live config and has the
-running tree adopt the spec built from it: only what changed starts, stops
-or resizes. What left the config keeps its actors until its work in flight
-is done (a single watcher thread, only while something retires).
+A reload (:meth:`AppRuntime.reconfigure`) has the running tree adopt the
+spec built from the new config, then swaps the live config: only what
+changed starts, stops or resizes. What left the config retires
+(:mod:`lawhub_actors.retirement`).
 
 A message an actor kept crashing on (its retries spent) is a dead letter.
 An update's dead letter still settles it at the dispatcher, marked failed:
@@ -19,8 +19,7 @@ and its conversation goes on instead of waiting for it forever.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -29,7 +28,6 @@ import structlog
 
 from lawhub_actors.actors.assist import Classified
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
-from lawhub_actors.actors.dispatcher import InFlight
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import Classify, Inbound, JournalAdvanced, Processed
 from lawhub_actors.actors.outbound import (
@@ -56,7 +54,8 @@ from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.live_config import LiveConfig
-from lawhub_actors.settings import PhoneNumber, Secrets, Settings, Tenant
+from lawhub_actors.retirement import Retirements
+from lawhub_actors.settings import Secrets, Settings
 from supervisors import MailboxFull, NodeSnapshot, Tree
 
 log = structlog.get_logger("lawhub.runtime")
@@ -67,8 +66,6 @@ JOURNAL_FILE = "journal.sqlite3"
 MEDIA_DIR = "media"
 JOURNAL_KEYSPACE = "_journal"
 """Bodies are sealed before their tenant is known: one key space for all."""
-RETIRE_POLL_S = 0.5
-ASK_TIMEOUT_S = 5.0
 
 
 class AppRuntime:
@@ -139,17 +136,16 @@ class AppRuntime:
         self._spec = partial(root_spec, services=services, wakeup=wakeup,
                              classifier=self._classifier, media=pipeline, sending=sending,
                              offload=self._offload)
-        self._retiring = Retiring()
         self._reconfiguring = threading.Lock()
-        self._retirement: threading.Thread | None = None
-        self._retire_by = 0.0
-        self._stopped = threading.Event()
         self.tree = Tree(
             self._spec(settings),
             on_give_up=on_give_up,
             dead_letter=self._dead_letter,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
         )
+        self._retirements = Retirements(
+            self.store, self.tree.registry, self.config,
+            lambda retiring: self._adopt(self.config.current, retiring), self._reconfiguring)
 
     @property
     def settings(self) -> Settings:
@@ -160,82 +156,25 @@ class AppRuntime:
 
     def reconfigure(self, new: Settings, text: str | None = None) -> list[str]:
         """Run ``new`` (validated, with no key that needs a restart) from now
-        on: the tree adopts its spec, then the config is swapped. Blocks for
-        the adoption; answers the actor paths that could not adopt (empty
-        when all did)."""
+        on: the tree adopts its spec (plus what retires, see
+        :mod:`lawhub_actors.retirement`), then the config is swapped. Blocks
+        for the adoption; answers the actor paths that could not adopt
+        (empty when all did)."""
         with self._reconfiguring:
-            old = self.config.current
-            self._retiring = _retiring_after(old, new, self._retiring)
-            problems = self._adopt(new)
-            self.config.retiring(self._retiring.routes())
+            retiring = self._retirements.after_reload(self.config.current, new)
+            problems = self._adopt(new, retiring)
             self.config.replace(new, text)
-            if self._retiring != Retiring():
-                self._watch_retirements()
         return problems
 
-    def _adopt(self, settings: Settings) -> list[str]:
+    def _adopt(self, settings: Settings, retiring: Retiring) -> list[str]:
         """Have the tree adopt the spec of ``settings`` plus what retires; the
         paths that could not (the root's own failure to answer included:
         the tree was told, so the config goes on to be swapped)."""
         timeout_s = settings.server.shutdown_timeout_s + settings.supervision.start_timeout_s * 4
         try:
-            return self.tree.adopt(self._spec(settings, retiring=self._retiring),
-                                   timeout_s=timeout_s)
+            return self.tree.adopt(self._spec(settings, retiring=retiring), timeout_s=timeout_s)
         except Exception as error:  # noqa: BLE001 - reported to the operator, never raised
             return [f"(root): {error!r}"]
-
-    def _watch_retirements(self) -> None:
-        self._retire_by = time.monotonic() + self.settings.supervision.retire_timeout_s
-        if self._retirement is None:  # (under the lock: a watcher ending clears it first)
-            self._retirement = threading.Thread(target=self._retire_when_done,
-                                                name="config-retirements", daemon=True)
-            self._retirement.start()
-
-    def _retire_when_done(self) -> None:
-        """Until nothing retires: drop the actors of each tenant and number
-        that left the config once its work in flight is done, or all of them
-        once ``retire_timeout_s`` has passed since the last reload."""
-        while not self._stopped.wait(RETIRE_POLL_S):
-            with self._reconfiguring:
-                retiring = self._retiring
-                if time.monotonic() < self._retire_by:
-                    left = self._still_busy(retiring)
-                else:
-                    left = Retiring()
-                    log.warning("retirement_timed_out", tenants=_ids(retiring.tenants),
-                                numbers=_ids(n for _, n in retiring.numbers))
-                if left != retiring:
-                    self._retiring = left
-                    if problems := self._adopt(self.config.current):
-                        log.error("retirement_not_adopted", paths=problems)
-                    self.config.retiring(left.routes())
-                    log.info("retired", tenants=_ids(retiring.tenants, but=left.tenants),
-                             numbers=_ids((n for _, n in retiring.numbers),
-                                          but=(n for _, n in left.numbers)))
-                if left == Retiring():
-                    self._retirement = None
-                    return
-
-    def _still_busy(self, retiring: Retiring) -> Retiring:
-        """The part of ``retiring`` that still has work in flight."""
-        unfinished = self.store.read(outbound_store.unfinished_by_number)
-        busy_tenants = {tenant for tenant, _ in unfinished}
-        tenants = tuple(t for t in retiring.tenants
-                        if t.id in busy_tenants or self._waits_in_dispatcher(t.id))
-        numbers = tuple(
-            (tenant, n) for tenant, n in retiring.numbers
-            if any(number == n.id for _, number in unfinished)
-        )
-        return Retiring(tenants, numbers)
-
-    def _waits_in_dispatcher(self, tenant: str) -> bool:
-        """Whether updates of ``tenant`` wait on a slow step (a dispatcher
-        that does not answer now counts as yes: look again later)."""
-        try:
-            return bool(self.tree.registry.ask(DISPATCHER_PATH, InFlight(tenant),
-                                               timeout=ASK_TIMEOUT_S))
-        except Exception:  # noqa: BLE001 - restarting or stopping: not known to be idle
-            return True
 
     def _nudge_dispatcher(self) -> None:
         self.tree.registry.tell(DISPATCHER_PATH, JournalAdvanced(self.journal.last_committed),
@@ -294,11 +233,7 @@ class AppRuntime:
 
     def stop(self) -> None:
         self._stopping = True
-        self._stopped.set()
-        with self._reconfiguring:
-            watcher = self._retirement
-        if watcher is not None:
-            watcher.join()
+        self._retirements.stop()
         self.tree.stop(timeout_s=self.settings.server.shutdown_timeout_s)
         for calls in (self._offload, self._send_calls):  # calls under way end within their timeout
             if calls is not None:
@@ -327,27 +262,6 @@ class AppRuntime:
 
     def snapshot(self) -> NodeSnapshot:
         return self.tree.snapshot()
-
-
-def _ids(items: Iterable[Tenant | PhoneNumber],
-         but: Iterable[Tenant | PhoneNumber] = ()) -> list[str]:
-    kept = {item.id for item in but}
-    return [item.id for item in items if item.id not in kept]
-
-
-def _retiring_after(old: Settings, new: Settings, before: Retiring) -> Retiring:
-    """What must retire once ``new`` runs: tenants and numbers that ``old``
-    (or an earlier reload still retiring) had and ``new`` has not."""
-    tenants = {t.id: t for t in (*before.tenants, *old.tenants)}
-    kept_tenants = {t.id for t in new.tenants}
-    numbers = {n.id: (tenant, n) for tenant, n in before.numbers}
-    numbers |= {n.id: (t.id, n) for t in old.tenants if t.id in kept_tenants
-                for n in t.phone_numbers}
-    kept_numbers = {n.id for t in new.tenants for n in t.phone_numbers}
-    return Retiring(
-        tuple(t for tenant_id, t in tenants.items() if tenant_id not in kept_tenants),
-        tuple(pair for number_id, pair in numbers.items() if number_id not in kept_numbers),
-    )
 
 
 def _classifier(settings: Settings) -> Classifier:

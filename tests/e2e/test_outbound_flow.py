@@ -464,9 +464,11 @@ async def test_a_send_still_unfinished_when_its_number_retires_goes_to_the_dlq_a
     assert (await settled(client, first, "sent"))["wamid"]  # the call under way was recorded
 
 
-async def _config_without(client, number_id: str) -> bytes:
-    """The running config, as TOML, with one phone number removed."""
+async def _config_without(client, number_id: str, **limits: int) -> bytes:
+    """The running config, as TOML, with one phone number removed (and
+    ``limits`` set)."""
     running = await (await client.get("/admin/config", headers=ADMIN)).json()
+    running["limits"].update(limits)
     for tenant in running["tenants"]:
         tenant["phone_numbers"] = [n for n in tenant["phone_numbers"] if n["id"] != number_id]
     return tomli_w.dumps(_without_nulls(running)).encode()
@@ -479,3 +481,25 @@ def _without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nulls(v) for v in value]
     return value
+
+
+async def test_later_reloads_do_not_postpone_a_retirement(start, meta) -> None:
+    client = await start("\n[supervision]\nretire_timeout_s = 1.0\n")
+    await customer_wrote(client, "6281234500903")
+    meta.send_latency_s = 6.0  # in flight far longer than the retirement may wait
+    await send_text(client, "6281234500903", "Dokumen sudah lengkap.")
+    without_a = await _config_without(client, NUMBER_A)
+    assert (await client.put("/admin/config", data=without_a, headers=ADMIN)).status == 200
+    began = asyncio.get_running_loop().time()
+
+    gone = False
+    for n in range(40):  # a reload every 0.1 s, each changing something
+        tuned = await _config_without(client, NUMBER_A, pair_burst=45 + n % 2)
+        assert (await client.put("/admin/config", data=tuned, headers=ADMIN)).status == 200
+        tree = await (await client.get("/admin/tree", headers=ADMIN)).json()
+        if f"outbound/limiters/{NUMBER_A}" not in {node["path"] for node in _walk(tree)}:
+            gone = True
+            break
+        await asyncio.sleep(0.1)
+
+    assert gone and asyncio.get_running_loop().time() - began < 3.0
