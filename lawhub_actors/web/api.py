@@ -46,9 +46,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if tenant is None:
         return tenant_refusal()
     since = _int_param(request, "since", 0) or 0
-    ws = web.WebSocketResponse(heartbeat=30.0)
-    await ws.prepare(request)
-    await feed.stream(ws, request.app[FEED], request.app[STORE], tenant, since)
+    hub = request.app[FEED]
+    # Before the first await: a revocation or a shutdown from now on reaches it.
+    subscriber = hub.subscribe(tenant)
+    try:
+        ws = feed.feed_socket()
+        await ws.prepare(request)
+        await feed.stream(ws, subscriber, request.app[STORE], since)
+    finally:
+        hub.unsubscribe(subscriber)
     return ws
 
 

@@ -33,7 +33,7 @@ from lawhub_actors.web import (
     webhook,
 )
 from lawhub_actors.web.auth import TenantTokens
-from lawhub_actors.web.feed import FeedHub
+from lawhub_actors.web.feed import GOING_AWAY, FeedHub
 from lawhub_actors.web.keys import (
     ADMIN_TOKEN,
     APP_SECRET,
@@ -92,6 +92,7 @@ def build_app(
         log.info("tree_stopped")
 
     app.cleanup_ctx.append(runtime_context)
+    app.on_shutdown.append(_close_feed_clients)
     admin.add_routes(app)
     webhook.add_routes(app)
     api.add_routes(app)
@@ -102,6 +103,16 @@ def build_app(
     config_api.add_routes(app)
     console.add_routes(app)
     return app
+
+
+async def _close_feed_clients(app: web.Application) -> None:
+    """Stopping: every websocket client (tenants' ``/ws``, operators'
+    ``/admin/ws``) is told 1001 at once rather than keep the shutdown waiting
+    on clients that would never hang up (past Kubernetes' grace period); they
+    reconnect once the gateway is back, tenants with ``since``."""
+    if FEED in app:
+        closed = app[FEED].close_all(GOING_AWAY, "gateway stopping")
+        log.info("feed_clients_closed", clients=closed)
 
 
 def serve(settings: Settings, secrets: Secrets, *, host: str, port: int,

@@ -5,8 +5,10 @@ again) take one path, :func:`apply_text`: the same validation as
 ``python run.py check-config``, then the keys that only a restart can change
 are refused by name; any problem → nothing changes (422 listing every
 error, or one log line per error for SIGHUP). Otherwise the runtime adopts
-the new config (see ``AppRuntime.reconfigure``), tenants' API tokens follow,
-and the change is audited: who (the admin token's fingerprint, or
+the new config (see ``AppRuntime.reconfigure``) and tenants' API tokens
+follow: a removed or replaced token stops working before the adoption
+begins (its open feeds are closed), new ones work once it is done. The
+change is audited: who (the admin token's fingerprint, or
 ``signal``), how, and the diff. Reloads run one at a time.
 """
 
@@ -24,10 +26,10 @@ from aiohttp import web
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.store_tx import OPERATORS
 from lawhub_actors.config_changes import Change, diff, restart_only
-from lawhub_actors.settings import ConfigError, ConfigIssue, parse_text
+from lawhub_actors.settings import ConfigError, ConfigIssue, Settings, parse_text
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
-from lawhub_actors.web.keys import ADMIN_TOKEN, RELOADS, RUNTIME, STORE, TENANT_TOKENS
+from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RELOADS, RUNTIME, STORE, TENANT_TOKENS
 from lawhub_actors.web.metrics import METRICS
 
 log = structlog.get_logger("lawhub.config")
@@ -91,6 +93,12 @@ async def put_config(request: web.Request) -> web.Response:
     return web.json_response(applied.to_dict(), status=422 if applied.issues else 200)
 
 
+def _revoked(old: Settings, new: Settings) -> set[str]:
+    """Tenants whose API token stops working: removed, or given a new one."""
+    now = {t.id: t.api_token_sha256 for t in new.tenants}
+    return {t.id for t in old.tenants if now.get(t.id) != t.api_token_sha256}
+
+
 async def changes(request: web.Request) -> web.Response:
     """The audited configuration changes, newest first."""
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
@@ -135,8 +143,13 @@ async def _apply(app: web.Application, text: str, file: str, *, by: str, via: st
             return Applied(issues=refused)
         if not found:
             return Applied()
+        old, tokens = runtime.settings, app[TENANT_TOKENS]
+        revoked = _revoked(old, new)
+        if revoked:  # no request of theirs is admitted while the tree adopts
+            tokens.replace((t.id, t.api_token_sha256) for t in old.tenants if t.id not in revoked)
+            app[FEED].revoke(revoked)
         not_adopted = await asyncio.to_thread(runtime.reconfigure, new, text)
-        app[TENANT_TOKENS].replace((t.id, t.api_token_sha256) for t in new.tenants)
+        tokens.replace((t.id, t.api_token_sha256) for t in new.tenants)
         record = {"by": by, "via": via, "changes": [c.to_dict() for c in found],
                   "not_adopted": not_adopted}
         await asyncio.to_thread(app[STORE].write, lambda tx: tx.audit(

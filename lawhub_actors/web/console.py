@@ -1,9 +1,10 @@
 """The operators' console: ``GET /console`` and the live view it runs on.
 
 ``GET /console`` serves a static page (``web/console/``: hand-written HTML,
-JS and CSS, no build step, nothing from outside). The page itself carries no
-secret: it asks for the admin token, keeps it in the tab's sessionStorage and
-sends it with every call.
+JS and CSS, no build step, nothing from outside); it and every file under
+``/console/static/`` carry :data:`PAGE_HEADERS` (its CSP, ``frame-ancestors
+'none'``...). The page itself carries no secret: it asks for the admin token,
+keeps it in the tab's sessionStorage and sends it with every call.
 
 ``GET /admin/ws`` (admin token in ``Authorization: Bearer`` or ``?token=``;
 refused before the upgrade) is a websocket of JSON frames:
@@ -18,10 +19,19 @@ refused before the upgrade) is a websocket of JSON frames:
   their children;
 - ``{"type": "counts", "dlq": n, "quarantine": m}`` at the start and when
   either changes (sampled every ``COUNTS_EVERY_S`` off the loop);
-- ``{"type": "feed", "tenant": "<id>", "event": <the tenant's /ws frame>}``
-  for every committed feed event of every tenant, live only. A console that
-  cannot keep up is closed with 4008, like a tenant's feed client; it
-  reconnects and starts again from a full tree.
+- ``{"type": "feed", "tenant": "<id>", "event": {"seq", "type", "at", "data"}}``
+  for every committed feed event of every tenant, live only, stripped to
+  what the page shows (:func:`console_event`): ``data`` keeps only the
+  scalar :data:`FEED_KEYS` (for ``circuit.changed``: the number and the two
+  circuit states), and customer and recipient numbers as their last four
+  digits (``"…1234"``). Message text, captions, bodies, errors and full
+  ``wa_id`` numbers never leave the server: the console stays open all day. A
+  console that cannot keep up is closed with 4008, like a tenant's feed
+  client; it reconnects and starts again from a full tree.
+
+When the gateway stops every console is closed with 1001 (the feed hub's
+``close_all``, as for tenants' feed clients), so none holds the shutdown
+open; the page reconnects by itself.
 
 Sampling the tree reads the registry (no actor is asked), so a console costs
 the gateway a snapshot per half second, whatever the actors are doing.
@@ -36,15 +46,17 @@ from typing import Any
 
 import orjson
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import admin_refusal, bearer
-from lawhub_actors.web.feed import SLOW_CONSUMER, FeedHub, Subscriber
+from lawhub_actors.web.errors import error_response
+from lawhub_actors.web.feed import SLOW_CONSUMER, Subscriber, close_socket, feed_socket
 from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RUNTIME, STORE
-from lawhub_actors.web.render import frame
+from lawhub_actors.web.render import iso
 
 log = structlog.get_logger("lawhub.console")
 
@@ -61,28 +73,21 @@ PAGE_HEADERS = {
     ),
 }
 
+FEED_KEYS = ("id", "status", "verdict", "reason", "intent", "urgency", "phone_number_id")
+"""What the page shows of a feed event's ``data`` (console.js has the same list)."""
+NUMBER_KEYS = ("customer", "to")
+"""Customers' and recipients' numbers: shown as their last four digits."""
+CIRCUIT_KEYS = ("phone_number_id", "from", "to")
+"""``circuit.changed``: the number and the circuit states (``to`` is a state)."""
+
 NodeDict = dict[str, Any]
 Flat = dict[str, NodeDict]
 
 
-CONSOLES: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("consoles")
-"""Open consoles, closed when the gateway stops."""
-
-
 def add_routes(app: web.Application) -> None:
-    app[CONSOLES] = set()
-    app.on_shutdown.append(_close_consoles)
     app.router.add_get("/console", page)
-    app.router.add_static("/console/static", PAGE_DIR)
+    app.router.add_get("/console/static/{name}", static_file)
     app.router.add_get("/admin/ws", admin_ws)
-
-
-async def _close_consoles(app: web.Application) -> None:
-    """Stopping: say goodbye (1001) rather than keep the shutdown waiting on
-    consoles that would never hang up; they reconnect once the gateway is back."""
-    open_now = app[CONSOLES].copy()  # their handlers leave the set as they end
-    for ws in open_now:
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway stopping")
 
 
 async def page(request: web.Request) -> web.FileResponse:
@@ -90,19 +95,52 @@ async def page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PAGE_DIR / "index.html", headers=PAGE_HEADERS)
 
 
+STATIC_FILES = frozenset(path.name for path in PAGE_DIR.iterdir() if path.is_file())
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """The page's own files, with the page's headers (also on a 404)."""
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        return error_response(404, "not_found", "no such file", **PAGE_HEADERS)
+    return web.FileResponse(PAGE_DIR / name, headers=PAGE_HEADERS)
+
+
 async def admin_ws(request: web.Request) -> web.StreamResponse:
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
-    ws = web.WebSocketResponse(heartbeat=30.0)
-    await ws.prepare(request)
-    consoles = request.app[CONSOLES]
-    consoles.add(ws)
+    hub = request.app[FEED]
+    # Before the first await: the gateway stopping from now on reaches it.
+    subscriber = hub.subscribe_all()
     try:
-        await LiveView(ws, request.app[RUNTIME], request.app[FEED], request.app[STORE]).run()
+        ws = feed_socket()
+        await ws.prepare(request)
+        await LiveView(ws, request.app[RUNTIME], subscriber, request.app[STORE]).run()
     finally:
-        consoles.discard(ws)
+        hub.unsubscribe(subscriber)
     return ws
+
+
+def console_event(event: FeedEvent) -> dict[str, Any]:
+    """What a console is sent of a feed event: what its page shows, no more."""
+    data = event.data
+    if event.type == "circuit.changed":
+        shown = {key: data[key] for key in CIRCUIT_KEYS if _scalar(data.get(key))}
+    else:
+        shown = {key: data[key] for key in FEED_KEYS if _scalar(data.get(key))}
+        shown.update({key: masked(data[key]) for key in NUMBER_KEYS
+                      if isinstance(data.get(key), str) and data[key]})
+    return {"seq": event.seq, "type": event.type, "at": iso(event.at), "data": shown}
+
+
+def masked(number: str) -> str:
+    """A phone number or ``wa_id`` as its last four digits: ``"…1234"``."""
+    return "\u2026" + "".join(c for c in number if c.isdigit())[-4:]
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
 
 
 def _refusal(request: web.Request) -> web.Response | None:
@@ -144,24 +182,27 @@ class LiveView:
     """One console's websocket: the tree, then deltas, counts and the feed,
     each from its own task; sends are serialised by a lock."""
 
-    def __init__(self, ws: web.WebSocketResponse, runtime: AppRuntime, hub: FeedHub,
+    def __init__(self, ws: web.WebSocketResponse, runtime: AppRuntime, subscriber: Subscriber,
                  store: Store) -> None:
         self._ws = ws
         self._runtime = runtime
-        self._hub = hub
+        self._subscriber = subscriber
         self._store = store
         self._sending = asyncio.Lock()
 
     async def run(self) -> None:
-        subscriber = self._hub.subscribe_all()
-        tasks: list[asyncio.Task[None]] = []
+        """Until the console leaves or its subscriber is ended (the caller
+        subscribed, and unsubscribes)."""
+        subscriber = self._subscriber
+        reader = asyncio.create_task(self._drain_incoming())
+        tasks: list[asyncio.Task[None]] = [reader, asyncio.create_task(self._until_ended())]
         try:
             tree = self._runtime.snapshot().to_dict()
             await self._send({"type": "tree",
                               "tree": {**tree, "services": self._runtime.services()}})
-            tasks = [asyncio.create_task(work) for work in (
+            tasks += [asyncio.create_task(work) for work in (
                 self._follow_tree(flatten(tree)), self._follow_counts(),
-                self._follow_feed(subscriber), self._drain_incoming())]
+                self._follow_feed(subscriber))]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 with contextlib.suppress(ConnectionError):
@@ -169,10 +210,17 @@ class LiveView:
         except ConnectionError:  # the console went away mid-send
             pass
         finally:
-            self._hub.unsubscribe(subscriber)
+            # Whatever ended it, every task stops: even a send stuck on a console
+            # that stopped reading.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        # Closed once nothing else sends or reads (the closing handshake).
+        if subscriber.ended.is_set() and not self._ws.closed:
+            await self._close(reader, subscriber)
+
+    async def _until_ended(self) -> None:
+        await self._subscriber.ended.wait()
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._sending:
@@ -197,15 +245,21 @@ class LiveView:
             await asyncio.sleep(COUNTS_EVERY_S)
 
     async def _follow_feed(self, subscriber: Subscriber) -> None:
+        """The feed, until :meth:`run` stops it as the subscriber is ended
+        (live only: what is still queued then is dropped; a reconnect starts
+        afresh)."""
         while not self._ws.closed:
             event = await subscriber.queue.get()
-            # It overflows only when its queue is full, so a get never waits then.
-            if subscriber.overflowed.is_set():
-                log.warning("console_too_slow")
-                await self._ws.close(code=SLOW_CONSUMER,
-                                     message=b"too slow; reconnect for a fresh view")
-                return
-            await self._send({"type": "feed", "tenant": event.tenant, "event": frame(event)})
+            await self._send({"type": "feed", "tenant": event.tenant,
+                              "event": console_event(event)})
+
+    async def _close(self, reader: asyncio.Task[None], subscriber: Subscriber) -> None:
+        code, reason = subscriber.close_code, subscriber.close_reason
+        assert code is not None
+        if code == SLOW_CONSUMER:
+            log.warning("console_too_slow")
+            reason = f"{reason}; reconnect for a fresh view"
+        await close_socket(self._ws, reader, code, reason)
 
     async def _drain_incoming(self) -> None:
         """Consoles only listen; reading answers pings and notices a close."""

@@ -9,23 +9,34 @@ from the store when a live event arrives ahead of one still in flight
 (events commit in seq order, so the store always has the missing ones).
 
 A slow client cannot grow memory: its queue is bounded; when it overflows
-the client is closed with code 4008 and resumes with ``since``.
+the client gets what its queue holds, is closed with code 4008 and resumes
+with ``since``.
 
 Operators' consoles subscribe to every tenant at once (``subscribe_all``),
 live only (``seq`` is per tenant, so there is no one ``since`` to resume
 from), under the same bounded-queue rule.
+
+Every client's socket is closed by its own handler when its subscriber is
+*ended* (:meth:`Subscriber.end`), with the code that ended it: 4008 for a
+client too slow, 1001 for every client when the gateway stops
+(:meth:`FeedHub.close_all`, from the app's ``on_shutdown``: a client never
+holds the shutdown open; tenants resume with ``since``), 4001 for a tenant
+whose API token was revoked or changed (:meth:`FeedHub.revoke`; it must
+reconnect with a valid token). Handlers subscribe before their first
+``await`` after the token check, so an end from then on always reaches them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import orjson
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.sqlite_store import Store
@@ -36,7 +47,35 @@ from lawhub_actors.web.render import frame
 log = structlog.get_logger("lawhub.feed")
 
 SLOW_CONSUMER = 4008
+TOKEN_REVOKED = 4001
+GOING_AWAY = int(WSCloseCode.GOING_AWAY)  # 1001
 REPLAY_PAGE = 500
+HEARTBEAT_S = 30.0
+CLOSE_TIMEOUT_S = 3.0
+"""How long closing a socket may take (the close frame out, the client's
+back): a client that never answers, or stopped reading altogether, holds its
+handler (and a shutdown) no longer."""
+
+
+def feed_socket() -> web.WebSocketResponse:
+    """A feed client's socket (tenant's or operator's)."""
+    return web.WebSocketResponse(heartbeat=HEARTBEAT_S, timeout=CLOSE_TIMEOUT_S)
+
+
+async def close_socket(ws: web.WebSocketResponse, reader: asyncio.Task[None], code: int,
+                       reason: str) -> None:
+    """Closes ``ws`` with the closing handshake, within ``CLOSE_TIMEOUT_S``
+    (then the connection is dropped). ``reader`` (the task reading the client)
+    is stopped first: while another task reads, aiohttp drops the connection
+    without waiting for the client's answer, and a client may then see 1006
+    rather than ``code``."""
+    reader.cancel()
+    await asyncio.wait({reader})
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close(code=code, message=reason.encode())
+    except TimeoutError:  # aiohttp closed the transport as it was cancelled
+        log.info("feed_client_dropped", code=code)
 
 
 class Subscriber:
@@ -44,18 +83,36 @@ class Subscriber:
         self.tenant = tenant
         """The tenant whose events it gets; ``None``: every tenant's."""
         self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue(size)
-        self.overflowed = asyncio.Event()
+        self.ended = asyncio.Event()
+        """Set once its socket is to be closed, with ``close_code`` and ``close_reason``."""
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @property
+    def overflowed(self) -> bool:
+        return self.close_code == SLOW_CONSUMER
 
     def offer(self, event: FeedEvent) -> None:
-        if self.overflowed.is_set():
+        if self.ended.is_set():
             return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.overflowed.set()
+            self.end(SLOW_CONSUMER, "too slow")
+
+    def end(self, code: int, reason: str) -> bool:
+        """Asks its handler to close its socket with ``code``: no event is
+        offered to it any more. The first end holds; whether this one did."""
+        if self.ended.is_set():
+            return False
+        self.close_code, self.close_reason = code, reason
+        self.ended.set()
+        return True
 
 
 class FeedHub:
+    """Lives on the event loop: every method but :meth:`publish` is called there."""
+
     def __init__(self, bridge: Bridge, queue_size: int = 1000) -> None:
         self._bridge = bridge
         self._queue_size = queue_size
@@ -98,6 +155,7 @@ class FeedHub:
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Idempotent: an ended subscriber may have left already."""
         if subscriber.tenant is None:
             self._everyone.discard(subscriber)
             return
@@ -107,6 +165,28 @@ class FeedHub:
             if not subscribers:
                 del self._subscribers[subscriber.tenant]
 
+    def revoke(self, tenants: Iterable[str]) -> int:
+        """Closes every live ``/ws`` client of ``tenants`` with 4001 ("token
+        revoked"; they must reconnect with a valid token) and returns how many.
+        They get no event from now on. Operators' consoles are not touched.
+
+        Call it once the old token no longer opens ``/ws`` (a handler that got
+        past the check is subscribed by then, so this reaches it)."""
+        revoked, closed = set(tenants), 0
+        for tenant in revoked:
+            for subscriber in self._subscribers.pop(tenant, set()):
+                closed += subscriber.end(TOKEN_REVOKED, "token revoked")
+        if closed:
+            log.info("feed_clients_revoked", tenants=sorted(revoked), clients=closed)
+        return closed
+
+    def close_all(self, code: int = GOING_AWAY, reason: str = "gateway stopping") -> int:
+        """Closes every client, tenants' and operators', with ``code``; how many."""
+        everyone = [*self._everyone, *itertools.chain.from_iterable(self._subscribers.values())]
+        self._everyone.clear()
+        self._subscribers.clear()
+        return sum(subscriber.end(code, reason) for subscriber in everyone)
+
     def count(self) -> int:
         """Feed clients: tenants' dashboards and operators' consoles."""
         return len(self._everyone) + sum(
@@ -114,47 +194,82 @@ class FeedHub:
 
 
 async def stream(
-    ws: web.WebSocketResponse, hub: FeedHub, store: Store, tenant: str, since: int
+    ws: web.WebSocketResponse, subscriber: Subscriber, store: Store, since: int
 ) -> None:
-    subscriber = hub.subscribe(tenant)
+    """A tenant's feed on ``ws`` until the client leaves or ``subscriber`` is
+    ended (then ``ws`` is closed with its code). The caller subscribed before
+    its first ``await`` and unsubscribes when this returns."""
+    tenant = subscriber.tenant
+    assert tenant is not None, "a tenant's subscriber"
     reader = asyncio.create_task(_drain_incoming(ws))
+    ending = asyncio.create_task(subscriber.ended.wait())
     last = since
-    try:
-        last = await _catch_up(ws, store, tenant, last)
-        overflow = asyncio.create_task(subscriber.overflowed.wait())
-        while not ws.closed:
+
+    async def send(event: FeedEvent) -> None:
+        nonlocal last
+        await _send(ws, event)
+        last = event.seq
+
+    async def catch_up() -> None:
+        while True:
+            events = await asyncio.to_thread(
+                store.read_tx, store_reads.events_after, tenant, last, REPLAY_PAGE)
+            for event in events:
+                await send(event)
+            if len(events) < REPLAY_PAGE:
+                return
+
+    async def follow(event: FeedEvent) -> None:
+        if event.seq == last + 1:
+            await send(event)
+        elif event.seq > last + 1:
+            await catch_up()
+
+    async def pump() -> None:
+        await catch_up()
+        while not ws.closed and not subscriber.ended.is_set():
             getter = asyncio.create_task(subscriber.queue.get())
             done, _ = await asyncio.wait(
-                {getter, overflow, reader}, return_when=asyncio.FIRST_COMPLETED
+                {getter, ending, reader}, return_when=asyncio.FIRST_COMPLETED
             )
-            if getter not in done:
-                getter.cancel()
-                if overflow in done:
-                    log.warning("feed_client_too_slow", tenant=tenant, seq=last)
-                    reason = f"too slow; resume with since={last}"
-                    await ws.close(code=SLOW_CONSUMER, message=reason.encode())
-                break
-            event = getter.result()
-            if event.seq == last + 1:
-                await _send(ws, event)
-                last = event.seq
-            elif event.seq > last + 1:
-                last = await _catch_up(ws, store, tenant, last)
-        overflow.cancel()
+            getter.cancel()
+            if getter in done:
+                await follow(getter.result())
+            if reader in done:
+                return
+        if subscriber.overflowed:  # it gets what its queue holds, then goes
+            while not ws.closed and not subscriber.queue.empty():
+                await follow(subscriber.queue.get_nowait())
+
+    pumping = asyncio.create_task(pump())
+    try:
+        await asyncio.wait({pumping, ending}, return_when=asyncio.FIRST_COMPLETED)
+        if _stop_now(subscriber):  # nothing more to send: not even what a stuck send holds up
+            pumping.cancel()
+        await asyncio.wait({pumping})
+        if not pumping.cancelled():
+            pumping.result()  # the client went away mid-send: as before, to the handler
+        if subscriber.ended.is_set() and not ws.closed:
+            await _close(ws, reader, subscriber, last)
     finally:
-        hub.unsubscribe(subscriber)
-        reader.cancel()
+        for task in (pumping, reader, ending):
+            task.cancel()
 
 
-async def _catch_up(ws: web.WebSocketResponse, store: Store, tenant: str, last: int) -> int:
-    while True:
-        events = await asyncio.to_thread(
-            store.read_tx, store_reads.events_after, tenant, last, REPLAY_PAGE)
-        for event in events:
-            await _send(ws, event)
-            last = event.seq
-        if len(events) < REPLAY_PAGE:
-            return last
+def _stop_now(subscriber: Subscriber) -> bool:
+    """Ended for a reason other than its own slowness: nothing more is sent."""
+    return subscriber.ended.is_set() and not subscriber.overflowed
+
+
+async def _close(ws: web.WebSocketResponse, reader: asyncio.Task[None], subscriber: Subscriber,
+                 last: int) -> None:
+    code, reason = subscriber.close_code, subscriber.close_reason
+    assert code is not None
+    if code == SLOW_CONSUMER:
+        log.warning("feed_client_too_slow", tenant=subscriber.tenant, seq=last)
+    if code != TOKEN_REVOKED:
+        reason = f"{reason}; resume with since={last}"
+    await close_socket(ws, reader, code, reason)
 
 
 async def _send(ws: web.WebSocketResponse, event: FeedEvent) -> None:

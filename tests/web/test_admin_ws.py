@@ -4,6 +4,8 @@ every tenant's feed), admin token only; and the pieces it is made of."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +15,14 @@ import pytest
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
-from lawhub_actors.web.console import delta, flatten
+from lawhub_actors.web.console import (
+    FEED_KEYS,
+    NUMBER_KEYS,
+    PAGE_DIR,
+    console_event,
+    delta,
+    flatten,
+)
 from lawhub_actors.web.feed import FeedHub
 from tests.conftest import ADMIN_TOKEN, REPO
 from tests.e2e.gateway import Feed, post
@@ -112,7 +121,7 @@ async def test_a_rehearsed_crash_arrives_as_a_delta_with_the_restart_counted(
     await console.ws.close()
 
 
-async def test_every_tenants_feed_arrives_as_the_tenant_sees_it(client) -> None:
+async def test_every_tenants_feed_arrives_without_text_or_full_numbers(client) -> None:
     console = await _console(client, headers=ADMIN)
     await console.until(lambda f: f["type"] == "tree")
     tenant = await Feed.open(client, "firm-a")
@@ -127,9 +136,17 @@ async def test_every_tenants_feed_arrives_as_the_tenant_sees_it(client) -> None:
 
     from_a = await console.until(received("firm-a"))
     from_b = await console.until(received("firm-b"))
-    assert from_b["event"]["data"]["text"] == "halo dari B"
     await tenant.until(lambda frames: any(x["type"] == "message.received" for x in frames))
-    assert from_a["event"] == tenant.of_type("message.received")[0]
+    whole = tenant.of_type("message.received")[0]
+    assert whole["data"]["text"] == "halo dari A"  # the tenant sees it all
+    assert from_a["event"] == {
+        "seq": whole["seq"], "type": "message.received", "at": whole["at"],
+        "data": {"id": whole["data"]["id"], "customer": "\u20260002"},
+    }
+    assert from_b["event"]["data"]["customer"] == "\u20260003"
+    sent = json.dumps(console.frames, ensure_ascii=False)
+    for secret in ("halo dari", "628123456000", whole["data"]["wamid"]):
+        assert secret not in sent
     await tenant.close()
     await console.ws.close()
 
@@ -198,7 +215,7 @@ async def test_an_all_tenants_subscriber_gets_every_tenant_and_overflows_alone()
         ("firm-a", 1), ("firm-b", 1), ("firm-b", 2)]
     assert [(e.tenant, e.seq) for e in _drain(firm_a)] == [("firm-a", 1)]
     hub.publish([_event("firm-b", n) for n in range(3, 7)])  # one more than its queue holds
-    assert everyone.overflowed.is_set() and not firm_a.overflowed.is_set()
+    assert everyone.overflowed and not firm_a.overflowed
     hub.unsubscribe(everyone)
     hub.publish([_event("firm-a", 2)])
     assert everyone.queue.qsize() == 3 and [e.seq for e in _drain(firm_a)] == [2]
@@ -210,3 +227,44 @@ def _drain(subscriber) -> list[FeedEvent]:
     while not subscriber.queue.empty():
         found.append(subscriber.queue.get_nowait())
     return found
+
+
+def _shown(type_: str, **data: Any) -> dict[str, Any]:
+    return console_event(FeedEvent("firm-a", 7, type_, 0.0, data))["data"]
+
+
+def test_a_console_gets_only_what_its_page_shows_of_each_event() -> None:
+    assert _shown("message.received", id="m1", customer="6281234567890", wamid="wamid.X",
+                  type="image", text="rahasia", lead=True) == {"id": "m1", "customer": "\u20267890"}
+    assert _shown("outbound.accepted", id="o1", to="+62 812-3456-7891", type="text",
+                  client_ref="mine", phone_number_id=NUMBER_A, automatic=False) == {
+        "id": "o1", "to": "\u20267891", "phone_number_id": NUMBER_A}
+    assert _shown("outbound.failed", id="o1", to="6281234567892", reason="meta_failed",
+                  error={"code": 131026, "message": "undeliverable", "details": "to 62812..."},
+                  wamid="wamid.Y") == {"id": "o1", "to": "\u20267892", "reason": "meta_failed"}
+    assert _shown("message.status", wamid="wamid.Z", status="failed", id="o1", state="failed",
+                  errors=[{"title": "Message undeliverable"}]) == {"id": "o1", "status": "failed"}
+    assert _shown("media.scanned", id="m2", customer="6281234567893", wamid="wamid.W",
+                  verdict="infected", reason="Eicar-Test-Signature", ref=None, caption="ktp saya",
+                  mime_type="image/jpeg", size=68, scanner="clamd") == {
+        "id": "m2", "customer": "\u20267893", "verdict": "infected",
+        "reason": "Eicar-Test-Signature"}
+    assert _shown("intake.urgent", customer="6281234567894", wamid="wamid.V", id="m3",
+                  intent="criminal", urgency="critical", confidence=0.9,
+                  reasons=["ditangkap"]) == {
+        "id": "m3", "customer": "\u20267894", "intent": "criminal", "urgency": "critical"}
+    assert _shown("circuit.changed", phone_number_id=NUMBER_A, to="open", retry_after_s=30.0,
+                  **{"from": "closed"}) == {"phone_number_id": NUMBER_A, "from": "closed",
+                                           "to": "open"}
+
+
+def test_the_page_shows_the_keys_the_server_sends() -> None:
+    script = (PAGE_DIR / "console.js").read_text()
+
+    def listed(name: str) -> tuple[str, ...]:
+        found = re.search(rf"const {name} = \[([^\]]*)\];", script)
+        assert found, name
+        return tuple(re.findall(r'"([^"]+)"', found.group(1)))
+
+    assert listed("FEED_KEYS") == FEED_KEYS
+    assert listed("NUMBER_KEYS") == NUMBER_KEYS

@@ -183,3 +183,27 @@ def _drop_templates_of(text: str, tenant: str) -> str:
     blocks = text.split("[[templates]]")
     kept = [blocks[0]] + [b for b in blocks[1:] if f'tenant = "{tenant}"' not in b]
     return "[[templates]]".join(kept)
+
+
+async def test_a_rotated_token_stops_at_once_and_its_open_feed_is_closed(
+    aiohttp_client, secrets
+) -> None:
+    client = await _client(aiohttp_client, secrets)
+    old_hash = hashlib.sha256(b"demo-token-firm-a").hexdigest()
+    new_token = "rotated-token-firm-a"
+    rotated = BASE.replace(old_hash, hashlib.sha256(new_token.encode()).hexdigest())
+    feed_a = await client.ws_connect("/ws", headers={"Authorization": "Bearer demo-token-firm-a"})
+    feed_b = await client.ws_connect("/ws", headers={"Authorization": "Bearer demo-token-firm-b"})
+
+    status, body = await _put(client, rotated)
+
+    assert status == 200, body
+    closed = await feed_a.receive(timeout=5)
+    assert feed_a.close_code == 4001, closed
+    assert not feed_b.closed  # another tenant's feed goes on
+    conversations = "/api/v1/conversations/6281234567890/messages"
+    assert (await client.get(conversations,
+                             headers={"Authorization": "Bearer demo-token-firm-a"})).status == 401
+    assert (await client.get(conversations,
+                             headers={"Authorization": f"Bearer {new_token}"})).status == 200
+    await feed_b.close()

@@ -24,6 +24,7 @@ from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
 from lawhub_actors.web.app import build_app
+from lawhub_actors.web.console import PAGE_HEADERS
 from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, test_environment
 from tests.e2e.gateway import post
 from tests.e2e.outbound_helpers import customers_wrote, describe
@@ -133,6 +134,22 @@ async def send(gateway: Any, to: str, body: str) -> tuple[int, dict[str, Any]]:
 
 def base_url(gateway: Any) -> str:
     return str(gateway.make_url("")).rstrip("/")
+
+
+@pytest.mark.parametrize("path", [
+    "/console", "/console/static/index.html", "/console/static/console.js",
+    "/console/static/console.css", "/console/static/missing.js",
+])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_every_console_file_carries_the_pages_security_headers(
+    aiohttp_client, settings, secrets, path, method
+) -> None:
+    client = await aiohttp_client(build_app(settings, secrets, on_give_up=lambda r: None))
+    response = await client.request(method, path)
+    expected = 404 if path.endswith("missing.js") else 200
+    assert response.status == expected
+    assert {name: response.headers.get(name) for name in PAGE_HEADERS} == PAGE_HEADERS
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
 async def test_the_console_loads_without_errors_and_shows_the_live_tree(console, gateway) -> None:

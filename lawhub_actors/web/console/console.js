@@ -9,7 +9,8 @@
  *
  * Everything from the server is written with textContent, never as HTML. The
  * feed and the DLQ show ids, types and states, not message text or full phone
- * numbers: this screen stays open all day.
+ * numbers: this screen stays open all day. The server sends the feed already
+ * stripped to FEED_KEYS and NUMBER_KEYS (masked), the lists of web/console.py.
  */
 (() => {
   "use strict";
@@ -22,6 +23,7 @@
   const RECONNECT_MAX_MS = 10000;
   const NOTICE_MS = 10000;
   const FEED_KEYS = ["id", "status", "verdict", "reason", "intent", "urgency", "phone_number_id"];
+  const NUMBER_KEYS = ["customer", "to"]; // last four digits only
   const BAD_STATES = new Set(["stopped", "exited", "failed"]);
 
   const $ = (id) => document.getElementById(id);
@@ -489,7 +491,10 @@
     const facts = FEED_KEYS
       .filter((key) => data[key] !== null && data[key] !== undefined && typeof data[key] !== "object")
       .map((key) => `${key}=${data[key]}`);
-    return [`#${event.seq}`, ...facts].join(" · ");
+    const numbers = NUMBER_KEYS
+      .filter((key) => typeof data[key] === "string" && data[key])
+      .map((key) => `${key}=${masked(data[key])}`);
+    return [`#${event.seq}`, ...facts, ...numbers].join(" · ");
   }
 
   // -- the config editor ------------------------------------------------------------------
