@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from lawhub_actors import cli
 from lawhub_actors.core.assist import RuleClassifier, Urgency
@@ -34,8 +35,10 @@ from lawhub_actors.core.masking import mask
 from lawhub_actors.core.media import EicarScanner, MediaKind, check_type
 from lawhub_actors.demo import demo_settings
 from lawhub_actors.settings import load
-from lawhub_actors.simulator import samples
-from lawhub_actors.simulator.scenario import OPENINGS, URGENT, Scenario, firms_of
+from lawhub_actors.simulator import driver, samples
+from lawhub_actors.simulator.driver import TrafficDriver
+from lawhub_actors.simulator.graph import GraphStandIn
+from lawhub_actors.simulator.scenario import OPENINGS, URGENT, Inbound, Scenario, firms_of
 from lawhub_actors.web.auth import TenantTokens
 from tests.conftest import REPO
 
@@ -368,3 +371,89 @@ def test_the_sample_files_pass_the_gateways_type_checks() -> None:
     assert b"(SURAT KUASA \\(KHUSUS\\)) '" in document
     offset = int(re.search(rb"startxref\n(\d+)", document).group(1))
     assert document[offset:].startswith(b"xref")
+
+
+# -- the traffic driver against a stand-in gateway -----------------------------------------
+
+
+@dataclass
+class _Gateway:
+    """Counts what the driver sends; answers lawyers' messages with ``answer``."""
+
+    answer: Callable[[], web.Response]
+    webhooks: int = 0
+    answers: int = 0
+
+    def app(self) -> web.Application:
+        async def webhook(request: web.Request) -> web.Response:
+            self.webhooks += 1
+            return web.Response(status=200)
+
+        async def messages(request: web.Request) -> web.Response:
+            self.answers += 1
+            return self.answer()
+
+        app = web.Application()
+        app.router.add_post("/webhook", webhook)
+        app.router.add_post("/api/v1/messages", messages)
+        return app
+
+
+def _driver(scenario: Scenario, url: str) -> TrafficDriver:
+    return TrafficDriver(scenario, GraphStandIn("graph-token"), url, b"app-secret",
+                         rate=200.0, rng=random.Random(5))
+
+
+def _scenario(kind: type[Scenario] = Scenario) -> Scenario:
+    settings = load(DEMO_CONFIG)
+    firms = firms_of(settings, {tenant.id: "token" for tenant in settings.tenants})
+    return kind(firms, random.Random(5), customers_per_firm=2)
+
+
+async def _drive(traffic_driver: TrafficDriver, enough: Callable[[], bool]) -> None:
+    """Runs the driver until ``enough()``; fails if its traffic ends first."""
+    task = asyncio.create_task(traffic_driver.run())
+    deadline = time.monotonic() + 10.0
+    try:
+        while not enough():
+            if task.done():
+                raise AssertionError(f"the traffic stopped: {task.exception()!r}")
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_non_json_error_answer_is_a_counted_failed_step_and_traffic_goes_on(
+    aiohttp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver, "ANSWER_SHARE", 1.0)
+    monkeypatch.setattr(driver, "ANSWER_DELAY_S", (0.0, 0.0))
+    gateway = _Gateway(lambda: web.Response(status=502, text="<html>Bad Gateway</html>",
+                                            content_type="text/html"))
+    server = await aiohttp_server(gateway.app())
+    traffic_driver = _driver(_scenario(), str(server.make_url("/")))
+
+    await _drive(traffic_driver, lambda: gateway.answers >= 3 and gateway.webhooks >= 3)
+
+    assert traffic_driver.failed_steps >= 3
+
+
+async def test_a_step_that_raises_is_a_counted_failure_and_traffic_goes_on(aiohttp_server) -> None:
+    class Flaky(Scenario):
+        calls = 0
+
+        def next_inbound(self) -> Inbound:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("a bug in one step")
+            return super().next_inbound()
+
+    gateway = _Gateway(lambda: web.json_response({"id": "x"}, status=202))
+    server = await aiohttp_server(gateway.app())
+    traffic_driver = _driver(_scenario(Flaky), str(server.make_url("/")))
+
+    await _drive(traffic_driver, lambda: gateway.webhooks >= 5)
+
+    assert traffic_driver.failed_steps == 1

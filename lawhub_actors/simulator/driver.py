@@ -11,6 +11,10 @@ Now and then Meta misbehaves, through the stand-in's failure injection: a
 send ends ``failed`` with 131026 (undeliverable), a send is answered 500,
 a media download is answered 500 once. Each injection is logged.
 
+A step that goes wrong (a request that fails, an answer it cannot read, a
+bug) is logged and counted in :attr:`TrafficDriver.failed_steps`; the
+traffic goes on with the next tick, whatever happened.
+
 State stays bounded for a demo left running all day: one pending answer per
 client at most; the stand-in forgets files and the download URLs it handed
 out after :data:`MEDIA_TTL_S` (as Meta's expire; the gateway downloads within
@@ -21,6 +25,7 @@ last :data:`KEEP_RECORDS` request records.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import deque
@@ -71,19 +76,38 @@ class TrafficDriver:
         self._answers: dict[str, tuple[float, Customer]] = {}  # wa_id -> (due, client)
         self._media: deque[tuple[float, str]] = deque()  # (added at, media id)
         self._urls_expired_at = time.monotonic()
+        self.failed_steps = 0
+        """Ticks that went wrong (each logged) since the start."""
 
     async def run(self) -> None:
-        """Tick until cancelled. A request that fails is logged and skipped: the
-        gateway may be starting, stopping or restarting an actor, as in real life."""
+        """Tick until cancelled. A step that fails is logged, counted and
+        skipped: the gateway may be starting, stopping or restarting an actor,
+        as in real life; nothing but cancelling ends the traffic."""
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
-                try:
-                    await self._tick(session)
-                except (aiohttp.ClientError, TimeoutError) as error:
-                    log.info("demo_request_failed", error=type(error).__name__)
-                self._forget(time.monotonic())
+                await self.step(session)
                 await asyncio.sleep(self._interval)  # the pace, not a synchronisation
+
+    async def step(self, session: aiohttp.ClientSession) -> bool:
+        """One tick; ``False`` (logged and counted) if it went wrong. Never raises
+        but to be cancelled."""
+        ok = False
+        try:
+            await self._tick(session)
+            ok = True
+        except (aiohttp.ClientError, TimeoutError, UnreadableAnswer) as error:
+            log.info("demo_request_failed", error=type(error).__name__, detail=str(error))
+        except Exception:  # one bad step must never end the demo's traffic
+            log.warning("demo_step_failed", exc_info=True)
+        try:
+            self._forget(time.monotonic())
+        except Exception:  # as above
+            ok = False
+            log.warning("demo_forget_failed", exc_info=True)
+        if not ok:
+            self.failed_steps += 1
+        return ok
 
     async def _tick(self, session: aiohttp.ClientSession) -> None:
         now = time.monotonic()
@@ -141,8 +165,7 @@ class TrafficDriver:
         async with session.post(f"{self._url}/api/v1/messages", headers=headers,
                                 json=self._scenario.reply(customer)) as response:
             if response.status != 202:
-                answer = await response.json(content_type=None)
-                code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
+                code = _error_code(await response.read(), response.status)
                 log.info("demo_answer_refused", tenant=customer.firm.tenant,
                          status=response.status, code=code)
 
@@ -155,3 +178,21 @@ class TrafficDriver:
         for records in (self._meta.sends, self._meta.status_posts):
             if len(records) > 2 * KEEP_RECORDS:
                 del records[:-KEEP_RECORDS]
+
+
+class UnreadableAnswer(ValueError):
+    """The gateway answered with something that is not its JSON error document
+    (a proxy's HTML page, a truncated body...)."""
+
+
+def _error_code(body: bytes, status: int) -> str | None:
+    """``error.code`` of the gateway's JSON error document."""
+    try:
+        answer = json.loads(body)
+    except ValueError as error:
+        raise UnreadableAnswer(f"status {status}: not JSON ({len(body)} bytes)") from error
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict):
+        raise UnreadableAnswer(f"status {status}: no error document")
+    code = error.get("code")
+    return code if isinstance(code, str) else None
