@@ -173,7 +173,9 @@ async def _serve(
         finally:
             for task in traffic:
                 task.cancel()
-            await asyncio.gather(*traffic, return_exceptions=True)
+            for outcome in await asyncio.gather(*traffic, return_exceptions=True):
+                if isinstance(outcome, Exception):  # the traffic ended early: say so
+                    log.error("demo_traffic_failed", error=repr(outcome))
 
 
 def _banner(
