@@ -207,3 +207,32 @@ async def test_a_rotated_token_stops_at_once_and_its_open_feed_is_closed(
     assert (await client.get(conversations,
                              headers={"Authorization": f"Bearer {new_token}"})).status == 200
     await feed_b.close()
+
+
+async def test_a_template_added_live_can_be_sent_at_once_and_a_removed_one_is_refused(
+    aiohttp_client, secrets
+) -> None:
+    client = await _client(aiohttp_client, secrets)
+    firm_a = {"Authorization": "Bearer demo-token-firm-a"}
+
+    async def send(name: str) -> tuple[int, str | None]:
+        response = await client.post("/api/v1/messages", headers=firm_a, json={
+            "phone_number_id": "106540352242922", "to": "6281234500777", "type": "template",
+            "template": {"name": name, "language": "id", "params": ["Budi"]}})
+        body = await response.json()
+        return response.status, body.get("error", {}).get("code")
+
+    consent = await client.put("/api/v1/contacts/6281234500777/consent", headers=firm_a,
+                               json={"granted": True, "source": "signed engagement letter"})
+    assert consent.status == 200
+
+    added = BASE + ('\n[[templates]]\ntenant = "firm-a"\nname = "hearing_notice"\nlanguage = "id"\n'
+                    'category = "utility"\nstatus = "approved"\nparams = 1\n')
+    unknown = await send("hearing_notice")
+    assert unknown[0] == 422  # not in the config yet
+
+    assert (await _put(client, added))[0] == 200
+    assert (await send("hearing_notice"))[0] == 202
+
+    assert (await _put(client, BASE))[0] == 200
+    assert await send("hearing_notice") == unknown
