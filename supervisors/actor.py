@@ -8,11 +8,14 @@ child spec's factory for a new one, on the same mailbox.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from supervisors.errors import NotRegistered
 
 if TYPE_CHECKING:
     from supervisors.registry import Registry
@@ -46,9 +49,15 @@ class Context:
         self.runtime.registry.tell(self.path, message)
 
     def tell_self_later(self, delay_s: float, message: Any) -> None:
-        """Deliver ``message`` to this actor's own mailbox after ``delay_s``."""
+        """Deliver ``message`` to this actor's own mailbox after ``delay_s``
+        (dropped if the actor's name is gone by then: it was stopped for good)."""
         registry, path = self.runtime.registry, self.path
-        self.runtime.scheduler.call_later(delay_s, lambda: registry.tell(path, message))
+
+        def deliver() -> None:
+            with contextlib.suppress(NotRegistered):
+                registry.tell(path, message)
+
+        self.runtime.scheduler.call_later(delay_s, deliver)
 
     def stop(self) -> None:
         """Stop normally after the current message (a ``normal`` exit)."""

@@ -26,6 +26,7 @@ status webhook that carries our id, and sends again only if none came.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections import deque
@@ -62,6 +63,8 @@ LATE_RESERVATIONS = 4
 """Slots a call may take in turn when it keeps waking late (then it goes)."""
 TIER_REFRESH_S = 5.0
 """How often a limiter re-reads its number's tier use for operators."""
+_tickets = itertools.count(1)
+"""Tells one limiter incarnation's refresh ticks from another's."""
 
 
 def limiter_path(phone_number_id: str) -> str:
@@ -98,6 +101,14 @@ def pair_rate(limits: Limits) -> Rate:
     return Rate.every(6.0 / limits.pair_rate_per_6s, burst=limits.pair_burst)
 
 
+@dataclass(frozen=True, slots=True)
+class _Refresh:
+    """Self-sent every ``TIER_REFRESH_S``: show the tier's use again. Carries
+    its incarnation, so a restarted limiter does not tick twice."""
+
+    owner: int
+
+
 class NumberLimiter(Actor):
     """One business number's limits: throughput (GCRA at ``throughput_mps``)
     and the pair rate to each recipient, reserved separately: the pair slot
@@ -117,14 +128,21 @@ class NumberLimiter(Actor):
         self._throughput = self._pair = Rate(1.0)
         self._tier_users = 0
         self._tier_read_at = -TIER_REFRESH_S
+        self._ticket = next(_tickets)
         self.granted = 0
         self.waited_s = 0.0
 
     def on_start(self) -> None:
         self._follow_config()
+        self.context.tell_self_later(TIER_REFRESH_S, _Refresh(self._ticket))
 
     def receive(self, message: Any) -> Any:
         self._follow_config()
+        if isinstance(message, _Refresh):  # the 24-hour window moves even when nothing is sent
+            if message.owner == self._ticket:
+                self._show()
+                self.context.tell_self_later(TIER_REFRESH_S, message)
+            return None
         if isinstance(message, PairPermit):
             return self._store.reserve(f"pair:{self._number.id}:{message.recipient}", self._pair)
         if isinstance(message, ThroughputPermit):

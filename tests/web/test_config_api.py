@@ -236,3 +236,16 @@ async def test_a_template_added_live_can_be_sent_at_once_and_a_removed_one_is_re
 
     assert (await _put(client, BASE))[0] == 200
     assert await send("hearing_notice") == unknown
+
+
+async def test_a_limiter_shows_a_new_tier_without_waiting_for_a_send(
+    aiohttp_client, secrets
+) -> None:
+    client = await _client(aiohttp_client, secrets)
+    lowered = BASE.replace('tier = "2K"', 'tier = "250"', 1)
+
+    assert (await _put(client, lowered))[0] == 200
+
+    limiter = "outbound/limiters/106540352242922"
+    await _until(lambda: _nodes(client)[limiter].info.get("tier") == "250", timeout=10)
+    assert _nodes(client)[limiter].info["tier_limit"] == 250
