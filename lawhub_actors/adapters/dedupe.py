@@ -43,7 +43,7 @@ from typing import Protocol, runtime_checkable
 
 import redis
 
-from lawhub_actors.adapters.redis_pool import blocking_client
+from lawhub_actors.adapters.redis_pool import OwnsRedisClient
 
 __all__ = ["WARN_EVERY_S", "Dedupe", "MemoryDedupe", "RedisDedupe", "dedupe_from"]
 
@@ -146,7 +146,7 @@ class MemoryDedupe:
             del entries[key]
 
 
-class RedisDedupe:
+class RedisDedupe(OwnsRedisClient):
     """Dedupe shared by every process that uses the same Redis and namespace.
 
     ``seen`` is one ``MGET`` (one command, one round trip, whatever the batch
@@ -183,18 +183,10 @@ class RedisDedupe:
             raise ValueError(f"ttl_s must be an int >= 1 (Redis EX), got {ttl_s!r}")
         self._ttl = ttl_s
         self._ns = namespace
-        self._owns_client = client is None
-        if client is None:
-            client = blocking_client(
-                url, max_connections=max_connections, pool_timeout_s=pool_timeout_s,
-                socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s,
-            )
-        self._client: redis.Redis = client
+        super().__init__(client, url, max_connections=max_connections,
+                         pool_timeout_s=pool_timeout_s, socket_timeout_s=socket_timeout_s,
+                         connect_timeout_s=connect_timeout_s)
         self._outage = _Outage(warn_every_s, clock)
-
-    @property
-    def client(self) -> redis.Redis:
-        return self._client
 
     @property
     def namespace(self) -> str:
@@ -238,11 +230,6 @@ class RedisDedupe:
         if not keys:
             return []
         return [bool(r) for r in self._set_nx(list(keys))]
-
-    def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
-            self._client.connection_pool.disconnect()
 
     def _set_nx(self, keys: list[str]) -> list[object]:
         ns, ttl = self._ns, self._ttl

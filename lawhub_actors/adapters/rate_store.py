@@ -47,7 +47,7 @@ from typing import Protocol, runtime_checkable
 
 import redis
 
-from lawhub_actors.adapters.redis_pool import blocking_client
+from lawhub_actors.adapters.redis_pool import OwnsRedisClient
 from lawhub_actors.core.gcra import SLACK_S, Rate, reserve
 
 __all__ = [
@@ -199,7 +199,7 @@ return string.format('%.17g', start - now)
 """
 
 
-class RedisRateStore:
+class RedisRateStore(OwnsRedisClient):
     """GCRA state shared by every process using the same Redis.
 
     Each ``reserve``/``reserve_all`` is one ``EVALSHA`` of one Lua script
@@ -242,18 +242,10 @@ class RedisRateStore:
             raise ValueError(f"expiry_margin_s must be > 0, got {expiry_margin_s}")
         self._prefix = prefix
         self._margin_ms = max(1, math.ceil(expiry_margin_s * 1000))
-        self._owns_client = client is None
-        if client is None:
-            client = blocking_client(
-                url, max_connections=max_connections, pool_timeout_s=pool_timeout_s,
-                socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s,
-            )
-        self._client: redis.Redis = client
-        self._script = client.register_script(_RESERVE_ALL_LUA)
-
-    @property
-    def client(self) -> redis.Redis:
-        return self._client
+        super().__init__(client, url, max_connections=max_connections,
+                         pool_timeout_s=pool_timeout_s, socket_timeout_s=socket_timeout_s,
+                         connect_timeout_s=connect_timeout_s)
+        self._script = self._client.register_script(_RESERVE_ALL_LUA)
 
     @property
     def prefix(self) -> str:
@@ -274,11 +266,6 @@ class RedisRateStore:
         args += (self._margin_ms, SLACK_S * 1_000_000, TAT_ORIGIN_S)
         wait_us = float(self._script(keys=keys, args=args))
         return max(0.0, wait_us / 1_000_000)
-
-    def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
-            self._client.connection_pool.disconnect()
 
 
 def rate_store_from(redis_url: str | None) -> RateStore:
