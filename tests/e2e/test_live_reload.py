@@ -16,6 +16,7 @@ from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import RUNTIME
 from tests.conftest import ADMIN_TOKEN, SHIPPED_CONFIG
 from tests.e2e.gateway import Feed, post
+from tests.waits import until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -59,7 +60,7 @@ async def test_pools_resize_and_limits_change_while_1000_messages_flow(
         """Each reload once that many messages are in; (status, posted by then)."""
         done = []
         for at, text in reloads.items():
-            await _until(lambda at=at: posted >= at)
+            await until(lambda at=at: posted >= at, timeout=15)
             response = await client.put("/admin/config", data=text.encode(), headers=ADMIN)
             done.append((response.status, posted))
         return done
@@ -87,7 +88,7 @@ async def test_pools_resize_and_limits_change_while_1000_messages_flow(
         return [node.path for node in client.app[RUNTIME].snapshot().walk()
                 if node.path.startswith("inbound/sessions/firm-a/")]
 
-    await _until(lambda: len(shards()) == 2)  # the others drained, then stopped
+    await until(lambda: len(shards()) == 2, timeout=15, what="the shrink to 2 shards")  # the others drained, then stopped
     snapshot = {node.path: node for node in client.app[RUNTIME].snapshot().walk()}
     assert len([p for p in snapshot if p.startswith("outbound/workers/")]) == 3
     for path, node in nodes_before.items():
@@ -98,10 +99,3 @@ async def test_pools_resize_and_limits_change_while_1000_messages_flow(
     registry.ask(limiter_path(NUMBERS["firm-a"]), PairPermit("6281300000"), timeout=5)
     info = registry.get(limiter_path(NUMBERS["firm-a"])).details
     assert info["rate_per_s"] == pytest.approx(50 * 0.98, rel=1e-3)
-
-
-async def _until(predicate, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)

@@ -20,6 +20,7 @@ from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import STORE
 from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, test_environment
 from tests.e2e.gateway import Feed, auth, post
+from tests.waits import until
 
 NUMBER_A = "106540352242922"
 TOKEN = "graph-access-token-for-tests"
@@ -278,13 +279,6 @@ def automatic(meta, wa_id: str) -> list[str]:
     return [s.body for s in meta.sends if s.to == f"+{wa_id}" and s.status == 200]
 
 
-async def eventually(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "never happened"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_new_lead_gets_the_greeting_once_and_an_urgent_intake_an_acknowledgement(
     aiohttp_client, make_settings, tmp_path, meta
 ) -> None:
@@ -296,9 +290,9 @@ async def test_a_new_lead_gets_the_greeting_once_and_an_urgent_intake_an_acknowl
     now = int(time.time())
     await wrote_at(client, "6281234500501", "Selamat pagi, saya mau konsultasi", now)
     await wrote_at(client, "6281234500501", "soal warisan tanah", now + 1)
-    await eventually(lambda: len(automatic(meta, "6281234500501")) >= 1)
+    await until(lambda: len(automatic(meta, "6281234500501")) >= 1)
     await wrote_at(client, "6281234500502", "Tolong, suami saya ditangkap polisi semalam", now)
-    await eventually(lambda: len(automatic(meta, "6281234500502")) >= 2)
+    await until(lambda: len(automatic(meta, "6281234500502")) >= 2)
     await feed.until(lambda f: any(x["type"] == "intake.urgent" for x in f))
     await asyncio.sleep(0.3)  # nothing more may follow
     greeting = "Terima kasih telah menghubungi Firma Hukum A."
@@ -321,7 +315,7 @@ async def test_nothing_automatic_goes_to_an_opted_out_customer_and_after_hours_i
     await wrote_at(client, "6281234500503", "STOP", now)  # a new lead whose first word is STOP
     await wrote_at(client, "6281234500504", "halo, masih buka?", now)
     await wrote_at(client, "6281234500504", "halo?", now + 60)
-    await eventually(lambda: len(automatic(meta, "6281234500504")) >= 2)
+    await until(lambda: len(automatic(meta, "6281234500504")) >= 2)
     await asyncio.sleep(0.3)
     assert automatic(meta, "6281234500503") == []
     assert automatic(meta, "6281234500504") == [
@@ -392,7 +386,7 @@ async def test_with_a_remote_classifier_an_urgent_intake_is_acknowledged_too(
     client = await aiohttp_client(build_app(make_settings(config), secrets,
                                             on_give_up=lambda r: None))
     await wrote_at(client, "6281234500505", "anak saya ditahan polisi", int(time.time()))
-    await eventually(lambda: len(automatic(meta, "6281234500505")) >= 2)
+    await until(lambda: len(automatic(meta, "6281234500505")) >= 2)
     await asyncio.sleep(0.3)
     assert automatic(meta, "6281234500505") == [
         "Terima kasih telah menghubungi Firma Hukum A.",

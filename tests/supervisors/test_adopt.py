@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from supervisors import (
@@ -18,6 +17,7 @@ from supervisors import (
     supervisor_spec,
 )
 from tests.supervisors.helpers import Events, Recorder, flags, recorder
+from tests.waits import until_sync
 
 
 def _tree_spec(events: Events, children: list[ChildSpec], **root_flags: object):
@@ -124,7 +124,7 @@ def test_adopting_never_waits_on_a_crashed_child_supervisor(start_tree, events) 
     tree = start_tree(spec(True))
     adopting = threading.Thread(target=tree.adopt, args=(spec(False),), kwargs={"timeout_s": 30})
     adopting.start()
-    _until(lambda: tree.registry.find("mid/slow") is None
+    until_sync(lambda: tree.registry.find("mid/slow") is None
            or tree.registry.get("mid/slow").state == "stopped")  # mid is busy removing it
     for path in ("mid/sub", "mid/c"):  # crash the child supervisor, and a sibling
         tree.registry.inject_fault(path)
@@ -153,15 +153,8 @@ def test_a_pool_adopted_while_restarting_comes_back_at_the_adopted_size(start_tr
     tree = start_tree(spec(2))
     tree.registry.inject_fault("mid/pool")
     tree.registry.tell_node("mid/pool", "boom")
-    _until(lambda: tree.registry.get("mid/pool").state == "restarting")
+    until_sync(lambda: tree.registry.get("mid/pool").state == "restarting")
 
     assert tree.adopt(spec(4)) == []  # answered once the pool runs again
 
-    _until(lambda: workers() == ["mid/pool/0", "mid/pool/1", "mid/pool/2", "mid/pool/3"])
-
-
-def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.005)
+    until_sync(lambda: workers() == ["mid/pool/0", "mid/pool/1", "mid/pool/2", "mid/pool/3"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import tomllib
 from typing import Any
@@ -11,6 +10,7 @@ from lawhub_actors.settings import parse_text
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import RUNTIME
 from tests.conftest import ADMIN_TOKEN, SHIPPED_CONFIG
+from tests.waits import until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BASE = SHIPPED_CONFIG.read_text()
@@ -30,13 +30,6 @@ async def _put(client, text: str, headers: dict[str, str] = ADMIN) -> tuple[int,
 def _nodes(client) -> dict[str, Any]:
     snapshot = client.app[RUNTIME].snapshot()
     return {node.path: node for node in snapshot.walk()}
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.02)
 
 
 def _tuned(**sections: str) -> str:
@@ -124,7 +117,7 @@ async def test_a_valid_config_applies_live_without_restarting_anyone_and_is_audi
     assert body["not_adopted"] == []
     nodes = _nodes(client)
     assert len(nodes["outbound/workers"].children) == 6
-    await _until(lambda: len(_nodes(client)["inbound/sessions/firm-a"].children) == 2)
+    await until(lambda: len(_nodes(client)["inbound/sessions/firm-a"].children) == 2)
     assert dispatcher.restarts.total == 0 and shard0.restarts.total == 0
     assert dispatcher.mailbox.spec.capacity == 500
     assert nodes["inbound"].info["max_restarts"] == 9  # intensity retuned in place
@@ -175,7 +168,7 @@ async def test_a_tenant_added_live_works_at_once_and_a_removed_one_is_refused(
     nodes = _nodes(client)
     assert "inbound/sessions/firm-c" in nodes and "outbound/limiters/109999999999999" in nodes
     # firm-b had nothing in flight: its actors retire at the next look.
-    await _until(lambda: not {"inbound/sessions/firm-b", "outbound/breakers/107611463353033",
+    await until(lambda: not {"inbound/sessions/firm-b", "outbound/breakers/107611463353033",
                               "outbound/limiters/107611463353033"} & set(_nodes(client)))
 
 
@@ -247,5 +240,5 @@ async def test_a_limiter_shows_a_new_tier_without_waiting_for_a_send(
     assert (await _put(client, lowered))[0] == 200
 
     limiter = "outbound/limiters/106540352242922"
-    await _until(lambda: _nodes(client)[limiter].info.get("tier") == "250", timeout=10)
+    await until(lambda: _nodes(client)[limiter].info.get("tier") == "250", timeout=10)
     assert _nodes(client)[limiter].info["tier_limit"] == 250

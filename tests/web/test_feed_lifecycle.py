@@ -21,6 +21,7 @@ from lawhub_actors.web.feed import GOING_AWAY, SLOW_CONSUMER, TOKEN_REVOKED, Fee
 from lawhub_actors.web.keys import FEED
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.gateway import Feed, auth, post
+from tests.waits import until
 
 NUMBER_B = "107611463353033"
 PROMPTLY_S = 5.0  # Kubernetes waits 30 s before it kills
@@ -95,7 +96,7 @@ async def test_a_client_that_stopped_reading_does_not_hold_the_shutdown(settings
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
     reader._transport.pause_reading()  # type: ignore[attr-defined]  # and reads no more
     hub = runner.app[FEED]  # type: ignore[union-attr]
-    await _until(lambda: hub.count() == 1)
+    await until(lambda: hub.count() == 1, timeout=5)
     big = "x" * 65536
     hub.publish([FeedEvent("firm-a", seq, "message.received", 0.0, {"text": big})
                  for seq in range(1, 400)])  # ~26 MB: far more than the sockets buffer
@@ -127,7 +128,7 @@ async def test_revoking_a_tenant_closes_its_feed_clients_with_4001_and_no_other(
     firm_a = [await Feed.open(client, "firm-a"), await Feed.open(client, "firm-a")]
     firm_b = await Feed.open(client, "firm-b")
     console = await client.ws_connect("/admin/ws", params={"token": ADMIN_TOKEN})
-    await _until(lambda: hub.count() == 4)
+    await until(lambda: hub.count() == 4, timeout=5)
 
     assert hub.revoke(["firm-a", "no-such-tenant"]) == 2
 
@@ -147,13 +148,6 @@ async def test_revoking_a_tenant_closes_its_feed_clients_with_4001_and_no_other(
     assert hub.count() == 2
     await firm_b.close()
     await console.close()
-
-
-async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 class _NowBridge:
