@@ -29,8 +29,9 @@ from lawhub_actors.settings import PhoneNumber, Settings
 
 def number_of(settings: Settings, tenant: str, phone_number_id: str) -> PhoneNumber | None:
     """The tenant's number with that id (None: not the tenant's)."""
-    return next((n for t in settings.tenants if t.id == tenant for n in t.phone_numbers
-                 if n.id == phone_number_id), None)
+    if settings.tenant_id_for(phone_number_id) != tenant:
+        return None
+    return settings.phone_number(phone_number_id)
 
 
 def check_content(settings: Settings, tenant: str, content: dict[str, Any]) -> None:
