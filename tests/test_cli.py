@@ -85,6 +85,18 @@ def assert_reports_every_issue(stderr: str, path: Path) -> None:
         assert fragment in matching[0]
 
 
+def run_py_check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    """``python run.py check-config PATH`` as its own process."""
+    return subprocess.run(
+        [sys.executable, "run.py", "check-config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_check_config_of_a_valid_file_prints_ok_and_exits_0(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -106,14 +118,7 @@ def test_check_config_prints_every_issue_to_stderr_and_exits_2(
 
 
 def test_run_py_check_config_reports_every_error_and_exits_2(broken: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "run.py", "check-config", str(broken)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_py_check_config(broken)
 
     assert result.returncode == 2
     assert result.stdout == ""
@@ -170,14 +175,7 @@ def test_check_config_of_an_unreadable_path_names_file_key_and_reason_and_exits_
 def test_run_py_check_config_of_an_unreadable_path_exits_2(tmp_path: Path, kind: str) -> None:
     path, reason = unreadable(tmp_path, kind)
 
-    result = subprocess.run(
-        [sys.executable, "run.py", "check-config", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_py_check_config(path)
 
     assert result.returncode == 2
     assert result.stdout == ""

@@ -18,19 +18,12 @@ from aiohttp import web
 from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
 from lawhub_actors.core.signature import verify
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
+from tests.clock import Clock
 
 TOKEN = "graph-token-for-tests-0123456789"
 NUMBER = "106540352242922"
 CUSTOMER = "6281234500001"
 APP_SECRET = b"app-secret-for-status-webhooks"
-
-
-class Clock:
-    def __init__(self, now: float = 1_767_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Meta:
@@ -134,6 +127,15 @@ def mock_sender(handler) -> GraphSend:
         "https://graph.example/v21.0", TOKEN,
         client=httpx.Client(transport=httpx.MockTransport(handler)),
     )
+
+
+def assert_failed_unanswered(result: Sent | SendFailed, title: str, message: str) -> None:
+    """A send that failed before Meta answered: no status or code, and its repr shows
+    neither the token nor the text sent (the callers' texts say "rahasia")."""
+    assert isinstance(result, SendFailed)
+    assert (result.status, result.code, result.title) == (None, None, title)
+    assert result.message == message
+    assert TOKEN not in repr(result) and "rahasia" not in repr(result)
 
 
 # -- requests and answers ----------------------------------------------------------------------
@@ -301,10 +303,7 @@ def test_a_timeout_is_send_failed_with_no_status_and_nothing_secret(meta) -> Non
     started = time.monotonic()
     result = meta.sender(timeout_s=0.3).text(NUMBER, CUSTOMER, "rahasia klien", callback="c")
     assert time.monotonic() - started < 2
-    assert isinstance(result, SendFailed)
-    assert (result.status, result.code, result.title) == (None, None, "timeout")
-    assert result.message == "send timed out (read)"
-    assert TOKEN not in repr(result) and "rahasia" not in repr(result)
+    assert_failed_unanswered(result, "timeout", "send timed out (read)")
 
 
 def test_a_slow_answer_within_the_timeout_is_sent(meta) -> None:
@@ -318,10 +317,7 @@ def test_a_refused_connection_is_send_failed_transport_error() -> None:
         port = probe.getsockname()[1]
     with GraphSend(f"http://127.0.0.1:{port}/v21.0", TOKEN, timeout_s=2) as sender:
         result = sender.text(NUMBER, CUSTOMER, "rahasia", callback="c")
-    assert isinstance(result, SendFailed)
-    assert (result.status, result.code, result.title) == (None, None, "transport error")
-    assert result.message == "send failed in transport (ConnectError)"
-    assert TOKEN not in repr(result) and "rahasia" not in repr(result)
+    assert_failed_unanswered(result, "transport error", "send failed in transport (ConnectError)")
 
 
 def test_the_pool_bounds_concurrent_connections(meta) -> None:

@@ -117,6 +117,16 @@ def conforms(starts: list[float], rate: Rate, slack: float = 0.0) -> bool:
     )
 
 
+def run_in_threads(target: Callable[..., None], args: list[tuple[object, ...]]) -> None:
+    """Runs ``target(*a)`` for each ``a`` in ``args``, each in its own thread, all at once;
+    returns when every one has ended."""
+    threads = [threading.Thread(target=target, args=a) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def server_time_us(client: redis.Redis) -> int:
     """Redis TIME as the store keeps it: microseconds since TAT_ORIGIN_S."""
     seconds, micros = client.time()
@@ -236,11 +246,7 @@ def test_memory_threads_on_one_key_get_distinct_slots() -> None:
         with lock:
             waits.extend(mine)
 
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(hammer, [()] * 8)
     expected = [0.0] * 4 + [reserve(None, 0.0, rate).tat * i for i in range(1600 - 4)]
     assert sorted(waits) == pytest.approx(expected, abs=1e-9)
 
@@ -360,12 +366,8 @@ def test_two_redis_clients_in_threads_never_together_exceed_the_rate(redis_url: 
         with lock:
             starts.extend(mine)
 
-    threads = [threading.Thread(target=hammer, args=(clients[i % 2],)) for i in range(4)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(hammer, [(clients[i % 2],) for i in range(4)])
     finally:
         for c in clients:
             c.close()
@@ -399,14 +401,8 @@ def test_reserve_all_from_threads_keeps_every_limit(redis_url: str) -> None:
             starts[recipient].extend(mine)
 
     recipients = ["number:a", "number:b", "number:c"] * 2
-    threads = [
-        threading.Thread(target=hammer, args=(clients[i % 2], r)) for i, r in enumerate(recipients)
-    ]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(hammer, [(clients[i % 2], r) for i, r in enumerate(recipients)])
     finally:
         for c in clients:
             c.close()
@@ -540,12 +536,8 @@ def test_redis_pool_waits_for_a_connection_instead_of_raising(redis_url: str) ->
         except BaseException as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(hammer, [()] * 8)
     finally:
         store.close()
     assert errors == []

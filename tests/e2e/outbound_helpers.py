@@ -8,6 +8,7 @@ Every wait polls with a deadline; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import os
 import signal
@@ -16,7 +17,8 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import aiohttp
 import pytest
 
 from lawhub_actors.simulator import traffic
+from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
 from tests.conftest import APP_SECRET, REPO, SHIPPED_CONFIG, TENANT_TOKENS, test_environment
 
 NUMBER_A = "106540352242922"
@@ -201,6 +204,26 @@ def config_with(base: Path | str, extra: str, path: Path) -> Path:
     return path
 
 
+# -- Meta's stand-in ----------------------------------------------------------------------
+
+
+@contextmanager
+def meta_in_thread(throughput_mps: int | None) -> Iterator[GraphStandIn]:
+    """Meta's stand-in, served from a thread of the test process (at its ``base_url``),
+    holding NUMBER_A to ``throughput_mps`` (None: no limit)."""
+    stand_in = GraphStandIn(GRAPH_TOKEN)
+    stand_in.set_throughput(NUMBER_A, throughput_mps)
+    with serve_in_thread(stand_in) as base_url:
+        stand_in.base_url = base_url  # type: ignore[attr-defined]
+        yield stand_in
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most arrivals within any window [t, t + 1 s)."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
+
+
 # -- the API and the webhook ------------------------------------------------------------
 
 
@@ -284,10 +307,3 @@ async def all_sent(
         await asyncio.sleep(POLL_S * 2)
 
 
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate()`` (cheap, in this process) until it is true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(POLL_S / 5)

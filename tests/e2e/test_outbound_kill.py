@@ -26,8 +26,8 @@ from tests.e2e.outbound_helpers import (
     customers_wrote,
     gateways,  # noqa: F401 - fixture
     send_text,
-    until,
 )
+from tests.waits import until
 
 CUSTOMERS = [f"62816000{i:05d}" for i in range(30)]
 PER_CUSTOMER = 10

@@ -7,23 +7,26 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
+from lawhub_actors.simulator.graph import GraphStandIn
 from tests.conftest import TENANT_TOKENS
 from tests.e2e.outbound_helpers import (
     GRAPH_TOKEN,
     NUMBER_A,
     Gateways,
     all_sent,
+    busiest_second,
     customers_wrote,
     gateways,  # noqa: F401 - fixture
+    meta_in_thread,
     send_text,
-    until,
 )
+from tests.waits import until
 
 RATE_MPS = 10
 """The number's ``throughput_mps``: Meta's limit, what the stand-in's arrivals are held to."""
@@ -56,20 +59,11 @@ max_s = 0.5
 
 
 @pytest.fixture
-def meta():
+def meta() -> Iterator[GraphStandIn]:
     """Meta's stand-in, in a thread of the test process: with no limit on NUMBER_A
     (it must not refuse anything: the point is what the gateways send together)."""
-    stand_in = GraphStandIn(GRAPH_TOKEN)
-    stand_in.set_throughput(NUMBER_A, None)
-    with serve_in_thread(stand_in) as base_url:
-        stand_in.base_url = base_url  # type: ignore[attr-defined]
+    with meta_in_thread(None) as stand_in:
         yield stand_in
-
-
-def busiest_second(times: list[float]) -> int:
-    """The most arrivals within any window [t, t + 1 s)."""
-    times = sorted(times)
-    return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
 
 async def two_gateways_send(tmp_path: Path, running: Gateways, meta: GraphStandIn,

@@ -14,37 +14,12 @@ from yarl import URL
 from lawhub_actors.simulator.graph import (
     ATTACHMENTS_PATH,
     GRAPH_VERSION,
-    GraphStandIn,
     serve,
     serve_in_thread,
 )
+from tests.simulator.conftest import AUTH, TOKEN
 
-TOKEN = "graph-token-for-tests"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 1000
-
-
-class Clock:
-    def __init__(self, now: float = 1_767_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def stand_in(clock: Clock) -> GraphStandIn:
-    return GraphStandIn(TOKEN, clock=clock)
-
-
-@pytest.fixture
-async def client(aiohttp_client, stand_in):
-    return await aiohttp_client(stand_in.make_app())
 
 
 def media_path(media_id: str) -> str:

@@ -16,39 +16,12 @@ from aiohttp import web
 from lawhub_actors.core.signature import verify
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GRAPH_VERSION, GraphStandIn, serve
+from tests.simulator.conftest import AUTH, TOKEN
 
-TOKEN = "graph-token-for-tests"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NUMBER = "106540352242922"
 OTHER_NUMBER = "107611463353033"
 CUSTOMER = "+6281234500001"
 APP_SECRET = b"app-secret-for-status-webhooks"
-
-
-class Clock:
-    def __init__(self, now: float = 1_767_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def stand_in(clock: Clock) -> GraphStandIn:
-    return GraphStandIn(TOKEN, clock=clock)
-
-
-@pytest.fixture
-async def client(aiohttp_client, stand_in):
-    return await aiohttp_client(stand_in.make_app())
 
 
 def text_request(to: str = CUSTOMER, body: str = "Selamat pagi", **extra: Any) -> dict[str, Any]:
@@ -81,6 +54,24 @@ async def send(
         headers=AUTH if headers is None else headers,
     )
     return response.status, await response.json()
+
+
+def without(request: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """``request`` with the key at ``path`` (keys into nested objects) deleted."""
+    target = request
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return request
+
+
+async def send_unanswered(client, request: dict[str, Any]) -> None:
+    """Sends and gives up after 0.3 s without an answer (a timeout the test expects)."""
+    with pytest.raises(asyncio.TimeoutError):
+        await client.post(
+            f"/{GRAPH_VERSION}/{NUMBER}/messages", json=request, headers=AUTH,
+            timeout=aiohttp.ClientTimeout(total=0.3),
+        )
 
 
 async def send_many(client, requests: list[dict[str, Any]], **options: Any) -> list[int]:
@@ -185,12 +176,7 @@ async def test_a_missing_or_wrong_token_gets_190_and_is_recorded(client, stand_i
     ],
 )
 async def test_a_missing_required_parameter_is_metas_100(client, stand_in, remove, parameter) -> None:
-    request = text_request()
-    target = request
-    for key in remove[:-1]:
-        target = target[key]
-    del target[remove[-1]]
-    status, body = await send(client, request)
+    status, body = await send(client, without(text_request(), remove))
     error = assert_meta_error(status, body, 400, 100)
     assert error["message"] == f"(#100) The parameter {parameter} is required."
     assert not stand_in.sends[-1].sent
@@ -202,12 +188,7 @@ async def test_a_missing_required_parameter_is_metas_100(client, stand_in, remov
      (("template", "language"), "template.language")],
 )
 async def test_a_template_without_name_or_language_is_metas_100(client, path, parameter) -> None:
-    request = template_request()
-    target = request
-    for key in path[:-1]:
-        target = target[key]
-    del target[path[-1]]
-    status, body = await send(client, request)
+    status, body = await send(client, without(template_request(), path))
     assert assert_meta_error(status, body, 400, 100)["message"] == (
         f"(#100) The parameter {parameter} is required."
     )
@@ -495,11 +476,7 @@ async def test_send_latency_delays_the_answer(client, stand_in) -> None:
 
 async def test_a_timed_out_send_is_never_answered_and_sends_nothing(client, stand_in) -> None:
     stand_in.timeout_sends_next(1)
-    with pytest.raises(asyncio.TimeoutError):
-        await client.post(
-            f"/{GRAPH_VERSION}/{NUMBER}/messages", json=text_request(), headers=AUTH,
-            timeout=aiohttp.ClientTimeout(total=0.3),
-        )
+    await send_unanswered(client, text_request())
     status, _ = await send(client, text_request())
     assert status == 200
     first, second = stand_in.sends
@@ -610,19 +587,23 @@ class Receiver:
             await asyncio.sleep(0.01)
 
 
-async def receiver_url(aiohttp_server, receiver: Receiver) -> str:
+async def receive_statuses(
+    stand_in: GraphStandIn, aiohttp_server, answers: list[int] | None = None, **delivery: Any,
+) -> Receiver:
+    """A Receiver on a local server that the stand-in delivers its status webhooks to,
+    signed with APP_SECRET (``delivery``: the options of ``deliver_statuses_to``)."""
+    receiver = Receiver(answers)
     app = web.Application()
     app.router.add_post("/webhook", receiver.handle)
     server = await aiohttp_server(app)
-    return str(server.make_url("/webhook"))
+    stand_in.deliver_statuses_to(str(server.make_url("/webhook")), APP_SECRET, **delivery)
+    return receiver
 
 
 async def test_an_accepted_send_is_followed_by_signed_sent_delivered_read_in_order(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0.01)
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0.01)
     _, body = await send(client, text_request(biz_opaque_callback_data="our-id-1"))
     wamid = body["messages"][0]["id"]
     await receiver.wait_for(3)
@@ -656,9 +637,7 @@ async def test_a_template_status_carries_the_templates_pricing_category(
     client, stand_in, aiohttp_server
 ) -> None:
     stand_in.add_template("promo", "id", params=0, category="MARKETING")
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, statuses=("sent",))
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0, statuses=("sent",))
     await send(client, template_request(name="promo", params=()))
     await receiver.wait_for(1)
     assert receiver.statuses()[0]["pricing"] == {
@@ -670,9 +649,7 @@ async def test_a_registered_number_posts_with_its_display_number_and_waba(
     client, stand_in, aiohttp_server
 ) -> None:
     stand_in.add_phone_number(NUMBER, "628111000001", waba_id="102290129340399")
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, statuses=("sent",))
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0, statuses=("sent",))
     await send(client, text_request())
     await receiver.wait_for(1)
     [document] = receiver.documents()
@@ -685,9 +662,7 @@ async def test_a_registered_number_posts_with_its_display_number_and_waba(
 async def test_statuses_of_each_message_stay_in_order_across_many_sends(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0.001)
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0.001)
     wamids = []
     for n, to in enumerate(customers(20)):
         _, body = await send(client, text_request(to, biz_opaque_callback_data=f"id-{n}"))
@@ -701,9 +676,9 @@ async def test_statuses_of_each_message_stay_in_order_across_many_sends(
 async def test_a_non_200_from_the_gateway_is_retried_and_order_is_kept(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver(answers=[500, 503])
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, retry_delay_s=0.01)
+    receiver = await receive_statuses(
+        stand_in, aiohttp_server, answers=[500, 503], delay_s=0, retry_delay_s=0.01,
+    )
     await send(client, text_request())
     await receiver.wait_for(5)
     assert [s["status"] for s in receiver.statuses()] == ["sent"] * 3 + ["delivered", "read"]
@@ -715,10 +690,10 @@ async def test_a_non_200_from_the_gateway_is_retried_and_order_is_kept(
 
 
 async def test_a_status_is_given_up_after_its_attempts(client, stand_in, aiohttp_server) -> None:
-    receiver = Receiver(answers=[500, 500])
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, statuses=("sent", "delivered"), attempts=2,
-                                 retry_delay_s=0.01)
+    receiver = await receive_statuses(
+        stand_in, aiohttp_server, answers=[500, 500], delay_s=0, statuses=("sent", "delivered"),
+        attempts=2, retry_delay_s=0.01,
+    )
     await send(client, text_request())
     await receiver.wait_for(3)
     assert [s["status"] for s in receiver.statuses()] == ["sent", "sent", "delivered"]
@@ -737,9 +712,7 @@ async def test_an_unreachable_gateway_is_recorded_as_transport_failures(client, 
 async def test_fail_status_for_next_sends_sent_then_failed_with_metas_errors(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0)
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0)
     stand_in.fail_status_for_next(1, 131026)
     _, body = await send(client, text_request(biz_opaque_callback_data="our-id-7"))
     failed_wamid = body["messages"][0]["id"]
@@ -763,9 +736,7 @@ async def test_fail_status_for_next_sends_sent_then_failed_with_metas_errors(
 
 
 async def test_a_failed_status_can_come_without_sent(client, stand_in, aiohttp_server) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0)
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0)
     stand_in.fail_status_for_next(1, 131049, after_sent=False)
     await send(client, template_request())
     await receiver.wait_for(1)
@@ -776,9 +747,8 @@ async def test_a_failed_status_can_come_without_sent(client, stand_in, aiohttp_s
 
 
 async def test_fail_status_applies_to_accepted_sends_only(client, stand_in, aiohttp_server) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, statuses=("sent", "delivered"))
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0,
+                                      statuses=("sent", "delivered"))
     stand_in.fail_status_for_next(1, 131047)
     stand_in.fail_sends_next(1, 400, 131000)
     await send(client, text_request())  # refused: no status, keeps the failure for the next
@@ -790,9 +760,7 @@ async def test_fail_status_applies_to_accepted_sends_only(client, stand_in, aioh
 async def test_accept_then_fail_answers_5xx_yet_the_message_goes_out(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0)
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0)
     stand_in.accept_then_fail_next(1, 502)
     status, body = await send(client, text_request(biz_opaque_callback_data="our-id-5"))
     assert_meta_error(status, body, 502, 131000)
@@ -813,15 +781,9 @@ async def test_accept_then_fail_uses_quota_like_a_sent_message(client, stand_in)
 async def test_a_timeout_after_sending_is_unanswered_yet_statuses_follow(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0)
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0)
     stand_in.timeout_sends_next(1, sent=True)
-    with pytest.raises(asyncio.TimeoutError):
-        await client.post(
-            f"/{GRAPH_VERSION}/{NUMBER}/messages", json=text_request(biz_opaque_callback_data="x"),
-            headers=AUTH, timeout=aiohttp.ClientTimeout(total=0.3),
-        )
+    await send_unanswered(client, text_request(biz_opaque_callback_data="x"))
     [record] = stand_in.sends
     assert record.sent and record.status is None
     await receiver.wait_for(3)
@@ -831,9 +793,7 @@ async def test_a_timeout_after_sending_is_unanswered_yet_statuses_follow(
 async def test_a_status_can_arrive_before_the_send_is_answered(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, statuses=("sent",))
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0, statuses=("sent",))
     stand_in.send_latency_s = 0.3
     answered = asyncio.create_task(send(client, text_request()))
     await asyncio.wait_for(receiver.arrived.wait(), 2)
@@ -846,9 +806,7 @@ async def test_a_status_can_arrive_before_the_send_is_answered(
 async def test_non_ascii_callback_data_is_escaped_and_signed_over_the_raw_bytes(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, statuses=("sent",))
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0, statuses=("sent",))
     await send(client, text_request(biz_opaque_callback_data="kasus-Müller-ü"))
     await receiver.wait_for(1)
     raw, headers = receiver.posts[0]
@@ -861,9 +819,7 @@ async def test_non_ascii_callback_data_is_escaped_and_signed_over_the_raw_bytes(
 async def test_no_statuses_for_refused_sends_or_after_stop_statuses(
     client, stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=0, statuses=("sent",))
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=0, statuses=("sent",))
     stand_in.fail_sends_next(1, 400, 131026)
     await send(client, text_request())
     await send(client, {"to": CUSTOMER})
@@ -885,9 +841,7 @@ async def test_deliver_statuses_to_refuses_unknown_statuses_and_bad_settings(sta
 async def test_shutdown_cancels_pending_status_deliveries_promptly(
     stand_in, aiohttp_server
 ) -> None:
-    receiver = Receiver()
-    stand_in.deliver_statuses_to(await receiver_url(aiohttp_server, receiver), APP_SECRET,
-                                 delay_s=30)
+    receiver = await receive_statuses(stand_in, aiohttp_server, delay_s=30)
     async with serve(stand_in) as base_url, aiohttp.ClientSession(headers=AUTH) as session:
         async with session.post(f"{base_url}/{NUMBER}/messages", json=text_request()) as r:
             assert r.status == 200
