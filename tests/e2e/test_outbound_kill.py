@@ -14,17 +14,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
+from lawhub_actors.simulator.graph import GraphStandIn
 from tests.conftest import APP_SECRET, SHIPPED_CONFIG
 from tests.e2e.outbound_helpers import (
     GRAPH_TOKEN,
-    NUMBER_A,
     Gateway,
     Gateways,
     all_sent,
     config_with,
     customers_wrote,
     gateways,  # noqa: F401 - fixture
+    meta_in_thread,
     send_text,
 )
 from tests.waits import until
@@ -94,11 +94,8 @@ class WebhookRelay:
 def meta():
     """Meta's stand-in in a thread of the test process; it answers sends a little late
     and no throughput limit of its own applies (the rate is tested elsewhere)."""
-    stand_in = GraphStandIn(GRAPH_TOKEN)
-    stand_in.set_throughput(NUMBER_A, None)
-    stand_in.send_latency_s = SEND_LATENCY_S
-    with serve_in_thread(stand_in) as base_url:
-        stand_in.base_url = base_url  # type: ignore[attr-defined]
+    with meta_in_thread(throughput_mps=None) as stand_in:
+        stand_in.send_latency_s = SEND_LATENCY_S
         yield stand_in
 
 
