@@ -8,7 +8,10 @@ the dispatcher does those from the journal):
 2. ``413`` over ``[server] webhook_max_bytes`` (checked on the declared
    length before reading, and while reading);
 3. ``401`` unless ``X-Hub-Signature-256`` is a correct HMAC of the raw bytes;
-4. ``400`` unless the body is JSON with ``object == "whatsapp_business_account"``;
+4. ``400`` unless the body is JSON (``not_json``), nested no deeper than
+   :data:`~lawhub_actors.core.limits.MAX_DEPTH` (``too_deep``: such a body
+   would be journaled, then break every later ``orjson.dumps`` of it on every
+   replay) and has ``object == "whatsapp_business_account"`` (``wrong_object``);
 5. journal append (durable, group-committed) → ``200``; ``503`` if the
    journal cannot commit (Meta retries; nothing half-done).
 """
@@ -20,7 +23,7 @@ import structlog
 from aiohttp import web
 
 from lawhub_actors.adapters.sqlite_journal import JournalUnavailable
-from lawhub_actors.core import signature
+from lawhub_actors.core import limits, signature
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import APP_SECRET, JOURNAL, VERIFY_TOKEN, WEBHOOK_MAX_BYTES
 
@@ -58,8 +61,12 @@ async def receive(request: web.Request) -> web.Response:
         return error_response(401, "bad_signature", "missing, malformed or wrong signature")
     try:
         document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        if limits.parser_depth_exceeded(error):
+            return _too_deep()
         return error_response(400, "not_json", "the body is not JSON")
+    if limits.too_deep(document, body):
+        return _too_deep()
     if not isinstance(document, dict) or document.get("object") != WABA_OBJECT:
         return error_response(400, "wrong_object", f"object must be {WABA_OBJECT!r}")
     try:
@@ -69,3 +76,9 @@ async def receive(request: web.Request) -> web.Response:
     log.debug("webhook_journaled", seq=seq, size=len(body))
     return web.Response(text="ok", content_type="text/plain")
 
+
+
+def _too_deep() -> web.Response:
+    return error_response(
+        400, "too_deep", f"the body nests more than {limits.MAX_DEPTH} levels of arrays and objects"
+    )

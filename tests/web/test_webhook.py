@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from lawhub_actors.core.limits import MAX_DEPTH
 from lawhub_actors.core.signature import sign
 from lawhub_actors.runtime import JOURNAL_FILE
 from lawhub_actors.simulator import traffic
@@ -126,3 +127,31 @@ async def test_a_journal_that_cannot_write_answers_503_and_stores_nothing(
         blocker.close()
     assert journal.read_after(0) == []
     assert (await client.post("/webhook", data=body, headers=_post_headers(body))).status == 200
+
+
+def _nested_waba_body(depth: int) -> bytes:
+    """A WABA envelope whose ``entry`` nests arrays to ``depth`` levels in all (the root is 1)."""
+    inner = depth - 1
+    return (b'{"object":"whatsapp_business_account","entry":' + b"[" * inner + b"]" * inner + b"}")
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300, 1_000, 100_000])
+async def test_a_body_nested_past_metas_shapes_is_refused_before_the_journal(
+    client, depth
+) -> None:
+    from lawhub_actors.web.keys import JOURNAL
+
+    body = _nested_waba_body(depth)
+    response = await client.post("/webhook", data=body, headers=_post_headers(body))
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "too_deep"
+    assert client.app[JOURNAL].read_after(0) == []
+
+
+async def test_a_body_nested_up_to_the_limit_is_journaled(client) -> None:
+    from lawhub_actors.web.keys import JOURNAL
+
+    body = _nested_waba_body(MAX_DEPTH)
+    response = await client.post("/webhook", data=body, headers=_post_headers(body))
+    assert response.status == 200
+    assert [entry.body for entry in client.app[JOURNAL].read_after(0)] == [body]

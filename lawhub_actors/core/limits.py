@@ -1,0 +1,84 @@
+"""Bounds on the shapes a webhook body may have, so no single input wedges processing (pure).
+
+Everything a signed body holds is journaled, then parsed, normalized,
+stored and perhaps quarantined (``orjson.dumps`` of its parts) by the
+dispatcher and the shards, again after every restart. A value that passes
+the first step but breaks a later one would fail the same way on every
+replay, so the limits here are checked where a value enters:
+
+1. **Nesting** (:data:`MAX_DEPTH`): ``POST /webhook`` refuses a body nested
+   deeper with 400 ``too_deep`` before journaling it, and
+   :func:`lawhub_actors.core.payload.parse` refuses it too (a body journaled
+   before the limit existed is quarantined, not replayed forever).
+2. **Timestamps** (:func:`plausible_timestamp`): the normalizer quarantines
+   an update whose timestamp is present but not a time Meta can mean.
+3. **Integers** (:data:`INT64_MIN` .. :data:`INT64_MAX`): a number read
+   leniently from a string (``"99999999999999999999"``) is kept only when
+   SQLite and ``orjson`` can hold it.
+"""
+
+from __future__ import annotations
+
+MAX_DEPTH = 32
+"""Most levels of arrays and objects a webhook body may nest (the root is level 1).
+
+Meta's deepest shapes reach 12 (``entry[]`` → change → ``value`` →
+``messages[]`` → a contacts message → ``contacts[]`` → ``phones[]`` → phone),
+so 32 leaves room for what Meta adds and refuses only what no Meta payload is.
+``orjson`` parses up to 1,024 levels but serializes only 254, so a body
+between the two would be journaled and then break every ``orjson.dumps``
+of it (storing a part, quarantining it) on every replay."""
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+"""SQLite's INTEGER range; ``orjson`` serializes everything in it."""
+
+TIMESTAMP_MIN = 1_230_768_000
+"""2009-01-01T00:00:00Z: WhatsApp was founded in 2009; no update is older."""
+
+TIMESTAMP_MAX = 4_102_444_800
+"""2100-01-01T00:00:00Z (exclusive): no clock of this service gets there,
+yet it catches milliseconds sent as seconds (13 digits) and every number
+that SQLite, ``orjson`` or ``datetime`` cannot hold.
+
+The window is fixed, not "now ± a day": the normalizer is pure, and a replay
+of an old journal entry must come out exactly as it did the first time."""
+
+
+def storable_int(number: int) -> bool:
+    """Whether ``number`` fits SQLite's INTEGER (and so ``orjson``)."""
+    return INT64_MIN <= number <= INT64_MAX
+
+
+def plausible_timestamp(seconds: int) -> bool:
+    """Whether ``seconds`` (Unix time) is one Meta can mean: 2009 to 2100."""
+    return TIMESTAMP_MIN <= seconds < TIMESTAMP_MAX
+
+
+def too_deep(document: object, raw: bytes | None = None, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``document`` nests arrays and objects more than ``limit`` levels deep.
+
+    ``raw``, the bytes ``document`` was decoded from, makes the common case
+    free: a body with at most ``limit`` opening brackets (counted at C speed,
+    those inside strings too) cannot be deeper, and is not walked. Otherwise
+    the walk is iterative (no recursion limit) and stops at the first
+    container past ``limit``.
+    """
+    if raw is not None and raw.count(b"{") + raw.count(b"[") <= limit:
+        return False
+    if not isinstance(document, dict | list):
+        return False
+    stack: list[tuple[dict[object, object] | list[object], int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def parser_depth_exceeded(error: ValueError) -> bool:
+    """Whether ``orjson`` refused a body for nesting past its own 1,024 levels
+    (it says so only in the message); such a body is ``too_deep`` as well."""
+    return "depth limit" in str(error)
