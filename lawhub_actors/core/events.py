@@ -78,6 +78,8 @@ class QuarantineReason(StrEnum):
     INVALID_PREFERENCE = "invalid_preference"
     NO_CUSTOMER = "no_customer"
     """Neither a ``wa_id`` nor a ``user_id`` to key the customer by."""
+    BAD_TIMESTAMP = "bad_timestamp"
+    """A timestamp that is present but no time Meta can mean (2009 to 2100)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

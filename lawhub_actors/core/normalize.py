@@ -24,7 +24,14 @@ Rules:
    value) never crash: UNKNOWN (or pass-through) plus a warning; the raw
    string is kept (``details["raw_type"]``, ``StatusUpdate.raw_status``).
    A missing timestamp becomes 0, with a warning.
-6. **Warnings are data** and may be logged as they are: positions
+6. **Impossible timestamps.** A message, status or preference whose
+   timestamp is present but no time Meta can mean (not a number, negative,
+   milliseconds, ``1e308``, past 64 bits: anything outside
+   :func:`~lawhub_actors.core.limits.plausible_timestamp`, 2009 to 2100) is
+   quarantined alone (``bad_timestamp``), like a malformed item, so it never
+   reaches a store transaction it would break on every replay; the other
+   updates of the body go on.
+7. **Warnings are data** and may be logged as they are: positions
    (``entry[0].changes[1].messages[2]``), field names, Meta's type names
    when they look like enum names, and reasons; never message content,
    names or numbers.
@@ -41,6 +48,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lawhub_actors.core import limits
 from lawhub_actors.core import payload as p
 from lawhub_actors.core.events import (
     UNKNOWN_ERROR_CODE,
@@ -175,9 +183,20 @@ def _phone_number_id(value: Mapping[str, Any]) -> str | None:
 
 def _timestamp(scope: _Scope, item: str, timestamp: int | None) -> int:
     if timestamp is None:
-        scope.warn(item, "timestamp missing or unreadable; 0 used")
+        scope.warn(item, "timestamp missing; 0 used")
         return 0
     return timestamp
+
+
+def _impossible_time(
+    scope: _Scope, item: str, items: str, raw: object, timestamp: int | None
+) -> bool:
+    """Whether ``timestamp`` is present but implausible; if so the item is quarantined."""
+    if timestamp is None or limits.plausible_timestamp(timestamp):
+        return False
+    scope.quarantine_item(QuarantineReason.BAD_TIMESTAMP, items, raw)
+    scope.warn(item, "timestamp is not a time between 2009 and 2100; quarantined")
+    return True
 
 
 # -- changes -----------------------------------------------------------------
@@ -332,6 +351,8 @@ def _message(scope: _Scope, contacts: _Contacts, k: int, raw: object) -> None:
         scope.quarantine_item(QuarantineReason.INVALID_MESSAGE, "messages", raw)
         scope.warn(item, "message without an id; quarantined")
         return
+    if _impossible_time(scope, item, "messages", raw, m.timestamp):
+        return
     wa_id = m.from_ or None
     user_id = m.from_user_id or None
     profile_name = None
@@ -389,6 +410,8 @@ def _status(scope: _Scope, k: int, raw: object) -> None:
     if not s.id:
         scope.quarantine_item(QuarantineReason.INVALID_STATUS, "statuses", raw)
         scope.warn(item, "status without a message id; quarantined")
+        return
+    if _impossible_time(scope, item, "statuses", raw, s.timestamp):
         return
     raw_status = s.status or ""
     kind = _KNOWN_STATUSES.get(raw_status, StatusKind.UNKNOWN)
@@ -456,6 +479,8 @@ def _preference(scope: _Scope, contacts: _Contacts, k: int, raw: object) -> None
     except ValidationError as exc:
         scope.quarantine_item(QuarantineReason.INVALID_PREFERENCE, "user_preferences", raw)
         scope.warn(item, f"invalid preference ({_fields(exc)}); quarantined")
+        return
+    if _impossible_time(scope, item, "user_preferences", raw, pref.timestamp):
         return
     wa_id, user_id = pref.wa_id or None, pref.user_id or None
     contact = contacts.match(wa_id, user_id)

@@ -3,12 +3,13 @@
 Rules:
 
 1. :func:`parse` checks only the skeleton every update shares: the body is
-   JSON; ``object`` is ``"whatsapp_business_account"``; ``entry`` is a list
+   JSON nested no deeper than :data:`~lawhub_actors.core.limits.MAX_DEPTH`;
+   ``object`` is ``"whatsapp_business_account"``; ``entry`` is a list
    of objects, each with a list of ``changes``; each change has a string
    ``field`` and an object ``value``. Anything else raises
-   :class:`PayloadError` with ``code`` ``not_json``, ``wrong_object`` or
-   ``bad_shape`` (the web layer answers 400). The message never quotes the
-   body.
+   :class:`PayloadError` with ``code`` ``not_json``, ``too_deep``,
+   ``wrong_object`` or ``bad_shape`` (the web layer answers 400). The
+   message never quotes the body.
 2. What is inside a change's ``value`` is validated item by item by the
    normalizer with the item models below (:class:`Value`, :class:`Message`,
    :class:`Status`, ...), so one malformed message does not cost the other
@@ -16,8 +17,13 @@ Rules:
 3. Meta adds fields all the time: every model keeps unknown fields
    (``extra="allow"``, reachable through ``model_extra``) and none is
    forbidden. Numbers where strings are expected are read as strings; Meta's
-   string timestamps become ints; an unreadable timestamp, float or flag
-   becomes ``None`` instead of failing the item.
+   string timestamps become ints; an unreadable float or flag becomes
+   ``None`` instead of failing the item, and so does an integer SQLite
+   cannot hold (outside 64 bits: ``"99999999999999999999"``, ``"1e308"``).
+   A timestamp (:data:`Timestamp`) is ``None`` only when missing or null;
+   one that is present is read whole and unbounded, and one that is no
+   number at all reads as :data:`NOT_A_TIME`, so the normalizer can tell
+   "not sent" from "sent, but no time" (which it quarantines).
 4. JSON is parsed with ``orjson`` (three times faster than the stdlib
    here, FACTS.md); its errors are ``ValueError`` subclasses.
 """
@@ -31,11 +37,13 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from lawhub_actors.core import limits
+
 WABA_OBJECT = "whatsapp_business_account"
 
 _loads: Callable[[bytes], Any] = orjson.loads
 
-PayloadErrorCode = Literal["not_json", "wrong_object", "bad_shape"]
+PayloadErrorCode = Literal["not_json", "too_deep", "wrong_object", "bad_shape"]
 
 
 class PayloadError(Exception):
@@ -52,7 +60,9 @@ class PayloadError(Exception):
 # -- lenient scalars ---------------------------------------------------------
 
 
-def _int_or_none(value: object) -> int | None:
+def _whole_number(value: object) -> int | None:
+    """``value`` read as a whole number of any size (floats truncated), or
+    ``None`` when it is no finite number."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -64,7 +74,7 @@ def _int_or_none(value: object) -> int | None:
         text = value.strip()
         try:
             return int(text)
-        except ValueError:
+        except ValueError:  # not an integer, or past Python's 4,300 digits
             pass
         try:
             number = float(text)
@@ -73,6 +83,24 @@ def _int_or_none(value: object) -> int | None:
     else:
         return None
     return int(number) if math.isfinite(number) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    number = _whole_number(value)
+    return number if number is not None and limits.storable_int(number) else None
+
+
+NOT_A_TIME = -1
+"""What a timestamp that is present but no number reads as (``"abc"``,
+``true``, ``{}``, ``"1e400"``): a value no plausible time has, so it is
+treated like any other timestamp out of range."""
+
+
+def _timestamp_or_none(value: object) -> int | None:
+    if value is None:
+        return None
+    number = _whole_number(value)
+    return NOT_A_TIME if number is None else number
 
 
 def _float_or_none(value: object) -> float | None:
@@ -100,6 +128,10 @@ def _bool_or_none(value: object) -> bool | None:
 LenientInt = Annotated[int | None, BeforeValidator(_int_or_none)]
 LenientFloat = Annotated[float | None, BeforeValidator(_float_or_none)]
 LenientBool = Annotated[bool | None, BeforeValidator(_bool_or_none)]
+Timestamp = Annotated[int | None, BeforeValidator(_timestamp_or_none)]
+"""Unix seconds as sent, unbounded: ``None`` when missing, :data:`NOT_A_TIME`
+when no number; the normalizer decides what is plausible
+(:func:`lawhub_actors.core.limits.plausible_timestamp`)."""
 
 
 class _Model(BaseModel):
@@ -260,7 +292,7 @@ class Message(_Model):
     """The ``wamid``: the inbound message's identity and dedupe key."""
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
-    timestamp: LenientInt = None
+    timestamp: Timestamp = None
     type: str | None = None
     context: Context | None = None
     referral: Referral | None = None
@@ -303,7 +335,7 @@ class Status(_Model):
     id: str
     """The ``wamid`` of the message we sent."""
     status: str | None = None
-    timestamp: LenientInt = None
+    timestamp: Timestamp = None
     recipient_id: str | None = None
     recipient_user_id: str | None = None
     recipient_type: str | None = None
@@ -319,7 +351,7 @@ class UserPreference(_Model):
     category: str | None = None
     value: str | None = None
     detail: str | None = None
-    timestamp: LenientInt = None
+    timestamp: Timestamp = None
 
 
 class Value(_Model):
@@ -343,14 +375,30 @@ def parse(raw: bytes) -> Envelope:
     try:
         document = _loads(raw)
     except RecursionError:
-        raise PayloadError("not_json", "the body nests too deeply") from None
+        raise _too_deep() from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        if limits.parser_depth_exceeded(exc):
+            raise _too_deep() from None
         raise PayloadError("not_json", f"the body is not JSON ({type(exc).__name__})") from None
-    return parse_document(document)
+    if limits.too_deep(document, raw):
+        raise _too_deep()
+    return _envelope(document)
 
 
 def parse_document(document: object) -> Envelope:
     """The envelope of an already-decoded JSON document, or :class:`PayloadError`."""
+    if limits.too_deep(document):
+        raise _too_deep()
+    return _envelope(document)
+
+
+def _too_deep() -> PayloadError:
+    return PayloadError(
+        "too_deep", f"the body nests more than {limits.MAX_DEPTH} levels of arrays and objects"
+    )
+
+
+def _envelope(document: object) -> Envelope:
     if not isinstance(document, dict):
         raise PayloadError("bad_shape", "the body is not a JSON object")
     if document.get("object") != WABA_OBJECT:

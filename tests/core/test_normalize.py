@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from lawhub_actors.core.events import (
     StatusKind,
     StatusUpdate,
 )
+from lawhub_actors.core.limits import MAX_DEPTH, TIMESTAMP_MAX, TIMESTAMP_MIN
 from lawhub_actors.core.normalize import Batch, normalize
 from lawhub_actors.core.payload import PayloadError, parse, parse_document
 from tests.payloads import (
@@ -709,7 +711,7 @@ def test_missing_timestamp_becomes_zero_with_a_warning():
     assert isinstance(event, InboundMessage)
     assert event.timestamp == 0
     assert batch.warnings == (
-        "entry[0].changes[0].messages[0]: timestamp missing or unreadable; 0 used",
+        "entry[0].changes[0].messages[0]: timestamp missing; 0 used",
     )
 
 
@@ -821,7 +823,7 @@ def test_thousand_update_batch_keeps_payload_order():
         (b"", "not_json"),
         (b"{not json", "not_json"),
         (b"\xff\xfe\x00garbage", "not_json"),
-        (b"[" * 100_000 + b"]" * 100_000, "not_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
         (b"[1, 2]", "bad_shape"),
         (b'"whatsapp_business_account"', "bad_shape"),
         (b"{}", "wrong_object"),
@@ -1095,7 +1097,7 @@ def test_parse_raises_nothing_but_payload_error(body: bytes):
     try:
         envelope = parse(body)
     except PayloadError as exc:
-        assert exc.code in ("not_json", "wrong_object", "bad_shape")
+        assert exc.code in ("not_json", "too_deep", "wrong_object", "bad_shape")
     else:
         normalize(envelope, tenant_of)
 
@@ -1103,3 +1105,170 @@ def test_parse_raises_nothing_but_payload_error(body: bytes):
 def test_parse_document_accepts_an_already_decoded_body():
     envelope = parse_document(load("text"))
     assert envelope.entry[0].changes[0].field == "messages"
+
+
+# -- timestamps that cannot be stored or meant ---------------------------------
+
+UNSTORABLE_OR_MEANINGLESS = [
+    "1e308",                   # a float string: an int of 309 digits
+    1e308,                     # the same as a JSON number
+    "1" + "0" * 400,           # 10**400 as a string (a JSON number this big is not_json)
+    "1e400",                   # past every float
+    2**63,                     # one past SQLite's INTEGER
+    str(2**64 + 1),
+    -1,
+    "-1767261600",
+    0,                         # present, so meant, and 1970 is no WhatsApp time
+    "0",
+    TIMESTAMP_MIN - 1,         # 2008
+    TIMESTAMP_MAX,             # 2100
+    T0 * 1000,                 # milliseconds where Meta sends seconds
+    "abc",
+    "",
+    True,
+    [],
+    {"seconds": T0},
+]
+PLAUSIBLE = [
+    (str(T0), T0),
+    (T0, T0),
+    (T0 + 0.9, T0),
+    (f"{T0}.0", T0),
+    (f" {T0} ", T0),
+    (TIMESTAMP_MIN, TIMESTAMP_MIN),
+    (TIMESTAMP_MAX - 1, TIMESTAMP_MAX - 1),
+]
+
+
+def _two_updates(kind: str, bad: object) -> dict[str, Any]:
+    """A document with two updates of ``kind`` in one change; the first has timestamp ``bad``."""
+    if kind == "messages":
+        doc = load("two_customers_one_change")
+    elif kind == "statuses":
+        doc = load("status_sent")
+        statuses = doc["entry"][0]["changes"][0]["value"]["statuses"]
+        statuses.append({**copy.deepcopy(statuses[0]), "id": "wamid.second", "status": "read"})
+    else:
+        doc = load("user_preferences_stop")
+        preferences = doc["entry"][0]["changes"][0]["value"]["user_preferences"]
+        preferences.append({**copy.deepcopy(preferences[0]), "value": "resume"})
+    items = doc["entry"][0]["changes"][0]["value"][kind]
+    assert len(items) == 2
+    items[0]["timestamp"] = bad
+    return doc
+
+
+@pytest.mark.parametrize("kind", ["messages", "statuses", "user_preferences"])
+@pytest.mark.parametrize("bad", UNSTORABLE_OR_MEANINGLESS, ids=repr)
+def test_an_update_with_an_impossible_timestamp_is_quarantined_alone(kind: str, bad: object):
+    doc = _two_updates(kind, bad)
+    first, second = doc["entry"][0]["changes"][0]["value"][kind]
+    batch = run(doc)
+    (event,) = batch.events
+    assert event.timestamp == int(second["timestamp"])
+    (q,) = batch.quarantined
+    assert q.reason is QuarantineReason.BAD_TIMESTAMP
+    assert q.change["value"][kind] == [first]
+    assert q.change["value"]["metadata"]["phone_number_id"] == FIRM_A_PNID
+    assert batch.warnings == (
+        f"entry[0].changes[0].{kind}[0]: timestamp is not a time between 2009 and 2100;"
+        " quarantined",
+    )
+
+
+def test_a_flat_preference_with_an_impossible_timestamp_is_quarantined():
+    doc = load("user_preferences_stop")
+    value = doc["entry"][0]["changes"][0]["value"]
+    (pref,) = value.pop("user_preferences")
+    value.update(pref, timestamp="1e308")
+    batch = run(doc)
+    assert batch.events == ()
+    assert [q.reason for q in batch.quarantined] == [QuarantineReason.BAD_TIMESTAMP]
+
+
+@pytest.mark.parametrize("kind", ["messages", "statuses", "user_preferences"])
+@pytest.mark.parametrize(("sent", "read"), PLAUSIBLE, ids=repr)
+def test_a_plausible_timestamp_is_read_as_whole_seconds(kind: str, sent: object, read: int):
+    batch = run(_two_updates(kind, sent))
+    assert batch.quarantined == () and batch.warnings == ()
+    assert batch.events[0].timestamp == read
+
+
+@pytest.mark.parametrize("code", [str(2**63), "1e308", "1" + "0" * 400, str(-(2**63) - 1)])
+def test_an_error_code_no_store_can_hold_becomes_the_unknown_code(code: str):
+    doc = load("status_failed")
+    doc["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]["code"] = code
+    (event,) = run(doc).events
+    assert isinstance(event, StatusUpdate)
+    assert event.errors[0].code == UNKNOWN_ERROR_CODE
+
+
+def test_a_conversation_expiry_no_store_can_hold_is_dropped():
+    doc = load("status_sent")
+    conversation = doc["entry"][0]["changes"][0]["value"]["statuses"][0]["conversation"]
+    conversation["expiration_timestamp"] = "1" + "0" * 30
+    (event,) = run(doc).events
+    assert isinstance(event, StatusUpdate)
+    assert event.conversation is not None and event.conversation.expiration is None
+
+
+def _storable(node: Any) -> bool:
+    """Whether SQLite and orjson can hold every number in ``node``."""
+    if isinstance(node, bool) or node is None or isinstance(node, str | float):
+        return True
+    if isinstance(node, int):
+        return -(2**63) <= node < 2**63
+    if isinstance(node, Mapping):
+        return all(_storable(k) and _storable(v) for k, v in node.items())
+    if isinstance(node, tuple | list):
+        return all(map(_storable, node))
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return _storable(dataclasses.asdict(node))
+    return True
+
+
+any_timestamp = (
+    st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(TIMESTAMP_MIN - 10, TIMESTAMP_MAX + 10)
+    | json_floats
+    | st.from_regex(r"\A\s?-?[0-9]{1,500}(\.[0-9]{0,3})?([eE][+-]?[0-9]{1,4})?\s?\Z")
+    | st.sampled_from(["inf", "-inf", "nan", "Infinity", "1_700_000_000", "0x10", "٣"])
+    | json_values
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(message=any_timestamp, status=any_timestamp, preference=any_timestamp)
+def test_normalize_raises_nothing_and_stores_nothing_impossible_for_any_timestamp(
+    message: Any, status: Any, preference: Any
+):
+    docs = [_two_updates("messages", message), _two_updates("statuses", status),
+            _two_updates("user_preferences", preference)]
+    for doc in docs:
+        try:
+            envelope = parse(dumps(doc))
+        except PayloadError as error:  # a JSON number past every float: not JSON to orjson
+            assert error.code == "not_json"
+            continue
+        batch = normalize(envelope, tenant_of)
+        assert len(batch.events) + len(batch.quarantined) == 2
+        for event in batch.events:
+            assert event.timestamp == 0 or TIMESTAMP_MIN <= event.timestamp < TIMESTAMP_MAX
+            assert _storable(event)
+            orjson.dumps(dataclasses.asdict(event))
+        for item in batch.quarantined:
+            assert item.reason is QuarantineReason.BAD_TIMESTAMP
+            orjson.dumps(item.change)
+        for warning in batch.warnings:
+            assert not re.search(r"\d{5,}", warning), warning
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300, 100_000])
+def test_a_body_nested_past_the_limit_is_too_deep(depth: int):
+    inner = depth - 1
+    body = b'{"object":"whatsapp_business_account","entry":' + b"[" * inner + b"]" * inner + b"}"
+    with pytest.raises(PayloadError) as caught:
+        parse(body)
+    assert caught.value.code == "too_deep"
+    assert caught.value.http_status == 400
