@@ -9,10 +9,14 @@ holds a message body in clear.
 
 After each commit ``on_commit(last_seq)`` is called on the writer thread,
 so the dispatcher learns there is more to read. The most recent committed
-entries are also kept in memory (a bounded tail), so a reader that keeps
-up gets them without a query and a decryption; anything older (a replay
-after a restart, a reader far behind) comes from the database, through one
+entries are also kept in memory (a tail bounded by bytes, ``tail_bytes``),
+so a reader that keeps up gets them without a query and a decryption;
+anything older (a replay after a restart, a reader far behind, a body
+bigger than the whole budget) comes from the database, through one
 connection per reading thread (WAL: readers never block the writer).
+The tail is always a contiguous run of sequence numbers ending at the last
+commit: the oldest entries leave first, and a body too big for the budget
+empties it (the entries after it start a new run).
 """
 
 from __future__ import annotations
@@ -64,8 +68,14 @@ class _Pending:
     future: asyncio.Future[int]
 
 
-TAIL_ENTRIES = 4096
-"""Recent entries kept in memory for readers that keep up (~6 MB at 1.5 KB)."""
+TAIL_BYTES = 8 * 1024 * 1024
+"""Default budget of the in-memory tail: ~5,000 typical bodies (1.5 KB), or
+two of the largest (4 MiB) — never thousands of those (a count bound of
+4,096 entries could hold 16 GiB)."""
+
+ENTRY_OVERHEAD = 160
+"""Bytes counted per tail entry beyond its body (the entry, its ``bytes``
+header, its numbers), so a tail of tiny bodies is bounded too."""
 
 
 class Journal:
@@ -78,7 +88,10 @@ class Journal:
         batch_max: int = 256,
         busy_timeout_ms: int = 5000,
         on_commit: Callable[[int], None] | None = None,
+        tail_bytes: int = TAIL_BYTES,
     ) -> None:
+        if tail_bytes < 0:
+            raise ValueError(f"tail_bytes must be >= 0, not {tail_bytes}")
         self.path = path
         self._seal = seal
         self._open = open_
@@ -93,7 +106,9 @@ class Journal:
         self._next_seq = int(row[0]) + 1
         self.last_committed = int(row[0])
         self.commits = 0
-        self._tail: deque[Entry] = deque(maxlen=TAIL_ENTRIES)
+        self._tail: deque[Entry] = deque()
+        self._tail_budget = tail_bytes
+        self._tail_used = 0
         self._tail_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
@@ -132,16 +147,32 @@ class Journal:
             _resolve(batch, None)
             return
         with self._tail_lock:
-            self._tail.extend(
-                Entry(seq + offset, item.received_at, item.body)
-                for offset, item in enumerate(batch)
-            )
+            for offset, item in enumerate(batch):
+                self._keep(Entry(seq + offset, item.received_at, item.body))
         self._next_seq = seq + len(batch)
         self.last_committed = self._next_seq - 1
         self.commits += 1
         _resolve(batch, seq)
         if self.on_commit is not None:
             self.on_commit(self.last_committed)
+
+    def _keep(self, entry: Entry) -> None:
+        """Add ``entry`` to the tail, dropping the oldest entries over the budget
+        (under ``_tail_lock``)."""
+        cost = len(entry.body) + ENTRY_OVERHEAD
+        if cost > self._tail_budget:  # never kept; the tail must stay contiguous
+            self._tail.clear()
+            self._tail_used = 0
+            return
+        self._tail.append(entry)
+        self._tail_used += cost
+        while self._tail_used > self._tail_budget:
+            self._tail_used -= len(self._tail.popleft().body) + ENTRY_OVERHEAD
+
+    @property
+    def tail_bytes_used(self) -> int:
+        """Bytes the in-memory tail counts now (bodies plus per-entry overhead)."""
+        return self._tail_used
 
     # -- readers ---------------------------------------------------------------------
 

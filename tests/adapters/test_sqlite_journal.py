@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sqlite3
 import threading
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lawhub_actors.adapters.sqlite_journal import Journal, JournalUnavailable
+from lawhub_actors.adapters.sqlite_journal import ENTRY_OVERHEAD, Journal, JournalUnavailable
 
 KEY = AESGCM(os.urandom(32))
 
@@ -99,3 +100,96 @@ def test_the_writer_thread_ends_on_close(tmp_path: Path) -> None:
     before = threading.active_count()
     Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_).close()
     assert threading.active_count() == before
+
+
+# -- the in-memory tail is bounded by bytes ------------------------------------
+
+
+class CountingOpen:
+    """``open_`` that counts database reads (the tail never opens a body)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, key_id: str, blob: bytes) -> bytes:
+        self.calls += 1
+        return open_(key_id, blob)
+
+
+def _body(n: int, size: int) -> bytes:
+    prefix = f'{{"n": {n}, "pad": "'.encode()
+    return prefix + b"x" * (size - len(prefix) - 2) + b'"}'
+
+
+async def test_the_tail_keeps_only_the_newest_bodies_that_fit_its_bytes(tmp_path: Path) -> None:
+    opened = CountingOpen()
+    budget = 3 * (1000 + ENTRY_OVERHEAD)
+    journal = Journal(tmp_path / "j.sqlite3", seal=seal, open_=opened, tail_bytes=budget)
+    try:
+        bodies = [_body(n, 1000) for n in range(10)]
+        for body in bodies:
+            await journal.append(body)
+        assert journal.tail_bytes_used == budget
+        assert [e.body for e in journal.read_after(7)] == bodies[7:]  # the tail
+        assert opened.calls == 0
+        assert [e.body for e in journal.read_after(0)] == bodies  # behind the tail
+        assert opened.calls == 10
+    finally:
+        journal.close()
+
+
+async def test_a_body_bigger_than_the_budget_is_read_from_the_database(tmp_path: Path) -> None:
+    opened = CountingOpen()
+    journal = Journal(tmp_path / "j.sqlite3", seal=seal, open_=opened, tail_bytes=4000)
+    try:
+        small, big, after = _body(1, 1000), _body(2, 5000), _body(3, 1000)
+        for body in (small, small, big, after):
+            await journal.append(body)
+        assert [e.body for e in journal.read_after(3)] == [after]
+        assert opened.calls == 0
+        assert [(e.seq, e.body) for e in journal.read_after(1)] == [
+            (2, small), (3, big), (4, after)
+        ]
+        assert opened.calls == 3
+    finally:
+        journal.close()
+
+
+async def test_a_tail_of_zero_bytes_reads_everything_from_the_database(tmp_path: Path) -> None:
+    opened = CountingOpen()
+    journal = Journal(tmp_path / "j.sqlite3", seal=seal, open_=opened, tail_bytes=0)
+    try:
+        for n in range(3):
+            await journal.append(_body(n, 100))
+        assert [e.seq for e in journal.read_after(1)] == [2, 3]
+        assert opened.calls == 2
+        assert journal.tail_bytes_used == 0
+    finally:
+        journal.close()
+
+
+async def test_reads_from_anywhere_match_the_database_whatever_the_sizes(tmp_path: Path) -> None:
+    rng = random.Random(10)
+    sizes = [rng.choice([60, 300, 1500, 5000, 9000]) for _ in range(120)]
+    journal = Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_, tail_bytes=12_000)
+    try:
+        bodies = [_body(n, size) for n, size in enumerate(sizes)]
+        await asyncio.gather(*(journal.append(body) for body in bodies[:60]))
+        for body in bodies[60:]:
+            await journal.append(body)
+        stored = {e.seq: e.body for e in journal.read_after(0, limit=1000)}
+        assert sorted(stored.values()) == sorted(bodies)
+        for after in range(len(bodies) + 1):
+            for limit in (1, 3, 500):
+                got = journal.read_after(after, limit)
+                want = list(range(after + 1, min(after + limit, len(bodies)) + 1))
+                assert [e.seq for e in got] == want
+                assert [e.body for e in got] == [stored[seq] for seq in want]
+        assert 0 < journal.tail_bytes_used <= 12_000
+    finally:
+        journal.close()
+
+
+def test_a_negative_tail_budget_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tail_bytes"):
+        Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_, tail_bytes=-1)
