@@ -240,6 +240,9 @@ class Server(_Section):
 class Storage(_Section):
     sqlite_file: str = Field(default="lawhub.sqlite3", min_length=1)
     journal_batch_max: int = Field(default=256, ge=1)
+    journal_tail_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    """Bytes of the newest webhook bodies the journal keeps in memory for the
+    dispatcher (a body bigger than this is read back from the database)."""
 
     def sqlite_path(self, data_dir: Path) -> Path:
         """The database file: ``sqlite_file`` as is when absolute, else under ``data_dir``."""
