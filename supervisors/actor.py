@@ -46,7 +46,9 @@ class Context:
         return self.runtime.registry
 
     def tell_self(self, message: Any) -> None:
-        self.runtime.registry.tell(self.path, message)
+        """Queue ``message`` for this actor, past its mailbox's bound: an
+        actor waiting for room in its own mailbox would wait forever."""
+        self.runtime.registry.tell(self.path, message, bounded=False)
 
     def tell_self_later(self, delay_s: float, message: Any) -> None:
         """Deliver ``message`` to this actor's own mailbox after ``delay_s``
@@ -55,7 +57,7 @@ class Context:
 
         def deliver() -> None:
             with contextlib.suppress(NotRegistered):
-                registry.tell(path, message)
+                registry.tell(path, message, bounded=False)  # never stall the timer thread
 
         self.runtime.scheduler.call_later(delay_s, deliver)
 

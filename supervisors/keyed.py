@@ -40,7 +40,9 @@ class KeyedRouter:
         self._path = path
         self._template = template
 
-    def put(self, envelope: Envelope[Any], key: str | None, *, wait: bool = True) -> None:
+    def put(
+        self, envelope: Envelope[Any], key: str | None, *, wait: bool = True, bounded: bool = True
+    ) -> None:
         if key is None:
             raise ValueError("a keyed supervisor needs a key for every message")
         path = join(self._path, child_id_for(key))
@@ -49,7 +51,7 @@ class KeyedRouter:
                 path, self._template.kind, self._template.mailbox
             )
             try:
-                serving = node.mailbox.put(envelope, wait=wait)
+                serving = node.mailbox.put(envelope, wait=wait, bounded=bounded)
             except MailboxClosed:
                 continue  # retired between lookup and put: resolve again
             break

@@ -55,17 +55,20 @@ class Mailbox:
 
     # -- senders --------------------------------------------------------
 
-    def put(self, envelope: Envelope[Any], *, wait: bool = True) -> bool:
+    def put(self, envelope: Envelope[Any], *, wait: bool = True, bounded: bool = True) -> bool:
         """Queue on the user lane, honouring the overflow policy; with
         ``wait=False`` a full mailbox refuses at once whatever the policy
-        (for senders that must never block, such as an event loop).
+        (for senders that must never block, such as an event loop). With
+        ``bounded=False`` the bound does not apply: for messages whose number
+        the receiver already bounds (acknowledgements of work it handed out,
+        messages to itself) and which must never wait behind that work.
 
         Returns whether an actor is consuming the mailbox right now (keyed
         routers use it to start one on demand).
         """
         with self._lock:
             capacity = self._spec.capacity
-            if capacity is not None and len(self._user) >= capacity:
+            if bounded and capacity is not None and len(self._user) >= capacity:
                 if not wait:
                     raise MailboxFull(f"{self.path}: {capacity} messages queued")
                 self._wait_for_room(capacity)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -67,21 +68,18 @@ class PoolRouter:
         """Size after the last resize: a restarted pool comes back at this size."""
         self._turn = RoundRobin()
 
-    def put(self, envelope: Envelope[Any], key: str | None, *, wait: bool = True) -> None:
+    def put(
+        self, envelope: Envelope[Any], key: str | None, *, wait: bool = True, bounded: bool = True
+    ) -> None:
         if self.routing is Routing.HASH and key is None:
             raise ValueError("a consistent-hash pool needs a key for every message")
         deadline: float | None = None
         while True:
             with self.lock:
-                workers = self.workers
-                if not workers:
-                    raise NotRegistered("pool has no workers")
-                if key is not None and self.routing is Routing.HASH:
-                    mailbox = workers[consistent_index(key, len(workers))]
-                elif self.routing is Routing.LEAST_BUSY:
-                    mailbox = _least_busy(workers, self._turn.index(len(workers)))
-                else:
-                    mailbox = workers[self._turn.index(len(workers))]
+                mailbox = self._choose(key)
+                if not bounded:
+                    mailbox.put_marker(envelope)
+                    return
                 if mailbox.offer(envelope):
                     return
             # Full: wait for room outside the lock, then route again.
@@ -92,6 +90,34 @@ class PoolRouter:
                 deadline = time.monotonic() + spec.block_timeout_s
             if not mailbox.wait_for_room(deadline):
                 raise MailboxFull(f"{mailbox.path}: still full after {spec.block_timeout_s}s")
+
+    def put_batch(
+        self, items: Sequence[tuple[str, Any]], wrap: Callable[[list[Any]], Any]
+    ) -> None:
+        """One ``wrap(items)`` per worker, grouped by where each key goes now
+        (hash routing; otherwise the whole batch to one worker), ignoring the
+        bound: the sender bounds what it has handed out."""
+        with self.lock:
+            if self.routing is not Routing.HASH:
+                self._choose(None).put_marker(Envelope(wrap([item for _, item in items])))
+                return
+            groups: dict[int, tuple[Mailbox, list[Any]]] = {}
+            for key, item in items:
+                mailbox = self._choose(key)
+                groups.setdefault(id(mailbox), (mailbox, []))[1].append(item)
+            for mailbox, group in groups.values():
+                mailbox.put_marker(Envelope(wrap(group)))
+
+    def _choose(self, key: str | None) -> Mailbox:
+        """The mailbox a message with ``key`` goes to now (under the lock)."""
+        workers = self.workers
+        if not workers:
+            raise NotRegistered("pool has no workers")
+        if key is not None and self.routing is Routing.HASH:
+            return workers[consistent_index(key, len(workers))]
+        if self.routing is Routing.LEAST_BUSY:
+            return _least_busy(workers, self._turn.index(len(workers)))
+        return workers[self._turn.index(len(workers))]
 
     def describe(self) -> dict[str, Any]:
         return {"routing": str(self.routing), "size": len(self.workers)}

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pykka
 from pykka._envelope import Envelope
@@ -35,9 +36,20 @@ log = logging.getLogger("supervisors.registry")
 class Router(Protocol):
     """Puts an envelope into one child's mailbox, chosen by ``key``."""
 
-    def put(self, envelope: Envelope[Any], key: str | None, *, wait: bool = True) -> None: ...
+    def put(
+        self, envelope: Envelope[Any], key: str | None, *, wait: bool = True, bounded: bool = True
+    ) -> None: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class BatchRouter(Router, Protocol):
+    """A router that can split a batch of keyed items by worker atomically."""
+
+    def put_batch(
+        self, items: Sequence[tuple[str, Any]], wrap: Callable[[list[Any]], Any]
+    ) -> None: ...
 
 
 @dataclass(eq=False)
@@ -127,23 +139,55 @@ class Registry:
             raise NotRegistered(path)
         return node
 
-    def tell(self, path: str, message: Any, key: str | None = None, *, wait: bool = True) -> None:
+    def tell(
+        self, path: str, message: Any, key: str | None = None, *, wait: bool = True,
+        bounded: bool = True,
+    ) -> None:
         """Send without waiting for an answer. Raises ``NotRegistered`` or
-        ``MailboxFull``; ``wait=False`` never blocks on a full mailbox."""
-        self._put(path, Envelope(message), key, wait)
+        ``MailboxFull``; ``wait=False`` never blocks on a full mailbox;
+        ``bounded=False`` ignores the bound (see :meth:`Mailbox.put`): an
+        acknowledgement must never wait behind the work it acknowledges, or
+        two bounded mailboxes that feed each other can deadlock."""
+        self._put(path, Envelope(message), key, wait, bounded)
+
+    def tell_batch(
+        self, path: str, items: Sequence[tuple[str, Any]], wrap: Callable[[list[Any]], Any]
+    ) -> None:
+        """Send keyed ``items`` as few messages as the routing allows: a pool
+        groups them by the worker each key goes to *now* (under the lock its
+        resizes take, so no key's order can straddle a resize) and sends each
+        worker one ``wrap(items of that worker)``, in the order given.
+
+        The bound does not apply: this is for a sender that bounds the work
+        it has handed out itself (a window), never for open-ended traffic."""
+        node = self._nodes.get(path)
+        if node is None:
+            raise NotRegistered(path)
+        router = node.router
+        if isinstance(router, BatchRouter):
+            router.put_batch(items, wrap)
+            return
+        if router is not None:
+            for key, item in items:
+                router.put(Envelope(wrap([item])), key, bounded=False)
+            return
+        try:
+            node.mailbox.put(Envelope(wrap([item for _, item in items])), bounded=False)
+        except MailboxClosed:
+            raise NotRegistered(path) from None
 
     def send(
         self, path: str, envelope: Envelope[Any], key: str | None = None, *, wait: bool = True
     ) -> None:
         """Queue a ready envelope (e.g. one whose ``reply_to`` is a future of
         the caller's own kind)."""
-        self._put(path, envelope, key, wait)
+        self._put(path, envelope, key, wait, True)
 
     def ask_future(
         self, path: str, message: Any, key: str | None = None
     ) -> pykka.Future[Any]:
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        self._put(path, Envelope(message, reply_to=future), key, True)
+        self._put(path, Envelope(message, reply_to=future), key, True, True)
         return future
 
     def ask(self, path: str, message: Any, *, timeout: float, key: str | None = None) -> Any:
@@ -167,15 +211,17 @@ class Registry:
             raise NotRegistered(path) from None
         return future.get(timeout=timeout)
 
-    def _put(self, path: str, envelope: Envelope[Any], key: str | None, wait: bool) -> None:
+    def _put(
+        self, path: str, envelope: Envelope[Any], key: str | None, wait: bool, bounded: bool
+    ) -> None:
         node = self._nodes.get(path)
         if node is None:
             raise NotRegistered(path)
         if node.router is not None:
-            node.router.put(envelope, key, wait=wait)
+            node.router.put(envelope, key, wait=wait, bounded=bounded)
             return
         try:
-            node.mailbox.put(envelope, wait=wait)
+            node.mailbox.put(envelope, wait=wait, bounded=bounded)
         except MailboxClosed:
             raise NotRegistered(path) from None
 

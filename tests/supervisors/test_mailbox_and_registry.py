@@ -116,3 +116,67 @@ def test_mailbox_capacity_is_retuned_when_a_spec_changes(start_tree, events) -> 
     mailbox = node.mailbox
     again = tree.registry.ensure("x", "worker", MailboxSpec(capacity=5))
     assert again.mailbox is mailbox and mailbox.spec.capacity == 5
+
+
+def test_an_unbounded_tell_passes_a_full_mailbox_that_refuses_others(start_tree, events) -> None:
+    gate = threading.Event()
+    spec = _gated(events, gate, MailboxSpec(capacity=1, overflow=Overflow.REFUSE))
+    tree = start_tree(supervisor_spec("root", flags(), [spec]))
+    tree.tell("a", "wait")
+    events.wait_for(lambda items: ("waiting", "a") in items)
+    tree.tell("a", 1)
+    with pytest.raises(MailboxFull):
+        tree.tell("a", 2)
+    tree.registry.tell("a", "ack", bounded=False)  # an acknowledgement never waits
+    gate.set()
+    events.wait_for(lambda items: ("got", "a", "ack") in items)
+    assert [i[2] for i in events.items if i[0] == "got"] == [1, "ack"]
+
+
+class SelfTeller(Recorder):
+    """On ``loop``, sends itself ``n`` messages although its mailbox holds one."""
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, tuple) and message[0] == "loop":
+            for i in range(message[1]):
+                self.context.tell_self(("step", i))
+            return None
+        return super().receive(message)
+
+
+def test_an_actor_never_waits_for_room_in_its_own_mailbox(start_tree, events) -> None:
+    spec = ChildSpec("a", lambda: SelfTeller("a", events), message_retries=0,
+                     mailbox=MailboxSpec(capacity=1, overflow=Overflow.BLOCK, block_timeout_s=0.2))
+    tree = start_tree(supervisor_spec("root", flags(), [spec]))
+    tree.tell("a", ("loop", 5))
+    events.wait_for(lambda items: ("got", "a", ("step", 4)) in items)
+    assert ("failed", "a") not in events.items
+
+
+def test_a_batch_to_a_hash_pool_reaches_each_worker_as_one_message_in_key_order(
+    start_tree, events
+) -> None:
+    from supervisors import Routing, pool_spec
+    from supervisors.routing import consistent_index
+
+    class Batches(Recorder):
+        def receive(self, message: Any) -> Any:
+            self.events.add((self.context.path, tuple(message)))
+            return None
+
+    worker = ChildSpec("w", lambda: Batches("w", events), message_retries=0)
+    tree = start_tree(supervisor_spec("root", flags(), [
+        pool_spec("pool", worker, 3, routing=Routing.HASH, flags=flags())]))
+    items = [(f"k{i % 7}", (f"k{i % 7}", i)) for i in range(40)]
+    tree.registry.tell_batch("pool", items, tuple)
+    def batches(items: list[Any]) -> list[tuple[str, tuple[Any, ...]]]:
+        return [item for item in items if item[0].startswith("pool/")]
+
+    events.wait_for(lambda items: sum(len(batch) for _, batch in batches(items)) == 40)
+    got = batches(events.items)
+    assert len(got) <= 3  # one message per worker
+    for path, batch in got:
+        keys = {key for key, _ in batch}
+        assert all(f"pool/{consistent_index(key, 3)}" == path for key in keys)
+        for key in keys:  # each key's items in the order given
+            assert [i for k, i in batch if k == key] == [i for k, (_, i) in items if k == key]
