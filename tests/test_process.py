@@ -162,7 +162,8 @@ def test_run_logs_why_and_exits_1_when_the_root_gives_up(
     first_crash = next(line for line in lines if line.get("event") == "actor crashed")
     assert first_crash["path"].startswith("inbound/sessions/firm-a/"), "a session shard failed"
     assert first_crash["exception"].endswith(
-        "sqlite3.DatabaseError: database disk image is malformed"
+        "StoreUnavailable: the store could not commit:"
+        " DatabaseError('database disk image is malformed')"
     )
     assert not any(line.get("event") == "stopped_cleanly" for line in lines)
 

@@ -23,7 +23,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +48,15 @@ class Written(Generic[T]):
     events: list[FeedEvent]
 
 
+class StoreUnavailable(Exception):
+    """The transaction could not be committed: nothing of it happened. Not
+    about any one caller's work (that raises its own error, undone alone)."""
+
+
 _BATCH_MAX = 256
+"""Queued requests one commit takes at most (a request may hold several works)."""
+
+_Request = list[tuple[Callable[[Tx], Any], "Future[Any]"]]
 
 
 class Store:
@@ -67,16 +75,34 @@ class Store:
 
     def write(self, work: Callable[[Tx], T]) -> Written[T]:
         """Run ``work`` atomically and durably (committed when this returns);
-        raises what ``work`` raised, having undone all of its effects."""
+        raises what ``work`` raised, having undone all of its effects, or
+        :class:`StoreUnavailable` when the commit failed."""
         future: Future[Written[T]] = Future()
-        self._queue.put((work, future))
+        self._queue.put([(work, future)])
         return future.result()
+
+    def write_each(self, works: Sequence[Callable[[Tx], Any]]) -> list[Written[Any] | Exception]:
+        """Run each of ``works`` in its own savepoint of one commit, in order:
+        what each returned, or the error that undid that one alone (its
+        neighbours keep their effects). Raises :class:`StoreUnavailable` when
+        the commit failed (then none of them happened)."""
+        futures: list[Future[Written[Any]]] = [Future() for _ in works]
+        self._queue.put(list(zip(works, futures, strict=True)))
+        outcomes: list[Written[Any] | Exception] = []
+        for future in futures:
+            error = future.exception()
+            if isinstance(error, StoreUnavailable):
+                raise error
+            if error is not None and not isinstance(error, Exception):
+                raise error  # a BaseException (interrupt) is never one work's fault
+            outcomes.append(future.result() if error is None else error)
+        return outcomes
 
     def _run(self) -> None:
         while (batch := take_batch(self._queue, _BATCH_MAX)) is not None:
-            self._commit(batch)
+            self._commit([pair for request in batch for pair in request])
 
-    def _commit(self, batch: list[tuple[Callable[[Tx], Any], Future[Any]]]) -> None:
+    def _commit(self, batch: _Request) -> None:
         conn = self._writer
         answers: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
@@ -99,8 +125,10 @@ class Store:
             log.error("store commit failed", extra={"error": repr(error), "batch": len(batch)})
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            unavailable = StoreUnavailable(f"the store could not commit: {error!r}")
+            unavailable.__cause__ = error
             for _, future in batch:
-                future.set_exception(error)
+                future.set_exception(unavailable)
             return
         self.commits += 1
         for future, value, failure in answers:

@@ -135,3 +135,29 @@ def test_bodies_names_and_payloads_never_reach_the_file_in_clear(store, tmp_path
     for file in tmp_path.iterdir():
         raw = file.read_bytes()
         assert b"warisan ayah saya" not in raw and b"Siti Aminah" not in raw, file.name
+
+
+def test_write_each_undoes_only_the_work_that_failed_and_keeps_its_neighbours(store) -> None:
+    def poison(tx: Tx) -> None:
+        _inbound(tx, "wamid.poison")
+        raise ValueError("cannot be stored")
+
+    outcomes = store.write_each([
+        lambda tx: _inbound(tx, "wamid.1"), poison, lambda tx: _inbound(tx, "wamid.2"),
+    ])
+    assert isinstance(outcomes[1], ValueError)
+    assert outcomes[0].value is not None and outcomes[2].value is not None
+    assert store.read(store_reads.count, "messages") == 2  # the poison's row was undone
+
+
+def test_write_each_raises_store_unavailable_when_the_commit_fails(tmp_path) -> None:
+    from lawhub_actors.adapters.sqlite_store import StoreUnavailable
+
+    store = Store(tmp_path / "s.sqlite3", Keyring({1: os.urandom(32)}, 1))
+    try:
+        store._writer.execute("PRAGMA query_only = ON")  # every write now fails to commit
+        with pytest.raises(StoreUnavailable):
+            store.write_each([lambda tx: tx.set_cursor("x", 1)])
+    finally:
+        store._writer.execute("PRAGMA query_only = OFF")
+        store.close()
