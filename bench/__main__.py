@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import (
+    core_cost,
     end_to_end,
     live_reload,
     media_pool,
@@ -36,7 +37,7 @@ from bench.report import (
 
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
-    outbound_rate, live_reload,
+    outbound_rate, live_reload, core_cost,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
