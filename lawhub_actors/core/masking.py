@@ -76,6 +76,7 @@ class PiiKind(StrEnum):
         return f"[{self.name}]"
 
 
+_KINDS: Final = tuple(PiiKind)
 _KEY: Final = object()
 
 
@@ -91,7 +92,7 @@ class MaskedText:
         if _key is not _KEY:
             raise TypeError("MaskedText is made by mask() only")
         object.__setattr__(self, "_text", text)
-        full = {kind: counts.get(kind, 0) for kind in PiiKind}
+        full = {kind: counts.get(kind, 0) for kind in _KINDS}
         object.__setattr__(self, "_counts", MappingProxyType(full))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -216,7 +217,19 @@ def is_nik(digits: str) -> bool:
     )
 
 
+_ASCII_NON_DIGITS: Final = str.maketrans(
+    "", "", "".join(chr(code) for code in range(128) if not chr(code).isdecimal())
+)
+
+
 def _digits(text: str) -> str:
+    """The decimal digits of ``text``, as ASCII digits."""
+    if text.isascii():  # only 0-9 are decimal in ASCII
+        return text.translate(_ASCII_NON_DIGITS)
+    return _digits_of_any(text)
+
+
+def _digits_of_any(text: str) -> str:
     return "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
 
 
@@ -289,31 +302,36 @@ def _decide_segment(
     number: str, units: list[tuple[int, int]], context: PiiKind | None
 ) -> list[tuple[int, int, PiiKind]]:
     found: list[tuple[int, int, PiiKind]] = []
-    leftovers: list[tuple[int, int]] = []
+    leftovers: list[tuple[int, int]] = []  # [first, stop) unit numbers
+    # What lies between two units is a separator, without digits, so the digits
+    # of units i..j-1 together are their digits one after the other.
+    digits = [_digits(number[start:end]) for start, end in units]
     i = left = 0
     while i < len(units):
         for j in range(min(len(units), i + _MAX_RUN_UNITS), i, -1):
             start, end = units[i][0], units[j - 1][1]
-            kind = _specific(number[start:end], _digits(number[start:end]), context)
+            kind = _specific(number[start:end], "".join(digits[i:j]), context)
             if kind is not None:
                 if left < i:
-                    leftovers.append((units[left][0], units[i - 1][1]))
+                    leftovers.append((left, i))
                 found.append((start, end, kind))
                 i = left = j
                 break
         else:
             i += 1
     if left < len(units):
-        leftovers.append((units[left][0], units[-1][1]))
+        leftovers.append((left, len(units)))
     threshold = _LEFTOVER_MIN_DIGITS if found else _ACCOUNT_MIN_DIGITS
-    for start, end in leftovers:
-        if len(_digits(number[start:end])) >= threshold:
-            found.append((start, end, PiiKind.ACCOUNT))
+    for first, stop in leftovers:
+        if sum(map(len, digits[first:stop])) >= threshold:
+            found.append((units[first][0], units[stop - 1][1], PiiKind.ACCOUNT))
     return sorted(found)
 
 
 def _words(gap: str) -> list[str]:
-    tokens = (t.lower().strip(_PUNCT) for t in _PLACEHOLDER_RE.sub(" ", gap).split())
+    if "[" in gap:  # every placeholder starts with one
+        gap = _PLACEHOLDER_RE.sub(" ", gap)
+    tokens = (t.lower().strip(_PUNCT) for t in gap.split())
     return [t for t in tokens if t]
 
 
@@ -454,6 +472,17 @@ def _mask_names(text: str, names: Iterable[str], counts: Counter[PiiKind]) -> st
 
 
 def _normalise(text: str) -> str:
+    """Without invisible format characters, then NFKC."""
+    if text.isascii():  # no format characters in ASCII, and NFKC leaves it as it is
+        return text
+    invisible = [ch for ch in set(text) if unicodedata.category(ch) == "Cf"]
+    if invisible:
+        text = text.translate(dict.fromkeys(map(ord, invisible)))
+    return unicodedata.normalize("NFKC", text)
+
+
+def _normalise_every_character(text: str) -> str:
+    """:func:`_normalise` the long way, one character at a time, for any text."""
     visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     return unicodedata.normalize("NFKC", visible)
 

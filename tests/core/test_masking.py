@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from lawhub_actors.core import masking
 from lawhub_actors.core.masking import MaskedText, PiiKind, is_nik, mask
 
 # -- examples -----------------------------------------------------------------
@@ -334,3 +338,63 @@ def test_a_long_message_is_masked_quickly() -> None:
     masked = mask(text)
     assert "0812" not in masked.text and "3456" not in masked.text
     assert masked.total >= 1
+
+
+# -- fast paths give what the long way gives ----------------------------------------
+
+
+@contextlib.contextmanager
+def every_step_the_long_way() -> Iterator[None]:
+    """Masking with its shortcuts off: every text normalised a character at a
+    time, digits read through ``unicodedata``."""
+    with (
+        mock.patch.object(masking, "_normalise", masking._normalise_every_character),
+        mock.patch.object(masking, "_digits", masking._digits_of_any),
+    ):
+        yield
+
+
+def the_long_way(text: str, names: list[str]) -> MaskedText:
+    with every_step_the_long_way():
+        return mask(text, names=names)
+
+
+_tricky = st.one_of(
+    st.characters(),
+    st.sampled_from("0123456789 .-+()/@[]abikKsSIİıſK\u200b\u00ad\u2060\ufeff０１٣µ"),
+)
+
+
+@given(text=st.text(_tricky, max_size=120))
+@settings(max_examples=400)
+def test_normalising_skips_no_character_the_character_by_character_way_would_touch(text: str) -> None:
+    assert masking._normalise(text) == masking._normalise_every_character(text)
+
+
+@given(text=st.text(st.characters(max_codepoint=127), max_size=200))
+@settings(max_examples=300)
+def test_ascii_text_is_already_normal_so_skipping_it_changes_nothing(text: str) -> None:
+    assert masking._normalise_every_character(text) == text
+    assert masking._normalise(text) is text
+
+
+@given(text=st.text(st.one_of(_tricky, st.sampled_from("0123456789")), max_size=60))
+@settings(max_examples=400)
+def test_reading_digits_of_ascii_text_agrees_with_unicodedata(text: str) -> None:
+    assert masking._digits(text) == masking._digits_of_any(text)
+
+
+@given(message=messages())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_masking_generated_messages_with_shortcuts_equals_the_long_way(
+    message: tuple[str, list[str], list[str], list[str]],
+) -> None:
+    text, _, _, names = message
+    for variant in (text, text.lower(), text.upper()):
+        assert mask(variant, names=names) == the_long_way(variant, names)
+
+
+@given(text=st.text(_tricky, max_size=150), names=st.lists(st.text(_tricky, max_size=12), max_size=3))
+@settings(max_examples=400, deadline=None)
+def test_masking_any_text_with_shortcuts_equals_the_long_way(text: str, names: list[str]) -> None:
+    assert mask(text, names=names) == the_long_way(text, names)
