@@ -51,6 +51,7 @@ neighbour by a placeholder does not change them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -437,12 +438,17 @@ def _mask_emails(text: str, counts: Counter[PiiKind]) -> str:
     return "".join(out)
 
 
+def _name_tokens(name: str) -> list[str]:
+    """The words of a (normalised) name, without the punctuation around them."""
+    tokens = [t.strip(_PUNCT + "-") for t in name.split()]
+    return [t for t in tokens if t]
+
+
 def _name_patterns(names: Iterable[str]) -> list[str]:
     patterns: set[str] = set()
     for raw in names:
         name = _normalise(raw)
-        tokens = [t.strip(_PUNCT + "-") for t in name.split()]
-        tokens = [t for t in tokens if t]
+        tokens = _name_tokens(name)
         if not tokens:
             continue
         if sum(ch.isalpha() for ch in name) > 0:
@@ -453,14 +459,56 @@ def _name_patterns(names: Iterable[str]) -> list[str]:
     return sorted(patterns, key=lambda p: (-len(p), p))
 
 
-def _mask_names(text: str, names: Iterable[str], counts: Counter[PiiKind]) -> str:
-    patterns = _name_patterns(names)
-    if not patterns:
-        return text
+@final
+class _NameRule:
+    """What masking needs to know about one list of profile names."""
+
+    __slots__ = ("ascii_words", "patterns")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.patterns = tuple(_name_patterns(names))
+        words = [t.lower() for raw in names for t in _name_tokens(_normalise(raw))]
+        self.ascii_words: tuple[str, ...] | None = (
+            tuple(words) if all(word.isascii() for word in words) else None
+        )
+        """Lower-cased, each word any pattern may start with; None when one is not ASCII."""
+
+    def cannot_match(self, text: str) -> bool:
+        """Whether no name can be in ``text``, told without the regex.
+
+        Every name pattern starts with (an escaped) word of a name. In ASCII
+        text an ASCII word matches, ignoring case, only where its lower-case
+        form is in the lower-cased text. (Other letters are not so simple:
+        ``re.IGNORECASE`` matches the dotless and the dotted I, U+0131 and
+        U+0130, to ``i``, the Kelvin sign to ``k`` and the long s to ``s``.)
+        """
+        if self.ascii_words is None or not text.isascii():
+            return False
+        lowered = text.lower()
+        return not any(word in lowered for word in self.ascii_words)
+
+
+_NAME_CACHE_SIZE: Final = 2048
+"""Profile-name lists remembered, one per recent sender: about 2 KB each with its regex."""
+
+
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _name_rule(names: tuple[str, ...]) -> _NameRule:
+    return _NameRule(names)
+
+
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _name_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = "|".join(patterns)
-    regex = re.compile(
+    return re.compile(
         rf"({_PLACEHOLDER})|(?<!{_LETTER})(?:{alternatives})(?!{_LETTER})", re.IGNORECASE
     )
+
+
+def _mask_names(text: str, names: Iterable[str], counts: Counter[PiiKind]) -> str:
+    rule = _name_rule(tuple(names))
+    if not rule.patterns or rule.cannot_match(text):
+        return text
 
     def replace(match: re.Match[str]) -> str:
         if match.group(1) is not None:
@@ -468,7 +516,7 @@ def _mask_names(text: str, names: Iterable[str], counts: Counter[PiiKind]) -> st
         counts[PiiKind.NAME] += 1
         return PiiKind.NAME.placeholder
 
-    return regex.sub(replace, text)
+    return _name_regex(rule.patterns).sub(replace, text)
 
 
 def _normalise(text: str) -> str:

@@ -346,10 +346,15 @@ def test_a_long_message_is_masked_quickly() -> None:
 @contextlib.contextmanager
 def every_step_the_long_way() -> Iterator[None]:
     """Masking with its shortcuts off: every text normalised a character at a
-    time, digits read through ``unicodedata``."""
+    time, digits read through ``unicodedata``, profile names worked out and
+    their regex compiled and run on every call."""
+    uncached_regex = masking._name_regex.__wrapped__
     with (
         mock.patch.object(masking, "_normalise", masking._normalise_every_character),
         mock.patch.object(masking, "_digits", masking._digits_of_any),
+        mock.patch.object(masking, "_name_rule", masking._NameRule),
+        mock.patch.object(masking, "_name_regex", uncached_regex),
+        mock.patch.object(masking._NameRule, "cannot_match", lambda self, text: False),
     ):
         yield
 
@@ -398,3 +403,64 @@ def test_masking_generated_messages_with_shortcuts_equals_the_long_way(
 @settings(max_examples=400, deadline=None)
 def test_masking_any_text_with_shortcuts_equals_the_long_way(text: str, names: list[str]) -> None:
     assert mask(text, names=names) == the_long_way(text, names)
+
+
+_name_char = st.sampled_from("abcdeikmnrsuyABIKS'.-(")
+
+
+@st.composite
+def names_and_text(draw: st.DrawFn) -> tuple[list[str], str]:
+    """Profile names, and a text made of their words (as typed, in other cases,
+    with the punctuation around them or without) among other words."""
+    words = st.text(_name_char, min_size=1, max_size=8)
+    names = draw(st.lists(st.lists(words, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=2))
+    said = [w for name in names for w in name.split()]
+    said += [w.strip(masking._PUNCT + "-") for w in said]
+    said = [v for w in said if w for v in (w, w.lower(), w.upper())]
+    filler = st.sampled_from([" ", ", ", "(", "[NAME]", "x", "9", "Budi", "é"])
+    pieces = draw(st.lists(st.one_of(st.sampled_from(said), filler, words), max_size=12))
+    return names, "".join(pieces)
+
+
+@given(case=names_and_text())
+@settings(max_examples=500, deadline=None)
+def test_masking_names_with_shortcuts_equals_the_long_way(case: tuple[list[str], str]) -> None:
+    names, text = case
+    assert mask(text, names=names) == the_long_way(text, names)
+
+
+@given(case=names_and_text())
+@settings(max_examples=500, deadline=None)
+def test_the_quick_name_check_only_skips_text_the_regex_finds_no_name_in(
+    case: tuple[list[str], str],
+) -> None:
+    names, text = case
+    if masking._NameRule(tuple(names)).cannot_match(text):
+        assert the_long_way(text, names).counts[PiiKind.NAME] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("ılham datang", ["Ilham"]),  # dotless i
+        ("İLHAM datang", ["ilham"]),  # dotted capital I
+        ("ſiti datang", ["Siti"]),  # long s
+        ("\u212aiki datang", ["Kiki"]),  # Kelvin sign
+        ("Kiki datang", ["\u212aiki"]),
+        ("ILHAM datang", ["ılham"]),  # and the same letters in the name, the text ASCII
+        ("ilham datang", ["İlham"]),
+        ("Siti datang", ["ſiti"]),
+    ],
+)
+def test_letters_that_regex_case_folding_joins_to_ascii_ones_still_hide_a_name(
+    text: str, names: list[str]
+) -> None:
+    assert mask(text, names=names).text == "[NAME] datang"
+
+
+def test_the_names_and_regexes_remembered_are_bounded() -> None:
+    assert masking._name_rule.cache_info().maxsize == masking._NAME_CACHE_SIZE
+    assert masking._name_regex.cache_info().maxsize == masking._NAME_CACHE_SIZE
+    for i in range(masking._NAME_CACHE_SIZE + 10):
+        mask("Budi", names=[f"Budi {i}"])
+    assert masking._name_rule.cache_info().currsize <= masking._NAME_CACHE_SIZE
