@@ -29,7 +29,14 @@ import structlog
 from lawhub_actors.actors.assist import Classified
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.media import ScanMedia
-from lawhub_actors.actors.messages import Classify, Inbound, JournalAdvanced, Processed
+from lawhub_actors.actors.messages import (
+    Classify,
+    Inbound,
+    InboundBatch,
+    JournalAdvanced,
+    Processed,
+    Settled,
+)
 from lawhub_actors.actors.outbound import (
     FINISHED,
     WORKERS_PATH,
@@ -121,6 +128,8 @@ class AppRuntime:
         remote = isinstance(self._classifier, HttpClassifier)
         services = Services(self.config, self.store, self.journal, self.dedupe, publish,
                             inline_classifier=None if remote else self._classifier)
+        self.flow = services.flow
+        """The dispatcher's flow control as it is now (lag, window, left behind)."""
         self._offload = (
             ThreadPoolExecutor(settings.assist.max_in_flight, thread_name_prefix="assist-call")
             if remote else None
@@ -177,8 +186,9 @@ class AppRuntime:
             return [f"(root): {error!r}"]
 
     def _nudge_dispatcher(self) -> None:
+        # Coalesced (at most one queued), so past the bound: never refused.
         self.tree.registry.tell(DISPATCHER_PATH, JournalAdvanced(self.journal.last_committed),
-                                wait=False)
+                                wait=False, bounded=False)
 
     def _dead_letter(self, path: str, message: Any, reason: str) -> None:
         if self._stopping:  # left unsettled on purpose: the next start replays it
@@ -186,17 +196,20 @@ class AppRuntime:
         if isinstance(message, OutboundStep):
             self._dead_letter_send(message.id, reason)
             return
-        if isinstance(message, Inbound):
-            failed = Processed(message.journal_seq, message.event.dedupe_key, failed=reason)
+        if isinstance(message, InboundBatch):
+            updates = [(m.journal_seq, m.event.dedupe_key) for m in message.items]
+        elif isinstance(message, Inbound):
+            updates = [(message.journal_seq, message.event.dedupe_key)]
         elif isinstance(message, Classify | Classified | ScanMedia):
             request = message.request if isinstance(message, Classified) else message
-            failed = Processed(request.journal_seq, request.dedupe_key, failed=reason)
+            updates = [(request.journal_seq, request.dedupe_key)]
         else:
             return
+        failed = Settled(tuple(Processed(seq, key, failed=reason) for seq, key in updates))
         try:
-            self.tree.registry.tell(DISPATCHER_PATH, failed)
+            self.tree.registry.tell(DISPATCHER_PATH, failed, bounded=False)
         except Exception:  # noqa: BLE001 - no dispatcher: its next start replays the update
-            log.warning("dead_letter_unsettled", path=path, journal_seq=failed.journal_seq)
+            log.warning("dead_letter_unsettled", path=path, journal_seqs=[s for s, _ in updates])
 
     def _dead_letter_send(self, message_id: str, reason: str) -> None:
         """A send its worker kept crashing on: to the DLQ, for operators."""

@@ -348,6 +348,44 @@ class Limits(_Section):
         return self
 
 
+class Inbound(_Section):
+    """Flow control from the journal to the session shards.
+
+    The journal is the queue: the dispatcher hands shards at most these
+    windows of unsettled updates and reads more as they are settled, so a
+    backlog of any size waits on disk, never in mailboxes or memory. A
+    conversation (or firm) without room is passed over and read again
+    later, so its backlog never holds up another's."""
+
+    conversation_window: int = Field(default=64, ge=1)
+    tenant_window: int = Field(default=1024, ge=1)
+    """At most half of ``[supervision.mailbox] capacity`` applies (a restarted
+    dispatcher hands out again what the shards still hold), so the
+    dispatcher never waits for room in a shard's mailbox."""
+    window: int = Field(default=4096, ge=1)
+    window_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    """Bytes of webhook body (each update's share) handed out and unsettled."""
+    batch_max: int = Field(default=64, ge=1, le=4096)
+    """Updates a shard gets in one message, and commits in one transaction."""
+    max_behind: int = Field(default=10_000, ge=1)
+    """Conversations passed over (left in the journal) before the reader
+    stops reading ahead and waits for them."""
+    parsed_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    """Bodies' bytes of recently parsed entries kept, so entries read again
+    for conversations passed over are not parsed again."""
+    stall_after_s: float = Field(default=120.0, gt=0)
+    """A backlog that has not moved for this long makes ``/healthz`` fail."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.conversation_window <= self.tenant_window <= self.window:
+            raise ValueError(
+                f"conversation_window ({self.conversation_window}) <= tenant_window"
+                f" ({self.tenant_window}) <= window ({self.window}) must hold"
+            )
+        return self
+
+
 class Breaker(_Section):
     failure_threshold: int = Field(default=5, ge=1)
     failure_rate: float = Field(default=0.5, gt=0, le=1)
@@ -410,6 +448,7 @@ class Settings(_Section):
     storage: Storage = Field(default_factory=Storage)
     supervision: Supervision = Field(default_factory=Supervision)
     limits: Limits = Field(default_factory=Limits)
+    inbound: Inbound = Field(default_factory=Inbound)
     breaker: Breaker = Field(default_factory=Breaker)
     retry: Retry = Field(default_factory=Retry)
     admin: Admin = Field(default_factory=Admin)
@@ -485,6 +524,7 @@ def _cross_issues(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     problems = _tenant_issues(data.get("tenants"), tenant_ids)
     problems += _template_issues(data.get("templates"), tenant_ids)
     return problems
+
 
 
 class _FirstSeen:

@@ -105,7 +105,7 @@ class AssistWorker(Actor):
         for reply_id, recipient in written.value:
             self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient)
         settled = Processed(message.journal_seq, message.dedupe_key)
-        self.context.registry.tell(DISPATCHER_PATH, settled)
+        self.context.registry.tell(DISPATCHER_PATH, settled, bounded=False)
 
 
 def record_intake(tx: Tx, result: Classification, *, tenant: str, customer: str, wamid: str,

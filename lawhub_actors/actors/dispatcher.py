@@ -2,26 +2,44 @@
 
 It reads the journal in order, normalizes each entry, drops updates the
 dedupe fast path has already seen, quarantines what belongs to no tenant,
-and routes every update to its tenant's session pool keyed by customer, so
+and hands every update to its tenant's session pool keyed by customer, so
 one conversation is handled by one shard in arrival order.
 
-A slow step (checking a file, a remote classification) parks only its conversation:
-while an update that takes one is unsettled, later updates of the same
-conversation wait here, in order, and every other conversation goes on.
-The stash lives in the dispatcher rather than in a shard so that it
-survives a shard's restart and a pool's resize, and a parked update is
-never stored before the one it waits for.
+**It pulls** (:mod:`lawhub_actors.core.flow`): at most a window of
+unsettled updates is handed out — per conversation, per tenant, in total,
+in bytes — and the journal is read further only as shards settle them.
+The journal is the queue; a backlog of any size waits there, not in
+mailboxes or memory. An update whose conversation has no room is *left
+behind* in the journal with every later update of its conversation, and
+the reader goes on with the others; it comes back for them, oldest
+first, when they have room. Settlements come back past the mailbox's bound
+(``bounded=False``): an acknowledgement never waits behind the work it
+acknowledges, so bounded mailboxes cannot deadlock.
 
-The cursor (every entry at or below it fully processed) advances only when
-the shards report each update durable, and is committed with the store;
-on (re)start everything after it is read again. Replays are harmless:
-every effect is idempotent in the store, and dedupe keys are marked only
-after their effect is durable.
+Updates go to shards in batches (one message per shard per round, one
+transaction there), and come back settled per batch.
+
+A slow step (checking a file, a remote classification) holds only its
+conversation: until the update that takes one is settled, that
+conversation has no room, so its later updates stay in the journal; every
+other conversation goes on.
+
+**No single input stops it**: an entry that cannot be parsed, normalized
+or recorded is quarantined with its reason (the journal keeps the body)
+and the reader goes on; only a store that cannot commit at all makes it
+crash (and its restart resumes from the cursor).
+
+The cursor (every entry at or below it fully processed) is committed with
+the store; on (re)start everything after it is read again. Replays are
+harmless: every effect is idempotent in the store, and dedupe keys are
+marked only after their effect is durable.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +47,17 @@ import structlog
 
 from lawhub_actors.actors.messages import (
     Inbound,
+    InboundBatch,
     JournalAdvanced,
     Processed,
     Routable,
+    Settled,
     takes_slow_step,
 )
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.sqlite_journal import Entry
+from lawhub_actors.adapters.sqlite_store import StoreUnavailable
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.events import (
     AccountErrors,
@@ -45,6 +66,7 @@ from lawhub_actors.core.events import (
     PreferenceUpdate,
     StatusUpdate,
 )
+from lawhub_actors.core.flow import Conversation, LeftBehind, Limits, Position, Window
 from lawhub_actors.core.normalize import normalize
 from lawhub_actors.core.payload import PayloadError, parse
 from supervisors import Actor, NotRegistered
@@ -58,14 +80,18 @@ PERSIST_AFTER_S = 0.1
 """Cursor commits are batched (a crash replays what came after the last
 one, harmlessly): every PERSIST_EVERY entries, or PERSIST_AFTER_S after
 progress stops."""
+READ_CHUNK = 64
+"""Journal entries read at a time."""
+BACKLOG_AT = 1_000
+"""Unprocessed entries from which a backlog is logged (start and end)."""
 
 
 class _Flush:
     """Self-sent: commit the cursor if it moved since the last commit."""
 
 
-Conversation = tuple[str, str]
-"""(tenant, key the session pool hashes on)."""
+class _Pump:
+    """Self-sent after settlements: hand out what now has room."""
 
 
 def sessions_path(tenant: str) -> str:
@@ -81,124 +107,348 @@ def conversation_of(event: Routable) -> Conversation:
 
 @dataclass(frozen=True, slots=True)
 class InFlight:
-    """Ask: how many of the tenant's updates wait on a slow step here (a
-    removed tenant's actors retire only once none do)."""
+    """Ask: how many of the tenant's updates are handed out or left behind
+    here (a removed tenant's actors retire only once none are)."""
 
     tenant: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Update:
+    index: int
+    conversation: Conversation
+    event: Routable
+    size: int
+    """The update's share of its body's bytes."""
+    slow: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    seq: int
+    updates: tuple[_Update, ...]
+    size: int
+
+
+def limits_of(services: Services) -> Limits:
+    """The windows from the live config; a tenant's is at most half of a
+    shard's mailbox (a restarted dispatcher hands out again what the shards
+    still hold), so the dispatcher never waits for room there."""
+    settings = services.settings
+    inbound = settings.inbound
+    capacity = settings.supervision.mailbox.capacity
+    per_tenant = max(1, min(inbound.tenant_window, capacity // 2))
+    return Limits(
+        per_conversation=min(inbound.conversation_window, per_tenant),
+        per_tenant=per_tenant,
+        total=max(inbound.window, per_tenant),
+        total_bytes=inbound.window_bytes,
+    )
 
 
 class Dispatcher(Actor):
     def __init__(self, services: Services, wakeup: Wakeup) -> None:
         self._services = services
         self._wakeup = wakeup
+        self._window = Window(limits_of(services))
+        self._behind = LeftBehind()
+        self._handed: dict[tuple[int, str], list[_Update]] = {}
+        """(journal seq, dedupe key) → what is handed out under it, unsettled."""
         self._pending: dict[int, int] = {}
+        """Journal seq → its updates handed out and unsettled."""
+        self._pending_heap: list[int] = []
+        self._slow: dict[Conversation, int] = {}
+        """Conversations with an update on a slow step: no room until it settles."""
+        self._parsed: OrderedDict[int, _Read] = OrderedDict()
+        self._parsed_bytes = 0
+        self._outbox: dict[str, list[tuple[str, Inbound]]] = {}
         self._flush_armed = False
-        self._slow: dict[tuple[int, str], Conversation] = {}
-        """(journal seq, dedupe key) of each unsettled slow update → its conversation."""
-        self._parked: dict[Conversation, deque[tuple[int, Routable]]] = {}
-        """Conversations with a slow update in flight, and what waits behind it."""
+        self._pump_armed = False
+        self._backlog_since: float | None = None
+        self._backlog_peak = 0
 
     def on_start(self) -> None:
         self._persisted = self._services.store.read(store_reads.cursor, CURSOR)
-        self._read_upto = self._persisted
-        if self._read_upto:
-            log.info("dispatcher_resumes", journal_seq=self._read_upto)
-        self._drain()
+        self._scan = self._persisted
+        if self._scan:
+            log.info("dispatcher_resumes", journal_seq=self._scan,
+                     backlog=self._services.journal.last_committed - self._scan)
+        self._show()
+        self._pump()
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, JournalAdvanced):
-            self._wakeup.clear()
-            self._drain()
+        if isinstance(message, Settled):
+            for item in message.items:
+                self._settled(item)
+            self._after_settling()
         elif isinstance(message, Processed):
             self._settled(message)
+            self._after_settling()
+        elif isinstance(message, JournalAdvanced):
+            self._wakeup.clear()
+            self._pump()
+        elif isinstance(message, _Pump):
+            self._pump_armed = False
+            self._pump()
         elif isinstance(message, InFlight):
-            return sum(1 for tenant, _ in self._slow.values() if tenant == message.tenant)
+            return (self._window.of_tenant(message.tenant)
+                    + self._behind.count_of_tenant(message.tenant))
         elif isinstance(message, _Flush):
             self._flush_armed = False
             self._persist(self._settled_upto())
         else:
             super().receive(message)
+        return None
 
-    # -- reading ------------------------------------------------------------------
+    # -- handing out -----------------------------------------------------------------
 
-    def _drain(self) -> None:
-        while entries := self._services.journal.read_after(self._read_upto):
+    def _pump(self) -> None:
+        """Hand out what has room: first what was left behind (oldest
+        first), then what is new in the journal."""
+        self._window.limits = limits_of(self._services)
+        self._come_back()
+        self._read_on()
+        self._send_outbox()
+        self._advance()
+        self._show()
+
+    def _read_on(self) -> None:
+        journal = self._services.journal
+        max_behind = self._services.settings.inbound.max_behind
+        while self._window.open and len(self._behind) < max_behind:
+            entries = journal.read_after(self._scan, READ_CHUNK)
+            if not entries:
+                return
             for entry in entries:
-                self._dispatch(entry)
+                if not self._window.open or len(self._behind) >= max_behind:
+                    return
+                self._scan = entry.seq
+                self._take_new(entry)
+            self._send_outbox_if_full()
 
-    def _dispatch(self, entry: Entry) -> None:
-        self._read_upto = entry.seq
+    def _take_new(self, entry: Entry) -> None:
+        """A journal entry read for the first time: record what is not an
+        update, then hand out or leave behind each update, in order."""
+        try:
+            read = self._read(entry, first=True)
+            fresh = [u for u in read.updates if u.conversation not in self._behind]
+            seen = self._services.dedupe.seen([u.event.dedupe_key for u in fresh])
+            for update in read.updates:
+                if update.conversation in self._behind:
+                    continue  # its conversation waits in the journal: so does this
+                if update.event.dedupe_key in seen:
+                    continue
+                if self._has_room(update):
+                    self._hand_out(entry.seq, update)
+                else:
+                    self._behind.leave(update.conversation, (entry.seq, update.index))
+        except StoreUnavailable:
+            raise  # not this entry's fault: crash, restart, read again
+        except Exception as error:  # noqa: BLE001 - one entry never stops the reader
+            self._quarantine(entry.seq, None, "dispatch_failed", {"error": _describe(error)})
+
+    def _come_back(self) -> None:
+        """Read the journal again from the oldest position left behind of
+        the conversations that now have room, handing out their updates in
+        order, until each is out of room again or caught up."""
+        starts = sorted(
+            (self._behind.position(c), c)
+            for tenant in self._behind.tenants() if self._window.tenant_has_room(tenant)
+            for c in self._behind.of_tenant(tenant) if self._conversation_has_room(c)
+        )
+        if not starts:
+            return
+        journal = self._services.journal
+        active: set[Conversation] = set()
+        waiting = 0  # index in starts of the next conversation to join
+        seq = starts[0][0][0]  # the next entry to read
+        while True:
+            if not active:
+                if waiting == len(starts):
+                    return
+                seq = max(seq, starts[waiting][0][0])  # nothing to look at in between
+            entries = journal.read_after(seq - 1, READ_CHUNK) if seq <= self._scan else []
+            if not entries:
+                break  # read up to where the reader is
+            for entry in entries:
+                if entry.seq > self._scan:
+                    break
+                while waiting < len(starts) and starts[waiting][0][0] <= entry.seq:
+                    active.add(starts[waiting][1])
+                    waiting += 1
+                if not active:
+                    break  # jump to the next conversation's position
+                seq = entry.seq + 1
+                stopped = self._take_again(entry, active)
+                if stopped is not None:  # no room anywhere: the rest stay where they are
+                    for conversation in active:
+                        self._behind.leave(conversation, stopped)
+                    return
+            self._send_outbox_if_full()
+        for conversation in active:  # nothing of theirs is left in the journal
+            self._behind.caught_up(conversation)
+
+    def _take_again(self, entry: Entry, active: set[Conversation]) -> Position | None:
+        """Hand out the updates of ``active`` conversations in ``entry`` (at
+        or after their position); a conversation out of room leaves
+        ``active``. The position to stop at when the whole window is full."""
+        try:
+            read = self._read(entry, first=False)
+        except Exception as error:  # noqa: BLE001 - quarantined when first read
+            log.warning("reread_failed", journal_seq=entry.seq, error=_describe(error))
+            return None
+        candidates = [
+            u for u in read.updates
+            if u.conversation in active
+            and (entry.seq, u.index) >= self._behind.position(u.conversation)
+        ]
+        if not candidates:
+            return None
+        seen = self._services.dedupe.seen([u.event.dedupe_key for u in candidates])
+        for update in candidates:
+            conversation = update.conversation
+            if conversation not in active:
+                continue
+            if update.event.dedupe_key in seen:
+                continue
+            if self._has_room(update):
+                self._hand_out(entry.seq, update)
+            elif not self._window.open:
+                return entry.seq, update.index
+            else:
+                self._behind.leave(conversation, (entry.seq, update.index))
+                active.discard(conversation)
+        return None
+
+    def _conversation_has_room(self, conversation: Conversation) -> bool:
+        return conversation not in self._slow and self._window.has_room(conversation)
+
+    def _has_room(self, update: _Update) -> bool:
+        return (update.conversation not in self._slow
+                and self._window.has_room(update.conversation, update.size))
+
+    def _hand_out(self, seq: int, update: _Update) -> None:
+        self._window.take(update.conversation, update.size)
+        self._handed.setdefault((seq, update.event.dedupe_key), []).append(update)
+        if seq not in self._pending:
+            self._pending[seq] = 0
+            heapq.heappush(self._pending_heap, seq)
+        self._pending[seq] += 1
+        if update.slow:
+            self._slow[update.conversation] = self._slow.get(update.conversation, 0) + 1
+        tenant, key = update.conversation
+        self._outbox.setdefault(tenant, []).append((key, Inbound(seq, update.event)))
+
+    def _send_outbox_if_full(self) -> None:
+        if sum(len(items) for items in self._outbox.values()) >= 4 * self._batch_max():
+            self._send_outbox()
+
+    def _batch_max(self) -> int:
+        return self._services.settings.inbound.batch_max
+
+    def _send_outbox(self) -> None:
+        """One message per shard (at most ``batch_max`` updates each)."""
+        outbox, self._outbox = self._outbox, {}
+        size = self._batch_max()
+        registry = self.context.registry
+        for tenant, items in outbox.items():
+            for start in range(0, len(items), size):
+                chunk = items[start:start + size]
+                try:
+                    registry.tell_batch(sessions_path(tenant), chunk, InboundBatch.of)
+                except NotRegistered:  # the tenant left the config while its updates waited
+                    for _, inbound in chunk:
+                        self._quarantine(inbound.journal_seq, inbound.event.phone_number_id,
+                                         "tenant_removed", {"tenant": tenant})
+                        self._settled(Processed(inbound.journal_seq, inbound.event.dedupe_key),
+                                      mark=False)
+
+    # -- reading entries -----------------------------------------------------------
+
+    def _read(self, entry: Entry, *, first: bool) -> _Read:
+        """The entry's updates (parsed once, kept a while for reading again);
+        the first time, also what is not an update is recorded."""
+        cached = self._parsed.get(entry.seq)
+        if cached is not None:
+            self._parsed.move_to_end(entry.seq)
+            return cached
         try:
             batch = normalize(parse(entry.body), self._services.config.tenant_id_for)
         except PayloadError as error:
-            self._quarantine(entry.seq, None, error.code, {"error": str(error)})
-            self._advance()
-            return
-        for warning in batch.warnings:
-            log.warning("normalize_warning", warning=warning, journal_seq=entry.seq)
-        for item in batch.quarantined:
-            self._quarantine(entry.seq, item.phone_number_id, item.reason, {
-                "waba_id": item.waba_id, "field": item.field, "change": item.change,
-            })
+            if first:
+                self._quarantine(entry.seq, None, error.code, {"error": str(error)})
+            return _Read(entry.seq, (), 0)
+        if first:
+            for warning in batch.warnings:
+                log.warning("normalize_warning", warning=warning, journal_seq=entry.seq)
+            for item in batch.quarantined:
+                self._quarantine(entry.seq, item.phone_number_id, item.reason, {
+                    "waba_id": item.waba_id, "field": item.field, "change": item.change,
+                })
+            try:
+                self._record_account_changes(entry.seq, batch.events)
+            except StoreUnavailable:
+                raise
+            except Exception as error:  # noqa: BLE001 - the updates still go on
+                self._quarantine(entry.seq, None, "account_change_failed",
+                                 {"error": _describe(error)})
         routable = [
             event for event in batch.events
             if isinstance(event, InboundMessage | StatusUpdate | PreferenceUpdate)
         ]
-        seen = self._services.dedupe.seen([event.dedupe_key for event in routable])
-        sent = 0
-        for event in routable:
-            if event.dedupe_key not in seen and self._route(entry.seq, event):
-                sent += 1
-        self._record_account_changes(entry.seq, batch.events)
-        if sent:
-            self._pending[entry.seq] = sent
-        self._advance()
+        share = max(1, len(entry.body) // max(1, len(routable)))
+        remote = self._services.remote_classifier
+        read = _Read(entry.seq, tuple(
+            _Update(index, conversation_of(event), event, share,
+                    takes_slow_step(event, remote_classifier=remote))
+            for index, event in enumerate(routable)
+        ), len(entry.body))
+        self._remember(read)
+        return read
 
-    def _route(self, seq: int, event: Routable) -> bool:
-        """Send the update to its shard, or park it behind its conversation's
-        slow update; whether it is now pending."""
-        conversation = conversation_of(event)
-        parked = self._parked.get(conversation)
-        if parked is not None:
-            parked.append((seq, event))
-            return True
-        return self._send(seq, event, conversation)
+    def _remember(self, read: _Read) -> None:
+        budget = self._services.settings.inbound.parsed_cache_bytes
+        if not read.updates or read.size > budget:
+            return
+        self._parsed[read.seq] = read
+        self._parsed_bytes += read.size
+        while self._parsed_bytes > budget:
+            _, dropped = self._parsed.popitem(last=False)
+            self._parsed_bytes -= dropped.size
 
-    def _send(self, seq: int, event: Routable, conversation: Conversation) -> bool:
-        try:
-            self.context.registry.tell(
-                sessions_path(event.tenant), Inbound(seq, event), key=conversation[1]
-            )
-        except NotRegistered:  # the tenant left the config while its updates waited
-            self._quarantine(seq, event.phone_number_id, "tenant_removed", {"tenant": event.tenant})
-            return False
-        if takes_slow_step(event, remote_classifier=self._services.remote_classifier):
-            self._slow[seq, event.dedupe_key] = conversation
-            self._parked[conversation] = deque()
-        return True
+    # -- settling ------------------------------------------------------------------
 
-    def _settled(self, message: Processed) -> None:
+    def _settled(self, message: Processed, *, mark: bool = True) -> None:
         if message.failed is None:
-            self._services.dedupe.mark([message.dedupe_key])
+            if mark:
+                self._services.dedupe.mark([message.dedupe_key])
         else:  # never silently dropped: operators see it, the journal keeps the body
             self._quarantine(message.journal_seq, None, "processing_failed", {
                 "dedupe_key": message.dedupe_key, "error": message.failed,
             })
-        self._done(message.journal_seq)
-        conversation = self._slow.pop((message.journal_seq, message.dedupe_key), None)
-        if conversation is not None:
-            self._unpark(conversation)
+        handed = self._handed.get((message.journal_seq, message.dedupe_key))
+        if handed:  # else handed out by an earlier incarnation: nothing counted here
+            update = handed.pop()
+            if not handed:
+                del self._handed[message.journal_seq, message.dedupe_key]
+            self._window.give_back(update.conversation, update.size)
+            if update.slow:
+                left = self._slow.get(update.conversation, 0) - 1
+                if left > 0:
+                    self._slow[update.conversation] = left
+                else:
+                    self._slow.pop(update.conversation, None)
+            self._done(message.journal_seq)
+        flow = self._services.flow
+        flow.settled_total += 1
+        flow.moved_at = time.monotonic()
 
-    def _unpark(self, conversation: Conversation) -> None:
-        """Send what waited, in order, up to the next slow update."""
-        waiting = self._parked.pop(conversation, deque())
-        while waiting:
-            seq, event = waiting.popleft()
-            if not self._send(seq, event, conversation):
-                self._done(seq)
-            elif conversation in self._parked:  # a slow one again: the rest wait on
-                self._parked[conversation] = waiting
-                return
+    def _after_settling(self) -> None:
+        """Coalesce: one pump after every settlement queued meanwhile."""
+        self._advance()
+        if not self._pump_armed:
+            self._pump_armed = True
+            self.context.tell_self(_Pump())
 
     def _record_account_changes(self, seq: int, events: tuple[object, ...]) -> None:
         changes = [e for e in events if isinstance(e, AccountErrors | OtherChange)]
@@ -220,8 +470,17 @@ class Dispatcher(Actor):
         self._services.store.write(record)
 
     def _quarantine(self, seq: int, phone_number_id: str | None, reason: str, data: Any) -> None:
+        """Quarantine for operators; data that cannot be stored is replaced by
+        why (the journal keeps the body), so even that never stops the reader."""
         log.warning("quarantined", journal_seq=seq, phone_number_id=phone_number_id, reason=reason)
-        self._services.store.write(lambda tx: tx.quarantine(seq, phone_number_id, reason, data))
+        store = self._services.store
+        try:
+            store.write(lambda tx: tx.quarantine(seq, phone_number_id, reason, data))
+        except StoreUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 - the data itself cannot be stored
+            unstorable = {"unstorable": _describe(error)}
+            store.write(lambda tx: tx.quarantine(seq, phone_number_id, reason, unstorable))
 
     # -- the cursor -----------------------------------------------------------------
 
@@ -231,15 +490,21 @@ class Dispatcher(Actor):
             self._pending[seq] = left
         else:
             self._pending.pop(seq, None)
-        self._advance()
 
     def _settled_upto(self) -> int:
-        # Entries are dispatched in increasing order and dicts keep insertion
-        # order: the first pending key is the smallest (O(1), not min()).
-        return next(iter(self._pending)) - 1 if self._pending else self._read_upto
+        heap = self._pending_heap
+        while heap and heap[0] not in self._pending:
+            heapq.heappop(heap)
+        oldest = [heap[0]] if heap else []
+        behind = self._behind.oldest()
+        if behind is not None:
+            oldest.append(behind[0])
+        return min(oldest) - 1 if oldest else self._scan
 
     def _advance(self) -> None:
         done = self._settled_upto()
+        self._services.flow.settled_upto = done
+        self._watch_backlog(done)
         if done - self._persisted >= PERSIST_EVERY:
             self._persist(done)
         elif done > self._persisted and not self._flush_armed:
@@ -251,3 +516,32 @@ class Dispatcher(Actor):
             return
         self._services.store.write(lambda tx: tx.set_cursor(CURSOR, done))
         self._persisted = done
+
+    # -- what operators see -----------------------------------------------------------
+
+    def _watch_backlog(self, done: int) -> None:
+        lag = self._services.journal.last_committed - done
+        if self._backlog_since is None:
+            if lag >= BACKLOG_AT:
+                self._backlog_since = time.monotonic()
+                self._backlog_peak = lag
+                log.warning("backlog_started", entries=lag)
+            return
+        self._backlog_peak = max(self._backlog_peak, lag)
+        if lag <= 0:
+            log.info("backlog_ended", peak_entries=self._backlog_peak,
+                     seconds=round(time.monotonic() - self._backlog_since, 1))
+            self._backlog_since = None
+
+    def _show(self) -> None:
+        flow = self._services.flow
+        flow.read_upto = self._scan
+        flow.in_flight = self._window.count
+        flow.in_flight_bytes = self._window.bytes
+        flow.behind = len(self._behind)
+        if self._services.journal.last_committed <= flow.settled_upto:
+            flow.moved_at = time.monotonic()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]

@@ -100,4 +100,4 @@ class MediaWorker(Actor):
             self.context.registry.tell(ASSIST_PATH, message.then)
         else:
             settled = Processed(message.journal_seq, message.dedupe_key)
-            self.context.registry.tell(DISPATCHER_PATH, settled)
+            self.context.registry.tell(DISPATCHER_PATH, settled, bounded=False)

@@ -28,6 +28,17 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundBatch:
+    """Updates for one shard, handled in order and committed together."""
+
+    items: tuple[Inbound, ...]
+
+    @classmethod
+    def of(cls, items: list[Inbound]) -> InboundBatch:
+        return cls(tuple(items))
+
+
+@dataclass(frozen=True, slots=True)
 class Processed:
     """An update is settled: durable with every effect (or found already so),
     or given up after its handler kept crashing (``failed`` says why)."""
@@ -35,6 +46,14 @@ class Processed:
     journal_seq: int
     dedupe_key: str
     failed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Several updates settled at once (a shard's batch): one message back
+    to the dispatcher per batch, not one per update."""
+
+    items: tuple[Processed, ...]
 
 
 @dataclass(frozen=True, slots=True)

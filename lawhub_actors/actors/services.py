@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lawhub_actors.adapters.dedupe import Dedupe
 from lawhub_actors.adapters.sqlite_journal import Journal
@@ -17,6 +18,26 @@ from lawhub_actors.settings import Settings
 Publish = Callable[[Sequence[FeedEvent]], None]
 
 
+@dataclass
+class InboundFlow:
+    """What the dispatcher shows of its flow control, for ``/metrics``,
+    ``/healthz`` and the console. Written by the dispatcher only; readers
+    see plain attributes (each read is atomic under the GIL)."""
+
+    settled_upto: int = 0
+    """Every journal entry at or below this is fully processed."""
+    read_upto: int = 0
+    """The reader has read this far ahead."""
+    in_flight: int = 0
+    """Updates handed to shards and not settled yet."""
+    in_flight_bytes: int = 0
+    behind: int = 0
+    """Conversations passed over for lack of room, to be read again."""
+    settled_total: int = 0
+    moved_at: float = field(default_factory=time.monotonic)
+    """When an update was last settled (or nothing was waiting)."""
+
+
 @dataclass(frozen=True)
 class Services:
     config: LiveConfig
@@ -26,6 +47,7 @@ class Services:
     dedupe: Dedupe
     publish: Publish
     """Hands committed feed events to live websocket subscribers."""
+    flow: InboundFlow = field(default_factory=InboundFlow)
     inline_classifier: Classifier | None = None
     """The built-in rules, run by shards in the message's own transaction;
     None when classification is remote (the assist pool, a slow step)."""

@@ -19,6 +19,8 @@ again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -29,7 +31,14 @@ from lawhub_actors.actors.assist import URGENT, intake_source, record_intake
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.media import PATH as MEDIA_PATH
 from lawhub_actors.actors.media import ScanMedia
-from lawhub_actors.actors.messages import Classify, Inbound, Processed, takes_slow_step
+from lawhub_actors.actors.messages import (
+    Classify,
+    Inbound,
+    InboundBatch,
+    Processed,
+    Settled,
+    takes_slow_step,
+)
 from lawhub_actors.actors.outbound import WORKERS_PATH, Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
@@ -38,11 +47,21 @@ from lawhub_actors.adapters.store_rows import Customer, FeedEvent
 from lawhub_actors.adapters.store_tx import Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
-from lawhub_actors.core.masking import mask
+from lawhub_actors.core.masking import MaskedText, mask
 from lawhub_actors.logs import conversation_ref
 from supervisors import Actor
 
 log = structlog.get_logger("lawhub.sessions")
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One update's work: what its transaction does, and what follows the
+    commit (``after`` answers whether the update is settled here)."""
+
+    inbound: Inbound
+    work: Callable[[Tx], Any]
+    after: Callable[[Any], bool]
 
 
 class SessionShard(Actor):
@@ -51,21 +70,59 @@ class SessionShard(Actor):
         self._tenant = tenant
 
     def receive(self, message: Any) -> Any:
-        if not isinstance(message, Inbound):
+        if isinstance(message, InboundBatch):
+            self._batch(message.items)
+        elif isinstance(message, Inbound):
+            self._batch((message,))
+        else:
             return super().receive(message)
-        event = message.event
-        if isinstance(event, InboundMessage):
-            self._message(message, event)
-        elif isinstance(event, StatusUpdate):
-            self._status(event)
-        elif isinstance(event, PreferenceUpdate):
-            self._preference(event)
-        if not takes_slow_step(event, remote_classifier=self._services.remote_classifier):
-            done = Processed(message.journal_seq, event.dedupe_key)
-            self.context.registry.tell(DISPATCHER_PATH, done)
         return None
 
-    def _message(self, inbound: Inbound, event: InboundMessage) -> None:
+    def _batch(self, items: tuple[Inbound, ...]) -> None:
+        """Every update in one commit, each in its own savepoint: one that
+        fails is settled as failed alone (quarantined by the dispatcher) and
+        its neighbours keep their effects. A commit that fails raises: the
+        batch is handed again (all of it idempotent)."""
+        settled: list[Processed] = []
+        plans: list[_Plan] = []
+        for inbound in items:
+            try:
+                plans.append(self._plan(inbound))
+            except Exception as error:  # noqa: BLE001 - this update's fault alone
+                settled.append(self._failed(inbound, error))
+        outcomes = self._services.store.write_each([plan.work for plan in plans])
+        events: list[FeedEvent] = []
+        done: list[tuple[_Plan, Any]] = []
+        for plan, outcome in zip(plans, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                settled.append(self._failed(plan.inbound, outcome))
+            else:
+                events.extend(outcome.events)
+                done.append((plan, outcome.value))
+        if events:
+            self._services.publish(events)
+        for plan, value in done:
+            if plan.after(value):
+                settled.append(Processed(plan.inbound.journal_seq, plan.inbound.event.dedupe_key))
+        if settled:  # past the bound: a settlement never waits behind the work it settles
+            self.context.registry.tell(DISPATCHER_PATH, Settled(tuple(settled)), bounded=False)
+
+    def _failed(self, inbound: Inbound, error: Exception) -> Processed:
+        event = inbound.event
+        log.error("update_failed", tenant=event.tenant, journal_seq=inbound.journal_seq,
+                  error=f"{type(error).__name__}: {error}"[:300])
+        return Processed(inbound.journal_seq, event.dedupe_key,
+                         failed=f"{type(error).__name__}: {error}"[:500])
+
+    def _plan(self, inbound: Inbound) -> _Plan:
+        event = inbound.event
+        if isinstance(event, InboundMessage):
+            return self._message(inbound, event)
+        if isinstance(event, StatusUpdate):
+            return _Plan(inbound, self._status(event), lambda _: True)
+        return _Plan(inbound, self._preference(event), lambda _: True)
+
+    def _message(self, inbound: Inbound, event: InboundMessage) -> _Plan:
         journal_seq = inbound.journal_seq
         masked = (
             mask(event.text, names=[event.profile_name] if event.profile_name else [])
@@ -73,10 +130,12 @@ class SessionShard(Actor):
         )
         inline = self._services.inline_classifier
         intake = inline.classify(masked) if inline is not None and masked is not None else None
+        replies: list[tuple[str, str]] = []
 
         def record(tx: Tx) -> tuple[str, bool, bool]:
             """(our id, whether its media still needs checking, whether its
             text still needs classifying)."""
+            replies.clear()  # a savepoint undone and run again starts afresh
             known = tx.customer(event.tenant, event.customer)
             if known is None:
                 tx.add_lead(event.tenant, event.customer, event.profile_name)
@@ -109,33 +168,42 @@ class SessionShard(Actor):
             ))
             return message_id, True, intake is None
 
-        replies: list[tuple[str, str]] = []
-        written = self._services.store.write(record)
-        self._publish(written.events)
-        for reply_id, recipient in replies:
-            self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient)
-        message_id, unchecked, unclassified = written.value
-        log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid,
-                  conversation=conversation_ref(event.tenant, event.customer))
-        if not takes_slow_step(event, remote_classifier=self._services.remote_classifier):
-            return
+        def after(written: tuple[str, bool, bool]) -> bool:
+            for reply_id, recipient in replies:
+                self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient)
+            message_id, unchecked, unclassified = written
+            log.debug("message_stored", tenant=event.tenant, msg_id=message_id,  # off at info
+                      wamid=event.wamid,
+                      conversation=conversation_ref(event.tenant, event.customer))
+            if not takes_slow_step(event, remote_classifier=self._services.remote_classifier):
+                return True
+            return not self._slow_steps(inbound, event, masked, message_id,
+                                        unchecked=unchecked, unclassified=unclassified)
+
+        return _Plan(inbound, record, after)
+
+    def _slow_steps(self, inbound: Inbound, event: InboundMessage, masked: MaskedText | None,
+                    message_id: str, *, unchecked: bool, unclassified: bool) -> bool:
+        """Hand the message to its slow steps; whether one took it (it then
+        settles the update), or all were found durable (a replay)."""
         classify = None
-        if masked is not None and unclassified and inline is None:
+        if masked is not None and unclassified and self._services.inline_classifier is None:
             classify = Classify(event.tenant, event.customer, event.wamid, message_id, masked,
-                                journal_seq, event.dedupe_key, event.phone_number_id,
+                                inbound.journal_seq, event.dedupe_key, event.phone_number_id,
                                 event.timestamp)
         registry = self.context.registry
         if event.media is not None and unchecked:
             registry.tell(MEDIA_PATH, ScanMedia(
                 event.customer, event.wamid, message_id, _media_job(event),
-                journal_seq, event.dedupe_key, then=classify,
+                inbound.journal_seq, event.dedupe_key, then=classify,
             ))
-        elif classify is not None:
+            return True
+        if classify is not None:
             registry.tell(ASSIST_PATH, classify)
-        else:  # a replay that finds every slow step durable too
-            registry.tell(DISPATCHER_PATH, Processed(journal_seq, event.dedupe_key))
+            return True
+        return False
 
-    def _status(self, event: StatusUpdate) -> None:
+    def _status(self, event: StatusUpdate) -> Callable[[Tx], None]:
         raw = _raw_status(event)
 
         def record(tx: Tx) -> None:
@@ -166,14 +234,14 @@ class SessionShard(Actor):
                     "error": raw["errors"][0] if raw["errors"] else None,
                 })
 
-        self._publish(self._services.store.write(record).events)
+        return record
 
-    def _preference(self, event: PreferenceUpdate) -> None:
+    def _preference(self, event: PreferenceUpdate) -> Callable[[Tx], None]:
         change = consent.user_preference(event.value)
-        if change is None:
-            return
 
         def record(tx: Tx) -> None:
+            if change is None:
+                return
             known = tx.customer(event.tenant, event.customer)
             if known is None:
                 tx.add_lead(event.tenant, event.customer, None)
@@ -181,7 +249,7 @@ class SessionShard(Actor):
                           source=f"preference:{event.dedupe_key}",
                           via=f"user_preferences:{event.category}")
 
-        self._publish(self._services.store.write(record).events)
+        return record
 
     def _consent(self, tx: Tx, customer: str, current: consent.ConsentState,
                  change: consent.ConsentChange, *, source: str, via: str) -> None:
@@ -190,10 +258,6 @@ class SessionShard(Actor):
             "from": current.value, "to": new_state.value, "via": via,
         }):
             tx.set_consent(self._tenant, customer, new_state.value)
-
-    def _publish(self, events: list[FeedEvent]) -> None:
-        if events:
-            self._services.publish(events)
 
 
 def _raw_status(event: StatusUpdate) -> dict[str, Any]:

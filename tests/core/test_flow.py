@@ -1,0 +1,84 @@
+"""The windows and the positions left behind (lawhub_actors.core.flow)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lawhub_actors.core.flow import LeftBehind, Limits, Window
+
+A1, A2, B1 = ("firm-a", "1"), ("firm-a", "2"), ("firm-b", "1")
+
+
+def _window(conversation: int = 2, tenant: int = 3, total: int = 4, size: int = 100) -> Window:
+    return Window(Limits(conversation, tenant, total, size))
+
+
+def test_a_conversation_has_no_room_once_its_own_window_is_full() -> None:
+    window = _window()
+    window.take(A1, 1)
+    window.take(A1, 1)
+    assert not window.has_room(A1)
+    assert window.has_room(A2) and window.has_room(B1)
+
+
+def test_a_tenant_full_of_updates_leaves_room_for_another_tenant() -> None:
+    window = _window(conversation=3, tenant=3, total=10)
+    for conversation in (A1, A2, A2):
+        window.take(conversation, 1)
+    assert not window.has_room(("firm-a", "3")) and not window.tenant_has_room("firm-a")
+    assert window.has_room(B1) and window.tenant_has_room("firm-b")
+
+
+def test_the_total_and_the_bytes_bound_everyone() -> None:
+    window = _window(conversation=9, tenant=9, total=9, size=100)
+    window.take(A1, 60)
+    assert window.has_room(B1, 40) and not window.has_room(B1, 41)
+    window.take(B1, 40)
+    assert not window.open
+
+
+def test_one_update_bigger_than_the_byte_budget_still_moves_alone() -> None:
+    window = _window(size=100)
+    assert window.has_room(A1, 10_000)
+    window.take(A1, 10_000)
+    assert not window.open and not window.has_room(B1, 1)
+    window.give_back(A1, 10_000)
+    assert window.open and window.count == 0 and window.bytes == 0
+
+
+def test_giving_back_restores_the_room_taken() -> None:
+    window = _window()
+    window.take(A1, 5)
+    window.take(A1, 5)
+    window.give_back(A1, 5)
+    assert window.has_room(A1) and window.of_tenant("firm-a") == 1
+
+
+def test_the_oldest_position_left_behind_follows_moves_and_catch_ups() -> None:
+    behind = LeftBehind()
+    assert behind.oldest() is None
+    behind.leave(A1, (10, 2))
+    behind.leave(B1, (12, 0))
+    assert behind.oldest() == (10, 2)
+    behind.leave(A1, (15, 0))  # it moved on
+    assert behind.oldest() == (12, 0)
+    behind.caught_up(B1)
+    assert behind.oldest() == (15, 0)
+    assert A1 in behind and B1 not in behind and len(behind) == 1
+    assert behind.of_tenant("firm-a") == {A1} and behind.count_of_tenant("firm-b") == 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1000), st.booleans()), max_size=300))
+def test_the_oldest_is_always_the_minimum_of_current_positions(moves) -> None:
+    behind = LeftBehind()
+    current: dict[tuple[str, str], tuple[int, int]] = {}
+    for who, seq, catch_up in moves:
+        conversation = ("t", str(who))
+        if catch_up:
+            behind.caught_up(conversation)
+            current.pop(conversation, None)
+        else:
+            behind.leave(conversation, (seq, who))
+            current[conversation] = (seq, who)
+        assert behind.oldest() == (min(current.values()) if current else None)
