@@ -19,6 +19,7 @@ and its conversation goes on instead of waiting for it forever.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -60,6 +61,7 @@ from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
+from lawhub_actors.core.flow import stall
 from lawhub_actors.live_config import LiveConfig
 from lawhub_actors.retirement import Retirements
 from lawhub_actors.settings import Secrets, Settings
@@ -264,6 +266,25 @@ class AppRuntime:
     def ready(self) -> bool:
         root = self.tree.registry.find("")
         return root is not None and root.state == "running" and not self.tree.gave_up.is_set()
+
+    def backlog(self) -> dict[str, Any]:
+        """The inbound flow as operators see it: journal entries not yet
+        processed and the age of the oldest, what is handed out, what was
+        passed over, and why processing looks stuck (``stalled``), if it does."""
+        flow, journal = self.flow, self.journal
+        lag = max(0, journal.last_committed - flow.settled_upto)
+        oldest = journal.received_at(flow.settled_upto + 1) if lag else None
+        return {
+            "lag_entries": lag,
+            "oldest_unprocessed_s": round(max(0.0, time.time() - oldest), 3) if oldest else 0.0,
+            "in_flight": flow.in_flight,
+            "in_flight_bytes": flow.in_flight_bytes,
+            "left_behind": flow.behind,
+            "read_upto": flow.read_upto,
+            "settled_upto": flow.settled_upto,
+            "stalled": stall(lag, time.monotonic() - flow.moved_at,
+                             self.settings.inbound.stall_after_s),
+        }
 
     def services(self) -> dict[str, str]:
         """Which optional parts run, for operators."""

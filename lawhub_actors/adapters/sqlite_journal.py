@@ -188,6 +188,15 @@ class Journal:
         ).fetchall()
         return [Entry(int(s), float(at), self._open(key_id, body)) for s, at, key_id, body in rows]
 
+    def received_at(self, seq: int) -> float | None:
+        """When entry ``seq`` was received (wall clock), ``None`` if there is none."""
+        with self._tail_lock:
+            if self._tail and self._tail[0].seq <= seq <= self._tail[-1].seq:
+                return self._tail[seq - self._tail[0].seq].received_at
+        row = self._readers.get().execute(
+            "SELECT received_at FROM journal WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else float(row[0])
+
     def close(self) -> None:
         self._queue.put(STOP)
         self._thread.join(10)

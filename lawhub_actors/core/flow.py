@@ -150,3 +150,13 @@ class LeftBehind:
 
     def count_of_tenant(self, tenant: str) -> int:
         return len(self._by_tenant.get(tenant, ()))
+
+
+def stall(lag: int, idle_s: float, stall_after_s: float) -> str | None:
+    """Why processing looks stuck, or ``None``: a backlog (``lag`` entries
+    not processed) with nothing settled for ``idle_s`` seconds. A backlog
+    that drains, however large, is the gateway doing its job."""
+    if lag > 0 and idle_s >= stall_after_s:
+        return (f"{lag} journal entries wait and nothing was processed for"
+                f" {idle_s:.0f} s (stall_after_s = {stall_after_s:g})")
+    return None

@@ -19,7 +19,14 @@ def add_routes(app: web.Application) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers HTTP."""
+    """Liveness: the process answers HTTP and its inbound processing moves.
+    A backlog that has not moved for ``[inbound] stall_after_s`` answers 503
+    with the reason, so an orchestrator and an operator both notice (a
+    backlog that drains is fine: ``/readyz`` stays green meanwhile)."""
+    runtime = request.app.get(RUNTIME)
+    reason = None if runtime is None else runtime.backlog()["stalled"]
+    if reason is not None:
+        return web.json_response({"status": "stalled", "reason": reason}, status=503)
     return web.json_response({"status": "ok"})
 
 
@@ -35,15 +42,17 @@ async def tree(request: web.Request) -> web.Response:
     """The supervision tree as it is now (read from the registry: no actor
     is asked, so a busy or restarting actor cannot stall this answer), and
     ``services``: which optional parts run (``malware_scanning``: ``clamd``,
-    or ``off`` when only the built-in checks run), and ``counts``: what waits
-    for operators (``dlq``, ``quarantine``)."""
+    or ``off`` when only the built-in checks run), ``counts``: what waits
+    for operators (``dlq``, ``quarantine``), and ``inbound``: the backlog and
+    the in-flight window (:meth:`AppRuntime.backlog`)."""
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
     runtime = request.app[RUNTIME]
     counts = await asyncio.to_thread(request.app[STORE].read, store_reads.operator_counts)
+    backlog = await asyncio.to_thread(runtime.backlog)
     return web.json_response({**runtime.snapshot().to_dict(), "services": runtime.services(),
-                              "counts": counts})
+                              "counts": counts, "inbound": backlog})
 
 
 async def quarantine(request: web.Request) -> web.Response:

@@ -17,8 +17,10 @@ refused before the upgrade) is a websocket of JSON frames:
   (its index among its siblings); ``changed`` lists new nodes and nodes whose
   state, restarts, mailbox depth, details or place changed, parents before
   their children;
-- ``{"type": "counts", "dlq": n, "quarantine": m}`` at the start and when
-  either changes (sampled every ``COUNTS_EVERY_S`` off the loop);
+- ``{"type": "counts", "dlq": n, "quarantine": m, "lag": entries, "lag_s":
+  age of the oldest unprocessed entry, "in_flight": updates handed to shards,
+  "stalled": reason or null}`` at the start and when any changes (sampled
+  every ``COUNTS_EVERY_S`` off the loop);
 - ``{"type": "feed", "tenant": "<id>", "event": {"seq", "type", "at", "data"}}``
   for every committed feed event of every tenant, live only, stripped to
   what the page shows (:func:`console_event`): ``data`` keeps only the
@@ -235,10 +237,16 @@ class LiveView:
                 await self._send(change)
             last = sample
 
+    def _counts(self) -> dict[str, Any]:
+        backlog = self._runtime.backlog()
+        return {**self._store.read(store_reads.operator_counts),
+                "lag": backlog["lag_entries"], "lag_s": backlog["oldest_unprocessed_s"],
+                "in_flight": backlog["in_flight"], "stalled": backlog["stalled"]}
+
     async def _follow_counts(self) -> None:
         last = None
         while not self._ws.closed:
-            now = await asyncio.to_thread(self._store.read, store_reads.operator_counts)
+            now = await asyncio.to_thread(self._counts)
             if now != last:
                 await self._send({"type": "counts", **now})
                 last = now

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.web.auth import admin_refusal
-from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, JOURNAL, RUNTIME, STORE
+from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RUNTIME, STORE
 from supervisors import NodeSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -88,12 +89,8 @@ class _Live(Collector):
         runtime = self._app.get(RUNTIME)
         if runtime is None:  # not started yet
             return
-        store, journal = self._app[STORE], self._app[JOURNAL]
-        lag = GaugeMetricFamily("lawhub_journal_lag_entries",
-                                "Journal entries committed but not yet processed")
-        processed = store.read(store_reads.cursor, "dispatcher")
-        lag.add_metric([], max(0, journal.last_committed - processed))
-        yield lag
+        store = self._app[STORE]
+        yield from _inbound(runtime.backlog())
         yield from _tree(runtime.snapshot())
         outbound = GaugeMetricFamily("lawhub_outbound_messages",
                                      "Outbound messages by sending state", labels=["state"])
@@ -106,6 +103,28 @@ class _Live(Collector):
         feed = GaugeMetricFamily("lawhub_feed_clients", "Live websocket feed clients")
         feed.add_metric([], self._app[FEED].count())
         yield feed
+
+
+def _inbound(backlog: dict[str, Any]) -> Iterator[Metric]:
+    for name, key, text in (
+        ("lawhub_journal_lag_entries", "lag_entries",
+         "Journal entries committed but not yet processed"),
+        ("lawhub_journal_lag_seconds", "oldest_unprocessed_s",
+         "Age of the oldest journal entry not yet processed"),
+        ("lawhub_inbound_in_flight", "in_flight",
+         "Updates handed to session shards and not settled yet (the window)"),
+        ("lawhub_inbound_in_flight_bytes", "in_flight_bytes",
+         "Body bytes of the updates in flight"),
+        ("lawhub_inbound_left_behind", "left_behind",
+         "Conversations passed over for lack of room, to be read again from the journal"),
+    ):
+        gauge = GaugeMetricFamily(name, text)
+        gauge.add_metric([], backlog[key])
+        yield gauge
+    stalled = GaugeMetricFamily("lawhub_inbound_stalled",
+                                "1 while a backlog has not moved for [inbound] stall_after_s")
+    stalled.add_metric([], float(backlog["stalled"] is not None))
+    yield stalled
 
 
 def _tree(root: NodeSnapshot) -> Iterator[Metric]:

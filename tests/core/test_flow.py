@@ -82,3 +82,12 @@ def test_the_oldest_is_always_the_minimum_of_current_positions(moves) -> None:
             behind.leave(conversation, (seq, who))
             current[conversation] = (seq, who)
         assert behind.oldest() == (min(current.values()) if current else None)
+
+
+def test_a_draining_backlog_is_not_a_stall_but_one_that_does_not_move_is() -> None:
+    from lawhub_actors.core.flow import stall
+
+    assert stall(lag=50_000, idle_s=0.5, stall_after_s=120) is None
+    assert stall(lag=0, idle_s=900, stall_after_s=120) is None
+    reason = stall(lag=7, idle_s=130, stall_after_s=120)
+    assert reason is not None and reason.startswith("7 journal entries wait")

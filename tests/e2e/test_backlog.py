@@ -3,7 +3,6 @@ with no actor restarting, and no single input can wedge a stage."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections import defaultdict
 from typing import Any
@@ -194,3 +193,43 @@ async def test_a_firm_is_not_held_up_by_another_firms_flood(
     assert store.read(store_reads.count, "messages", tenant="firm-a") < 15_000  # ahead of the flood
     await _drained(client, timeout=120)
     assert _restarts(client) == {}
+
+
+async def test_a_backlog_that_does_not_move_fails_healthz_with_the_reason_while_readyz_stays(
+    aiohttp_client, make_settings, secrets, monkeypatch
+) -> None:
+    import threading
+
+    from lawhub_actors.actors.sessions import SessionShard
+
+    release = threading.Event()
+    handle = SessionShard._batch
+
+    def stuck(self: SessionShard, items: Any) -> None:
+        release.wait(20)  # a stage that hangs: nothing is settled
+        handle(self, items)
+
+    monkeypatch.setattr(SessionShard, "_batch", stuck)
+    client = await _gateway(aiohttp_client, make_settings, secrets,
+                            "[inbound]\nstall_after_s = 0.3\n")
+    try:
+        message = traffic.text_message(NUMBER_A, "6281300000006", "halo")
+        assert await post(client, traffic.envelope(message)) == 200
+
+        async def healthz() -> tuple[int, dict[str, Any]]:
+            response = await client.get("/healthz")
+            return response.status, await response.json()
+
+        await until(lambda: client.app[RUNTIME].backlog()["stalled"] is not None, timeout=5,
+                    what="the stall to be noticed")
+        status, body = await healthz()
+        assert status == 503 and body["status"] == "stalled"
+        assert "1 journal entries wait" in body["reason"]
+        assert (await client.get("/readyz")).status == 200
+        backlog = client.app[RUNTIME].backlog()
+        assert backlog["lag_entries"] == 1 and backlog["in_flight"] == 1
+        assert backlog["oldest_unprocessed_s"] > 0
+    finally:
+        release.set()
+    await _drained(client, timeout=10)
+    assert (await healthz())[0] == 200

@@ -18,7 +18,8 @@ SERIES = {
     "lawhub_mailbox_depth", "lawhub_actor_restarts", "lawhub_supervisor_restarts_in_period",
     "lawhub_breaker_state", "lawhub_limiter_permits", "lawhub_limiter_wait_seconds",
     "lawhub_outbound_messages", "lawhub_dlq_size", "lawhub_feed_clients",
-    "lawhub_config_reloads",
+    "lawhub_config_reloads", "lawhub_journal_lag_seconds", "lawhub_inbound_in_flight",
+    "lawhub_inbound_in_flight_bytes", "lawhub_inbound_left_behind", "lawhub_inbound_stalled",
 }
 
 

@@ -364,9 +364,13 @@
 
   // -- counts, the DLQ, quarantine -----------------------------------------------------
 
-  function onCounts({ dlq, quarantine }) {
+  function onCounts({ dlq, quarantine, lag, lag_s, in_flight, stalled }) {
     $("count-dlq").textContent = dlq;
     $("count-quarantine").textContent = quarantine;
+    $("count-lag").textContent = lag ? `${lag} (${Math.round(lag_s)} s)` : "0";
+    $("count-in-flight").textContent = in_flight;
+    $("backlog").dataset.level = stalled ? "bad" : lag ? "warn" : "ok";
+    $("backlog").title = stalled || "journal entries not yet processed (age of the oldest) · updates in flight to the shards";
     const before = state.counts;
     state.counts = { dlq, quarantine };
     if (dlq !== before.dlq) guard(loadDlq)();
