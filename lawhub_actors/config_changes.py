@@ -38,6 +38,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "limits.dedupe_ttl_s",
     "limits.dedupe_memory_entries",
     "limits.feed_queue_max",
+    "limits.feed_queue_bytes",
 )
 """Keys (or ``section.`` prefixes) that take effect only at a restart."""
 

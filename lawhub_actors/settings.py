@@ -337,6 +337,8 @@ class Limits(_Section):
     dedupe_memory_entries: int = Field(default=100_000, ge=1)
     # Feed events queued per websocket client before it is dropped as too slow.
     feed_queue_max: int = Field(default=1000, ge=1)
+    # ... and bytes of them (about: their text and a fixed overhead each).
+    feed_queue_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -77,7 +77,7 @@ def build_app(
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
         bridge = Bridge(asyncio.get_running_loop())
-        hub = FeedHub(bridge, settings.limits.feed_queue_max)
+        hub = FeedHub(bridge, settings.limits.feed_queue_max, settings.limits.feed_queue_bytes)
         # Opening stores and starting actors blocks: keep it off the loop.
         runtime = await asyncio.to_thread(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()

@@ -257,7 +257,7 @@ class LiveView:
         (live only: what is still queued then is dropped; a reconnect starts
         afresh)."""
         while not self._ws.closed:
-            event = await subscriber.queue.get()
+            event = await subscriber.get()
             await self._send({"type": "feed", "tenant": event.tenant,
                               "event": console_event(event)})
 

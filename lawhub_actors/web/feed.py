@@ -8,7 +8,8 @@ then follows live events — skipping what it already sent, and catching up
 from the store when a live event arrives ahead of one still in flight
 (events commit in seq order, so the store always has the missing ones).
 
-A slow client cannot grow memory: its queue is bounded; when it overflows
+A slow client cannot grow memory: its queue is bounded in events and in
+bytes (``[limits] feed_queue_max``, ``feed_queue_bytes``); when it overflows
 the client gets what its queue holds, is closed with code 4008 and resumes
 with ``since``.
 
@@ -78,13 +79,27 @@ async def close_socket(ws: web.WebSocketResponse, reader: asyncio.Task[None], co
         log.info("feed_client_dropped", code=code)
 
 
+def event_size(event: FeedEvent) -> int:
+    """About what an event holds in memory: its text-like values' lengths
+    plus a fixed overhead (cheap; computed on offer and on take)."""
+    return 256 + sum(len(value) for value in event.data.values() if isinstance(value, str))
+
+
 class Subscriber:
-    def __init__(self, tenant: str | None, size: int) -> None:
+    """One client's bounded queue: at most ``size`` events and ``max_bytes``
+    of them (:func:`event_size`); a client over either is ended (4008)."""
+
+    def __init__(self, tenant: str | None, size: int, max_bytes: int = 8 * 1024 * 1024) -> None:
         self.tenant = tenant
         """The tenant whose events it gets; ``None``: every tenant's."""
         self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue(size)
+        self.queued_bytes = 0
+        self._max_bytes = max_bytes
         self.ended = asyncio.Event()
         """Set once its socket is to be closed, with ``close_code`` and ``close_reason``."""
+        self.stop_now = asyncio.Event()
+        """Set when nothing more is to be sent, not even what a client ended as
+        too slow still has queued (the gateway stops, the token was revoked)."""
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -95,14 +110,33 @@ class Subscriber:
     def offer(self, event: FeedEvent) -> None:
         if self.ended.is_set():
             return
+        size = event_size(event)
+        if self.queued_bytes + size > self._max_bytes and not self.queue.empty():
+            self.end(SLOW_CONSUMER, "too slow")
+            return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.end(SLOW_CONSUMER, "too slow")
+            return
+        self.queued_bytes += size
+
+    async def get(self) -> FeedEvent:
+        event = await self.queue.get()
+        self.queued_bytes -= event_size(event)
+        return event
+
+    def get_nowait(self) -> FeedEvent:
+        event = self.queue.get_nowait()
+        self.queued_bytes -= event_size(event)
+        return event
 
     def end(self, code: int, reason: str) -> bool:
         """Asks its handler to close its socket with ``code``: no event is
-        offered to it any more. The first end holds; whether this one did."""
+        offered to it any more. The first end holds; whether this one did.
+        Any end but "too slow" also stops sending what is still queued."""
+        if code != SLOW_CONSUMER:
+            self.stop_now.set()
         if self.ended.is_set():
             return False
         self.close_code, self.close_reason = code, reason
@@ -113,9 +147,11 @@ class Subscriber:
 class FeedHub:
     """Lives on the event loop: every method but :meth:`publish` is called there."""
 
-    def __init__(self, bridge: Bridge, queue_size: int = 1000) -> None:
+    def __init__(self, bridge: Bridge, queue_size: int = 1000,
+                 queue_bytes: int = 8 * 1024 * 1024) -> None:
         self._bridge = bridge
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._everyone: set[Subscriber] = set()
         self._outbox: list[FeedEvent] = []
@@ -144,13 +180,13 @@ class FeedHub:
                 subscriber.offer(event)
 
     def subscribe(self, tenant: str) -> Subscriber:
-        subscriber = Subscriber(tenant, self._queue_size)
+        subscriber = Subscriber(tenant, self._queue_size, self._queue_bytes)
         self._subscribers[tenant].add(subscriber)
         return subscriber
 
     def subscribe_all(self) -> Subscriber:
         """Every tenant's events, live from now on (operators)."""
-        subscriber = Subscriber(None, self._queue_size)
+        subscriber = Subscriber(None, self._queue_size, self._queue_bytes)
         self._everyone.add(subscriber)
         return subscriber
 
@@ -228,7 +264,7 @@ async def stream(
     async def pump() -> None:
         await catch_up()
         while not ws.closed and not subscriber.ended.is_set():
-            getter = asyncio.create_task(subscriber.queue.get())
+            getter = asyncio.create_task(subscriber.get())
             done, _ = await asyncio.wait(
                 {getter, ending, reader}, return_when=asyncio.FIRST_COMPLETED
             )
@@ -239,12 +275,17 @@ async def stream(
                 return
         if subscriber.overflowed:  # it gets what its queue holds, then goes
             while not ws.closed and not subscriber.queue.empty():
-                await follow(subscriber.queue.get_nowait())
+                await follow(subscriber.get_nowait())
 
     pumping = asyncio.create_task(pump())
     try:
         await asyncio.wait({pumping, ending}, return_when=asyncio.FIRST_COMPLETED)
-        if _stop_now(subscriber):  # nothing more to send: not even what a stuck send holds up
+        if not pumping.done() and not subscriber.stop_now.is_set():
+            # Too slow: it gets what its queue holds, unless the gateway stops meanwhile.
+            stopping = asyncio.create_task(subscriber.stop_now.wait())
+            await asyncio.wait({pumping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        if subscriber.stop_now.is_set():  # nothing more: not even what a stuck send holds up
             pumping.cancel()
         await asyncio.wait({pumping})
         if not pumping.cancelled():
@@ -254,11 +295,6 @@ async def stream(
     finally:
         for task in (pumping, reader, ending):
             task.cancel()
-
-
-def _stop_now(subscriber: Subscriber) -> bool:
-    """Ended for a reason other than its own slowness: nothing more is sent."""
-    return subscriber.ended.is_set() and not subscriber.overflowed
 
 
 async def _close(ws: web.WebSocketResponse, reader: asyncio.Task[None], subscriber: Subscriber,

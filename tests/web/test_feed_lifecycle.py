@@ -193,3 +193,25 @@ async def test_close_all_ends_every_subscriber_once() -> None:
         (GOING_AWAY, "gateway stopping")}
     assert hub.count() == 0 and hub.close_all() == 0
     assert hub.revoke(["firm-a"]) == 0
+
+
+async def test_a_client_whose_queue_holds_too_many_bytes_is_ended_as_too_slow() -> None:
+    hub = FeedHub(_NowBridge(), queue_size=1000, queue_bytes=10_000)  # type: ignore[arg-type]
+    slow, fast = hub.subscribe("firm-a"), hub.subscribe("firm-a")
+    big = [FeedEvent("firm-a", n, "message.received", 0.0, {"text": "x" * 3000})
+           for n in range(1, 5)]
+    hub.publish(big[:3])
+    assert not slow.ended.is_set() and slow.queued_bytes == 3 * (256 + 3000)
+    while not fast.queue.empty():  # a client that reads gives its bytes back
+        await fast.get()
+    assert fast.queued_bytes == 0
+    hub.publish(big[3:])  # a fourth would hold more than 10,000 bytes for the slow one
+    assert slow.close_code == SLOW_CONSUMER and _queued(slow) == [1, 2, 3]
+    assert not fast.ended.is_set() and _queued(fast) == [4]
+
+
+async def test_one_event_bigger_than_the_byte_budget_still_reaches_an_idle_client() -> None:
+    hub = FeedHub(_NowBridge(), queue_size=10, queue_bytes=100)  # type: ignore[arg-type]
+    client = hub.subscribe("firm-a")
+    hub.publish([FeedEvent("firm-a", 1, "message.received", 0.0, {"text": "y" * 500})])
+    assert not client.ended.is_set() and _queued(client) == [1]
