@@ -39,11 +39,12 @@ How the rules read a message:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Final, Protocol
 
 from lawhub_actors.core.masking import MaskedText
 
@@ -207,10 +208,19 @@ _MIN_STEM = 4
 _PAST_REACH = 5
 _PLACEHOLDERS = re.compile(r"\[(?:PHONE|EMAIL|NIK|NPWP|ACCOUNT|NAME)\]")
 _WORD = re.compile(r"[^\W_]+")
+_CACHE_SIZE: Final = 8192
+"""Words whose stems are remembered: a chat's vocabulary is small, and a few
+hundred bytes each."""
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def _stems(word: str) -> frozenset[str]:
     """The word and the stems it may have once Indonesian affixes are peeled off."""
+    return _peel(word)
+
+
+def _peel(word: str) -> frozenset[str]:
+    """:func:`_stems`, worked out anew on every call."""
     if len(word) <= _MIN_STEM:
         return frozenset((word,))
     bases = {word}
@@ -232,8 +242,11 @@ def _stems(word: str) -> frozenset[str]:
 
 def words(text: str) -> list[str]:
     """The normalised words the rules see."""
-    text = _PLACEHOLDERS.sub(" ", text).casefold().replace("'", "").replace("\u2019", "")
-    return [_SPELLING.get(word, word) for word in _WORD.findall(text)]
+    if "[" in text:  # every placeholder starts with one
+        text = _PLACEHOLDERS.sub(" ", text)
+    text = text.casefold().replace("'", "").replace("\u2019", "")
+    spelling = _SPELLING
+    return [spelling.get(word, word) for word in _WORD.findall(text)]
 
 
 def _index(rules: Iterable[Rule]) -> dict[str, list[Rule]]:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lawhub_actors.core import assist
 from lawhub_actors.core.assist import (
     RULES,
     Classification,
@@ -152,3 +153,33 @@ def test_the_rule_classifier_satisfies_the_protocol() -> None:
 def test_confidence_must_be_a_probability() -> None:
     with pytest.raises(ValueError, match="confidence"):
         Classification(OTH, LOW, 1.5)
+
+
+# -- the shortcuts give what the rules say, applied word by word ----------------------
+
+
+_ROOTS = ["tangkap", "tahan", "pecat", "gaji", "cerai", "sewa", "tipu", "curi", "kontrak", "waris",
+          "pukul", "panggil", "usir", "tagih", "pinjam", "nikah", "tanya", "kerja", "makan"]
+_PREFIXES = ["", "", "di", "ter", "ber", "ke", "se", "per", "diper", "memper", "me", "men", "mem",
+             "meng", "meny", "pe", "pen", "pem", "peng", "peny"]
+_SUFFIXES = ["", "", "an", "kan", "i", "nya", "lah", "kah", "ku", "mu", "annya", "kannya"]
+affixed_words = st.builds(lambda p, r, s: p + r + s, st.sampled_from(_PREFIXES),
+                          st.sampled_from(_ROOTS), st.sampled_from(_SUFFIXES))
+any_words = st.one_of(affixed_words, st.text(st.sampled_from("abdegikmnprstuy"), max_size=12))
+
+
+@given(word=any_words)
+@settings(max_examples=500)
+def test_remembered_stems_are_the_stems_worked_out_anew_in_the_same_order(word: str) -> None:
+    remembered, fresh = assist._stems(word), assist._peel(word)
+    assert remembered == fresh
+    assert list(remembered) == list(fresh)  # rules are tried in this order
+    assert assist._stems(word) is remembered
+
+
+def test_the_words_remembered_are_bounded() -> None:
+    assert assist._stems.cache_info().maxsize == assist._CACHE_SIZE
+    classifier = RuleClassifier()
+    for i in range(assist._CACHE_SIZE + 10):
+        classifier.classify(mask(f"kata{i}"))
+    assert assist._stems.cache_info().currsize <= assist._CACHE_SIZE
