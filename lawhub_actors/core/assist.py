@@ -41,10 +41,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Final, Protocol, final
 
 from lawhub_actors.core.masking import MaskedText
 
@@ -209,8 +209,8 @@ _PAST_REACH = 5
 _PLACEHOLDERS = re.compile(r"\[(?:PHONE|EMAIL|NIK|NPWP|ACCOUNT|NAME)\]")
 _WORD = re.compile(r"[^\W_]+")
 _CACHE_SIZE: Final = 8192
-"""Words whose stems are remembered: a chat's vocabulary is small, and a few
-hundred bytes each."""
+"""Words whose stems (and, per classifier, candidate rules) are remembered:
+a chat's vocabulary is small, and a few hundred bytes each."""
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
@@ -249,15 +249,45 @@ def words(text: str) -> list[str]:
     return [spelling.get(word, word) for word in _WORD.findall(text)]
 
 
-def _index(rules: Iterable[Rule]) -> dict[str, list[Rule]]:
-    index: dict[str, list[Rule]] = {}
+@final
+class _Compiled:
+    """A rule as :class:`RuleClassifier` applies it, worked out once.
+
+    Equal rules share one: like the rules themselves in the dict of fired
+    rules, each counts once per message.
+    """
+
+    __slots__ = ("checks", "intent", "intent_reason", "length", "past_reason", "rule",
+                 "unless_after", "urgency", "urgency_reason", "weight")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.length = len(rule.phrase)
+        self.checks: tuple[tuple[int, bool, str], ...] = tuple(
+            (k, part.startswith("="), part[1:] if part.startswith("=") else part)
+            for k, part in enumerate(rule.phrase)
+            # The first word is looked up by one of its stems: only "=word" needs a check.
+            if k > 0 or part.startswith("=")
+        )
+        """(offset, exact, word) of each word still to match."""
+        self.unless_after = rule.unless_after
+        self.intent = rule.intent
+        self.weight = rule.weight
+        self.urgency = rule.urgency
+        self.intent_reason = f"{rule.intent}:{rule.name}"
+        self.urgency_reason = f"urgency:{rule.urgency}:{rule.name}"
+        self.past_reason = f"urgency:past:{rule.name}"
+
+
+def _index(rules: Iterable[Rule]) -> dict[str, list[_Compiled]]:
+    index: dict[str, list[_Compiled]] = {}
+    compiled: dict[Rule, _Compiled] = {}
     for rule in rules:
-        index.setdefault(rule.phrase[0].lstrip("="), []).append(rule)
+        key = rule.phrase[0].lstrip("=")
+        if rule not in compiled:
+            compiled[rule] = _Compiled(rule)
+        index.setdefault(key, []).append(compiled[rule])
     return index
-
-
-def _matches(part: str, word: str, stems: frozenset[str]) -> bool:
-    return word == part[1:] if part.startswith("=") else part in stems
 
 
 class RuleClassifier:
@@ -265,26 +295,34 @@ class RuleClassifier:
 
     def __init__(self, rules: Iterable[Rule] = RULES) -> None:
         self._index = _index(rules)
+        self._candidates: Callable[[str], tuple[_Compiled, ...]] = functools.lru_cache(
+            maxsize=_CACHE_SIZE
+        )(self._candidates_of)
 
-    def _fired(self, tokens: list[str]) -> dict[Rule, int]:
+    def _candidates_of(self, word: str) -> tuple[_Compiled, ...]:
+        """The rules whose first word is a stem of ``word``, in the order they are tried."""
+        index = self._index
+        return tuple(rule for key in _stems(word) for rule in index.get(key, ()))
+
+    def _fired(self, tokens: list[str]) -> dict[_Compiled, int]:
         """Each rule that matched, with the position of its first match."""
         stems = [_stems(word) for word in tokens]
-        fired: dict[Rule, int] = {}
-        for i in range(len(tokens)):
-            for key in stems[i]:
-                for rule in self._index.get(key, ()):
-                    if rule in fired or i + len(rule.phrase) > len(tokens):
-                        continue
-                    if not all(
-                        _matches(part, tokens[i + k], stems[i + k])
-                        for k, part in enumerate(rule.phrase)
-                    ):
-                        continue
-                    if rule.unless_after and any(
-                        rule.unless_after & s for s in stems[max(0, i - 3) : i]
-                    ):
-                        continue
-                    fired[rule] = i
+        fired: dict[_Compiled, int] = {}
+        count = len(tokens)
+        for i, word in enumerate(tokens):
+            for rule in self._candidates(word):
+                if rule in fired or i + rule.length > count:
+                    continue
+                if not all(
+                    tokens[i + k] == part if exact else part in stems[i + k]
+                    for k, exact, part in rule.checks
+                ):
+                    continue
+                if rule.unless_after and any(
+                    rule.unless_after & s for s in stems[max(0, i - 3) : i]
+                ):
+                    continue
+                fired[rule] = i
         return fired
 
     def classify(self, text: MaskedText) -> Classification:
@@ -296,15 +334,15 @@ class RuleClassifier:
         for rule in fired:
             if rule.intent is not None:
                 scores[rule.intent] = scores.get(rule.intent, 0.0) + rule.weight
-                reasons.append(f"{rule.intent}:{rule.name}")
+                reasons.append(rule.intent_reason)
         past = [at for rule, at in fired.items() if rule.urgency == _PAST]
         urgencies: set[Urgency | str | None] = set()
         for rule, at in fired.items():
             if rule.urgency is _CRIT and any(abs(at - p) <= _PAST_REACH for p in past):
-                reasons.append(f"urgency:past:{rule.name}")
+                reasons.append(rule.past_reason)
             elif rule.urgency is not None and rule.urgency != _PAST:
                 urgencies.add(rule.urgency)
-                reasons.append(f"urgency:{rule.urgency}:{rule.name}")
+                reasons.append(rule.urgency_reason)
         if scores:
             intent = max(_PRIORITY, key=lambda i: (scores.get(i, 0.0), -_PRIORITY.index(i)))
             confidence = round(scores[intent] / (sum(scores.values()) + 1.0), 3)

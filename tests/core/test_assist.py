@@ -12,6 +12,7 @@ from lawhub_actors.core.assist import (
     Classification,
     Classifier,
     Intent,
+    Rule,
     RuleClassifier,
     Urgency,
     classify,
@@ -158,6 +159,13 @@ def test_confidence_must_be_a_probability() -> None:
 # -- the shortcuts give what the rules say, applied word by word ----------------------
 
 
+def test_equal_rules_count_once_as_one_rule() -> None:
+    rule = Rule(("cerai",), F, 3)
+    twice = RuleClassifier([rule, Rule(("cerai",), F, 3)])
+    assert twice.classify(mask("mau cerai")) == RuleClassifier([rule]).classify(mask("mau cerai"))
+    assert twice.classify(mask("mau cerai")).confidence == 0.75
+
+
 _ROOTS = ["tangkap", "tahan", "pecat", "gaji", "cerai", "sewa", "tipu", "curi", "kontrak", "waris",
           "pukul", "panggil", "usir", "tagih", "pinjam", "nikah", "tanya", "kerja", "makan"]
 _PREFIXES = ["", "", "di", "ter", "ber", "ke", "se", "per", "diper", "memper", "me", "men", "mem",
@@ -175,6 +183,100 @@ def test_remembered_stems_are_the_stems_worked_out_anew_in_the_same_order(word: 
     assert remembered == fresh
     assert list(remembered) == list(fresh)  # rules are tried in this order
     assert assist._stems(word) is remembered
+
+
+def _fired_word_by_word(rules: list[Rule], tokens: list[str]) -> dict[Rule, int]:
+    """The rules that fire, found as the rules read: each word's stems worked
+    out anew, each rule's words compared one by one."""
+    index: dict[str, list[Rule]] = {}
+    for rule in rules:
+        index.setdefault(rule.phrase[0].lstrip("="), []).append(rule)
+    stems = [assist._peel(word) for word in tokens]
+
+    def matches(part: str, word: str, its_stems: frozenset[str]) -> bool:
+        return word == part[1:] if part.startswith("=") else part in its_stems
+
+    fired: dict[Rule, int] = {}
+    for i in range(len(tokens)):
+        for key in stems[i]:
+            for rule in index.get(key, ()):
+                if rule in fired or i + len(rule.phrase) > len(tokens):
+                    continue
+                if not all(matches(part, tokens[i + k], stems[i + k])
+                           for k, part in enumerate(rule.phrase)):
+                    continue
+                if rule.unless_after and any(rule.unless_after & s for s in stems[max(0, i - 3) : i]):
+                    continue
+                fired[rule] = i
+    return fired
+
+
+def _classified_word_by_word(rules: list[Rule], text: str) -> Classification:
+    fired = _fired_word_by_word(rules, words(text))
+    scores: dict[Intent, float] = {}
+    reasons: list[str] = []
+    for rule in fired:
+        if rule.intent is not None:
+            scores[rule.intent] = scores.get(rule.intent, 0.0) + rule.weight
+            reasons.append(f"{rule.intent}:{rule.name}")
+    past = [at for rule, at in fired.items() if rule.urgency == "past"]
+    urgencies: set[Urgency | str | None] = set()
+    for rule, at in fired.items():
+        if rule.urgency is CRIT and any(abs(at - p) <= 5 for p in past):
+            reasons.append(f"urgency:past:{rule.name}")
+        elif rule.urgency is not None and rule.urgency != "past":
+            urgencies.add(rule.urgency)
+            reasons.append(f"urgency:{rule.urgency}:{rule.name}")
+    priority = (C, F, INH, L, D, P, B)
+    if scores:
+        intent = max(priority, key=lambda i: (scores.get(i, 0.0), -priority.index(i)))
+        confidence = round(scores[intent] / (sum(scores.values()) + 1.0), 3)
+    else:
+        intent, confidence = OTH, 0.0
+    urgency = (CRIT if CRIT in urgencies else HIGH if HIGH in urgencies
+               else LOW if LOW in urgencies or not scores else NORM)
+    return Classification(intent, urgency, confidence, tuple(dict.fromkeys(reasons)))
+
+
+_RULE_WORDS = sorted({w.lstrip("=") for rule in RULES for w in rule.phrase})
+message_words = st.one_of(
+    st.sampled_from(_RULE_WORDS), affixed_words, any_words,
+    st.sampled_from(["ditahan", "ditahannya", "gaji", "ijazah", "pernah", "tahun", "lalu", "saya",
+                     "[PHONE]", "bsk", "gk", "Polisi", "DATANG", "don't", "the", "will", "a"]),
+)
+message_texts = st.lists(message_words, max_size=30).flatmap(
+    lambda ws: st.lists(st.sampled_from([" ", ", ", ". ", "-", "'", "’", "!"]),
+                        min_size=len(ws), max_size=len(ws))
+    .map(lambda seps: "".join(w + s for w, s in zip(ws, seps, strict=True)))
+)
+
+
+@given(text=message_texts)
+@settings(max_examples=500, deadline=None)
+def test_the_built_in_rules_fire_and_classify_as_when_applied_word_by_word(text: str) -> None:
+    classifier = RuleClassifier()
+    tokens = words(text)
+    fired = [(compiled.rule, at) for compiled, at in classifier._fired(tokens).items()]
+    assert fired == list(_fired_word_by_word(list(RULES), tokens).items())
+    assert classifier.classify(mask(text)) == _classified_word_by_word(list(RULES), mask(text).text)
+
+
+_ODD_RULES = [
+    Rule(("=ditahan", "polisi"), C, 2, CRIT), Rule(("gaji", "=ditahan"), L, 2),
+    Rule(("tangkap",), C, 3, CRIT, frozenset({"gaji"})), Rule(("tangkap",), C, 3, CRIT, frozenset({"gaji"})),
+    Rule(("==tahan",), C, 1), Rule(("tahan", "tahan", "tahan"), F, 1, "past"),
+    Rule(("pecat",), L, 3, "critical"), Rule(("pernah",), None, 0, "past"), Rule(("sewa",), P, 0.5, LOW),
+]
+
+
+@given(text=message_texts, rules=st.lists(st.sampled_from(_ODD_RULES), min_size=1, max_size=8))
+@settings(max_examples=500, deadline=None)
+def test_any_rules_fire_and_classify_as_when_applied_word_by_word(text: str, rules: list[Rule]) -> None:
+    classifier = RuleClassifier(rules)
+    tokens = words(text)
+    fired = [(compiled.rule, at) for compiled, at in classifier._fired(tokens).items()]
+    assert fired == list(_fired_word_by_word(rules, tokens).items())
+    assert classifier.classify(mask(text)) == _classified_word_by_word(rules, mask(text).text)
 
 
 def test_the_words_remembered_are_bounded() -> None:
