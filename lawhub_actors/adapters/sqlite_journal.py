@@ -125,8 +125,12 @@ class Journal:
     # -- the writer thread ---------------------------------------------------------
 
     def _run(self) -> None:
-        while (batch := take_batch(self._queue, self._batch_max)) is not None:
+        while True:
+            batch = take_batch(self._queue, self._batch_max)
+            if batch is None:
+                return
             self._commit(batch)
+            del batch  # not held while waiting for the next: up to batch_max bodies
 
     def _commit(self, batch: list[_Pending]) -> None:
         seq = self._next_seq

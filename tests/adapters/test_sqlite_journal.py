@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lawhub_actors.adapters.sqlite_journal import ENTRY_OVERHEAD, Journal, JournalUnavailable
+from tests.waits import until
 
 KEY = AESGCM(os.urandom(32))
 
@@ -193,3 +195,17 @@ async def test_reads_from_anywhere_match_the_database_whatever_the_sizes(tmp_pat
 def test_a_negative_tail_budget_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tail_bytes"):
         Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_, tail_bytes=-1)
+
+
+async def test_an_idle_journal_holds_no_body_outside_its_tail(tmp_path: Path) -> None:
+    """The writer thread must not keep its last batch while it waits for the next
+    (after a burst that could be batch_max bodies of 4 MiB)."""
+    journal = Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_, tail_bytes=0)
+    try:
+        bodies = [_body(n, 1000) for n in range(3)]
+        baseline = [sys.getrefcount(body) for body in bodies]
+        await asyncio.gather(*(journal.append(body) for body in bodies))
+        await until(lambda: [sys.getrefcount(body) for body in bodies] == baseline,
+                    timeout=2, what="the writer to let go of the bodies")
+    finally:
+        journal.close()
