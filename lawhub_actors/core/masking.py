@@ -162,6 +162,10 @@ _CONTEXT_AFTER = 3
 _MAX_RUN_UNITS = 8
 _ACCOUNT_MIN_DIGITS = 10
 _LEFTOVER_MIN_DIGITS = 8
+_FEWEST_DIGITS_MASKED = 8
+"""No rule masks a number with fewer digits: a ``+`` phone needs 8, the other
+phones 9, a kind named nearby 9 or more, NPWP and NIK 15 or 16, an account 10
+(8 for a part left over beside a masked one)."""
 
 _KEYWORDS: dict[str, PiiKind] = {
     **dict.fromkeys(("nik", "ktp", "e-ktp", "ektp", "kk", "kependudukan"), PiiKind.NIK),
@@ -267,6 +271,13 @@ def _specific(run: str, digits: str, context: PiiKind | None) -> PiiKind | None:
 
 def _units(number: str) -> list[tuple[int, int]]:
     """Offsets of the space-separated parts of one number."""
+    if " " not in number and "\t" not in number:  # only those separate parts
+        return [(0, len(number))]
+    return _split_units(number)
+
+
+def _split_units(number: str) -> list[tuple[int, int]]:
+    """:func:`_units` for any number, looking at every separator."""
     groups = list(_DIGITS.finditer(number))
     units: list[tuple[int, int]] = []
     start = 0
@@ -332,8 +343,8 @@ def _decide_segment(
 def _words(gap: str) -> list[str]:
     if "[" in gap:  # every placeholder starts with one
         gap = _PLACEHOLDER_RE.sub(" ", gap)
-    tokens = (t.lower().strip(_PUNCT) for t in gap.split())
-    return [t for t in tokens if t]
+    # No character lower-cases to or from white space, so lower-casing first splits the same.
+    return [word for token in gap.lower().split() if (word := token.strip(_PUNCT))]
 
 
 def _context(before: list[str], after: list[str]) -> PiiKind | None:
@@ -351,7 +362,9 @@ def _context(before: list[str], after: list[str]) -> PiiKind | None:
 
 def _mask_numbers(text: str, counts: Counter[PiiKind]) -> str:
     numbers = list(_NUMBER.finditer(text))
-    if not numbers:
+    # Short numbers are still words' neighbours, so they keep their place below.
+    maskable = [len(_digits(match.group())) >= _FEWEST_DIGITS_MASKED for match in numbers]
+    if not any(maskable):
         return text
     words: list[str] = []
     positions: list[int] = []
@@ -364,7 +377,9 @@ def _mask_numbers(text: str, counts: Counter[PiiKind]) -> str:
 
     out: list[str] = []
     previous_end = 0
-    for match, position in zip(numbers, positions, strict=True):
+    for match, position, worth_deciding in zip(numbers, positions, maskable, strict=True):
+        if not worth_deciding:
+            continue  # copied with the text after it
         before = words[max(0, position - _CONTEXT_BEFORE) : position]
         after = words[position : position + _CONTEXT_AFTER]
         number = match.group()

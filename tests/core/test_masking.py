@@ -346,12 +346,15 @@ def test_a_long_message_is_masked_quickly() -> None:
 @contextlib.contextmanager
 def every_step_the_long_way() -> Iterator[None]:
     """Masking with its shortcuts off: every text normalised a character at a
-    time, digits read through ``unicodedata``, profile names worked out and
+    time, digits read through ``unicodedata``, every number however short
+    decided on and split at every separator, profile names worked out and
     their regex compiled and run on every call."""
     uncached_regex = masking._name_regex.__wrapped__
     with (
         mock.patch.object(masking, "_normalise", masking._normalise_every_character),
         mock.patch.object(masking, "_digits", masking._digits_of_any),
+        mock.patch.object(masking, "_FEWEST_DIGITS_MASKED", 0),
+        mock.patch.object(masking, "_units", masking._split_units),
         mock.patch.object(masking, "_name_rule", masking._NameRule),
         mock.patch.object(masking, "_name_regex", uncached_regex),
         mock.patch.object(masking._NameRule, "cannot_match", lambda self, text: False),
@@ -403,6 +406,31 @@ def test_masking_generated_messages_with_shortcuts_equals_the_long_way(
 @settings(max_examples=400, deadline=None)
 def test_masking_any_text_with_shortcuts_equals_the_long_way(text: str, names: list[str]) -> None:
     assert mask(text, names=names) == the_long_way(text, names)
+
+
+@given(text=st.text(st.sampled_from("0123456789 \t.-/()+\u2010٣０"), max_size=40))
+@settings(max_examples=400)
+def test_a_number_without_spaces_is_one_part_as_when_every_separator_is_read(text: str) -> None:
+    for match in masking._NUMBER.finditer(text):
+        assert masking._units(match.group()) == masking._split_units(match.group())
+
+
+@given(text=st.text(st.sampled_from("0123456789 .-+()/"), max_size=30))
+@settings(max_examples=400)
+def test_no_number_of_fewer_than_the_fewest_digits_masked_is_ever_masked(text: str) -> None:
+    with every_step_the_long_way():
+        for match in masking._NUMBER.finditer(text):
+            if len(masking._digits(match.group())) < masking._FEWEST_DIGITS_MASKED:
+                for context in (None, *PiiKind):
+                    assert masking._decide(match.group(), context) == []
+
+
+@given(pieces=st.lists(st.one_of(_tricky, st.sampled_from(["[PHONE]", " ", "\u2028", "\x85", ".,", "İI"])), max_size=40))
+@settings(max_examples=400)
+def test_words_lowered_before_splitting_are_the_words_lowered_one_by_one(pieces: list[str]) -> None:
+    gap = "".join(pieces)
+    tokens = (t.lower().strip(masking._PUNCT) for t in masking._PLACEHOLDER_RE.sub(" ", gap).split())
+    assert masking._words(gap) == [t for t in tokens if t]
 
 
 _name_char = st.sampled_from("abcdeikmnrsuyABIKS'.-(")
