@@ -185,6 +185,8 @@ RULES: tuple[Rule, ...] = (
 )
 
 _PRIORITY: tuple[Intent, ...] = (_C, _F, _I, _L, _D, _P, _B)
+_EARLIER: dict[Intent, int] = {intent: -at for at, intent in enumerate(_PRIORITY)}
+"""Minus each intent's place in :data:`_PRIORITY`: the higher, the earlier."""
 
 _SPELLING: dict[str, str] = {
     "bsk": "besok", "bsok": "besok", "besuk": "besok", "skrg": "sekarang", "skrng": "sekarang",
@@ -344,7 +346,7 @@ class RuleClassifier:
                 urgencies.add(rule.urgency)
                 reasons.append(rule.urgency_reason)
         if scores:
-            intent = max(_PRIORITY, key=lambda i: (scores.get(i, 0.0), -_PRIORITY.index(i)))
+            intent = max(_PRIORITY, key=lambda i: (scores.get(i, 0.0), _EARLIER[i]))
             confidence = round(scores[intent] / (sum(scores.values()) + 1.0), 3)
         else:
             intent, confidence = Intent.OTHER, 0.0
