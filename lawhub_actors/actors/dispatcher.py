@@ -170,11 +170,12 @@ class Dispatcher(Actor):
     def on_start(self) -> None:
         self._persisted = self._services.store.read(store_reads.cursor, CURSOR)
         self._scan = self._persisted
-        if self._scan:
-            log.info("dispatcher_resumes", journal_seq=self._scan,
-                     backlog=self._services.journal.last_committed - self._scan)
+        backlog = self._services.journal.last_committed - self._scan
+        if self._scan or backlog:
+            log.info("dispatcher_resumes", journal_seq=self._scan, backlog=backlog)
         self._show()
-        self._pump()
+        self._pump_armed = True  # after the start: a backlog must never hold the start up
+        self.context.tell_self(_Pump())
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Settled):

@@ -1,0 +1,115 @@
+"""The day after an outage, on a real process: Meta redelivers in batches of
+1,000, the gateway is killed mid-backlog, and a restart drains it all, with
+no actor restarting and another firm never waiting behind the flood."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lawhub_actors.simulator import traffic
+from tests.conftest import ADMIN_TOKEN, APP_SECRET
+from tests.e2e.outbound_helpers import NUMBER_A, Gateway, Gateways, gateways  # noqa: F401
+from tests.waits import until_sync
+
+NUMBER_A2 = "106540352242923"  # firm-a's second number
+NUMBER_B = "107611463353033"  # firm-b's
+POSTS, PER_POST = 60, 1_000
+FLOODED = "6281399999997"
+
+
+def _bodies() -> list[tuple[bytes, dict[str, str], list[str]]]:
+    """60 signed bodies of 1,000 distinct updates to firm-a: the first 15 all
+    one conversation (a 15,000-message flood), the rest spread over 200
+    conversations on its two numbers."""
+    bodies = []
+    for post in range(POSTS):
+        changes, wamids = [], []
+        for n in range(PER_POST):
+            i = post * PER_POST + n
+            if post < 15:
+                number, customer = NUMBER_A, FLOODED
+            else:
+                number = NUMBER_A if i % 2 else NUMBER_A2
+                customer = f"62815{i % 200:08d}"
+            wamid = traffic.wamid()
+            changes.append(traffic.text_message(number, customer, f"bagian {i}", message_id=wamid))
+            wamids.append(wamid)
+        signed = traffic.signed(traffic.envelope(*changes), APP_SECRET.encode())
+        bodies.append((signed.body, signed.headers, wamids))
+    return bodies
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(f"{url}/webhook", data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own server
+        return int(response.status)
+
+
+def _stored(data_dir: Path) -> Counter[str]:
+    with sqlite3.connect(data_dir / "lawhub.sqlite3", timeout=30) as db:
+        return Counter(row[0] for row in db.execute("SELECT wamid FROM messages"))
+
+
+def _stored_count(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "lawhub.sqlite3", timeout=30) as db:
+        return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def _inbound(gateway: Gateway) -> dict[str, Any]:
+    request = urllib.request.Request(f"{gateway.url}/admin/tree",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own server
+        return json.loads(response.read())["inbound"]  # type: ignore[no-any-return]
+
+
+def _crashes(gateway: Gateway) -> list[dict[str, Any]]:
+    return [e for e in gateway.log_events() if e.get("event") in ("actor crashed", "restart failed")]
+
+
+@pytest.mark.timeout(300)
+def test_sixty_meta_batches_drain_across_a_kill_and_another_firm_never_waits(
+    tmp_path: Path, gateways: Gateways,  # noqa: F811
+) -> None:
+    data_dir = tmp_path / "var"
+    bodies = _bodies()
+    gateway = gateways.start(data_dir)
+    began = time.monotonic()
+    assert [_post(gateway.url, body, headers) for body, headers, _ in bodies] == [200] * POSTS
+    posted_in = time.monotonic() - began
+
+    # Firm-b writes right behind firm-a's flood.
+    other = traffic.signed(traffic.envelope(traffic.text_message(
+        NUMBER_B, "6281300000009", "Selamat pagi", message_id="wamid.behind-the-flood")),
+        APP_SECRET.encode())
+    assert _post(gateway.url, other.body, other.headers) == 200
+    until_sync(lambda: _stored(data_dir)["wamid.behind-the-flood"] == 1, timeout=10,
+               what="firm-b's message, within 10 s, not after the flood")
+
+    backlog = _inbound(gateway)["lag_entries"]
+    assert backlog > 0, f"drained before the kill (posted in {posted_in:.1f} s): nothing tested"
+    stored_before = _stored_count(data_dir)
+    assert stored_before < POSTS * PER_POST - 10_000, "not a 10,000+ backlog at the kill"
+    gateway.kill()
+    assert _crashes(gateway) == []
+
+    started = time.monotonic()
+    gateway = gateways.start(data_dir)  # a restart meets the backlog: it starts, and drains
+    assert time.monotonic() - started < 5, "a backlog held the start up"
+    until_sync(lambda: _inbound(gateway)["lag_entries"] == 0, timeout=240,
+               what="the backlog drained after the restart")
+    stored = _stored(data_dir)
+    posted = [wamid for *_, wamids in bodies for wamid in wamids]
+    assert all(stored[w] == 1 for w in posted), "a message was lost or stored twice"
+    assert len(stored) == len(posted) + 1
+    assert _crashes(gateway) == []
+    resumed = next(e for e in gateway.log_events() if e.get("event") == "dispatcher_resumes")
+    assert resumed["backlog"] > 0
+    assert gateway.stop() == 0
