@@ -58,6 +58,9 @@ def plausible_timestamp(seconds: int) -> bool:
     return TIMESTAMP_MIN <= seconds < TIMESTAMP_MAX
 
 
+_CONTAINERS = (dict, list)  # a tuple: isinstance checks it faster than ``dict | list``
+
+
 def too_deep(document: object, raw: bytes | None = None, limit: int = MAX_DEPTH) -> bool:
     """Whether ``document`` nests arrays and objects more than ``limit`` levels deep.
 
@@ -65,9 +68,9 @@ def too_deep(document: object, raw: bytes | None = None, limit: int = MAX_DEPTH)
     free: a body with at most ``limit`` opening brackets (counted at C speed,
     those inside strings too) cannot be deeper, and is not walked. Otherwise
     the walk goes one level at a time (no recursion, no limit of its own),
-    never further than level ``limit + 1``, and visits each value once:
-    about as long as ``orjson`` took to parse the body, for a batch of a
-    thousand messages (0.6 ms for 172 KB).
+    never further than level ``limit + 1``, and looks at each value once:
+    for a batch of a thousand messages (172 KB) 0.7 ms, under twice what
+    ``orjson`` takes to parse it; a single message is not walked at all.
     """
     if raw is not None and raw.count(b"{") + raw.count(b"[") <= limit:
         return False
@@ -77,7 +80,7 @@ def too_deep(document: object, raw: bytes | None = None, limit: int = MAX_DEPTH)
         if not (dicts or lists):
             return False
         values = chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists))
-        below = [value for value in values if isinstance(value, dict | list)]
+        below = [value for value in values if isinstance(value, _CONTAINERS)]
         dicts = [value for value in below if isinstance(value, dict)]
         lists = [value for value in below if not isinstance(value, dict)]
     return bool(dicts or lists)
