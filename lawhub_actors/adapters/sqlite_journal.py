@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,17 +180,27 @@ class Journal:
 
     # -- readers ---------------------------------------------------------------------
 
-    def read_after(self, seq: int, limit: int = 500) -> list[Entry]:
-        """Committed entries with a sequence number above ``seq``, in order."""
+    def read_after(self, seq: int, limit: int = 500, max_bytes: int | None = None) -> list[Entry]:
+        """Committed entries with a sequence number above ``seq``, in order: at
+        most ``limit``, and none more once their bodies add up to ``max_bytes``
+        (so at most ``max_bytes`` plus one body; always at least one entry when
+        there is one; ``None``: no byte bound)."""
         with self._tail_lock:
             if self._tail and self._tail[0].seq <= seq + 1:
                 start = seq + 1 - self._tail[0].seq
-                return [self._tail[i] for i in range(start, min(start + limit, len(self._tail)))]
-        rows = self._readers.get().execute(
+                stop = min(start + limit, len(self._tail))
+                return _up_to(max_bytes, (self._tail[i] for i in range(start, stop)))
+        cursor = self._readers.get().execute(
             "SELECT seq, received_at, key_id, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit),
-        ).fetchall()
-        return [Entry(int(s), float(at), self._open(key_id, body)) for s, at, key_id, body in rows]
+        )
+        try:  # row by row: a byte bound must stop before the rest is fetched and opened
+            return _up_to(max_bytes, (
+                Entry(int(s), float(at), self._open(key_id, body))
+                for s, at, key_id, body in cursor
+            ))
+        finally:
+            cursor.close()
 
     def received_at(self, seq: int) -> float | None:
         """When entry ``seq`` was received (wall clock), ``None`` if there is none."""
@@ -206,6 +216,20 @@ class Journal:
         self._thread.join(10)
         self._writer.close()
         self._readers.close()
+
+
+def _up_to(max_bytes: int | None, entries: Iterable[Entry]) -> list[Entry]:
+    """``entries`` until their bodies add up to ``max_bytes`` (that one included)."""
+    if max_bytes is None:
+        return list(entries)
+    taken: list[Entry] = []
+    total = 0
+    for entry in entries:
+        taken.append(entry)
+        total += len(entry.body)
+        if total >= max_bytes:
+            break
+    return taken
 
 
 def _resolve(batch: list[_Pending], first_seq: int | None) -> None:

@@ -209,3 +209,24 @@ async def test_an_idle_journal_holds_no_body_outside_its_tail(tmp_path: Path) ->
                     timeout=2, what="the writer to let go of the bodies")
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("tail_bytes", [0, 1_000_000])  # from the database, from the tail
+async def test_a_read_may_be_bounded_by_bytes_too(tmp_path: Path, tail_bytes: int) -> None:
+    journal = Journal(tmp_path / "j.sqlite3", seal=seal, open_=open_, tail_bytes=tail_bytes)
+    try:
+        bodies = [_body(n, 1000) for n in range(10)]
+        for body in bodies:
+            await journal.append(body)
+
+        def seqs(after: int, limit: int, max_bytes: int | None) -> list[int]:
+            return [e.seq for e in journal.read_after(after, limit, max_bytes=max_bytes)]
+
+        assert seqs(0, 500, None) == list(range(1, 11))
+        assert seqs(0, 500, 2500) == [1, 2, 3]  # stops once 2,500 bytes are reached
+        assert seqs(0, 500, 3000) == [1, 2, 3]
+        assert seqs(0, 2, 3000) == [1, 2]  # limit still applies
+        assert seqs(4, 500, 1) == [5]  # always at least one
+        assert seqs(10, 500, 1) == []
+    finally:
+        journal.close()
