@@ -104,6 +104,7 @@ class AppRuntime:
             seal=lambda body: _pair(keyring.seal(JOURNAL_KEYSPACE, body)),
             open_=lambda key_id, blob: keyring.open(JOURNAL_KEYSPACE, key_id, blob),
             batch_max=settings.storage.journal_batch_max,
+            tail_bytes=settings.storage.journal_tail_bytes,
         )
         limits = settings.limits
         redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None

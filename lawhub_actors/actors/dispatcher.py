@@ -81,7 +81,8 @@ PERSIST_AFTER_S = 0.1
 one, harmlessly): every PERSIST_EVERY entries, or PERSIST_AFTER_S after
 progress stops."""
 READ_CHUNK = 64
-"""Journal entries read at a time."""
+READ_CHUNK_BYTES = 8 * 1024 * 1024
+"""Journal entries read at a time, and their bodies' bytes (plus one body)."""
 BACKLOG_AT = 1_000
 """Unprocessed entries from which a backlog is logged (start and end)."""
 
@@ -217,7 +218,7 @@ class Dispatcher(Actor):
         journal = self._services.journal
         max_behind = self._services.settings.inbound.max_behind
         while self._window.open and len(self._behind) < max_behind:
-            entries = journal.read_after(self._scan, READ_CHUNK)
+            entries = journal.read_after(self._scan, READ_CHUNK, READ_CHUNK_BYTES)
             if not entries:
                 return
             for entry in entries:
@@ -268,7 +269,8 @@ class Dispatcher(Actor):
                 if waiting == len(starts):
                     return
                 seq = max(seq, starts[waiting][0][0])  # nothing to look at in between
-            entries = journal.read_after(seq - 1, READ_CHUNK) if seq <= self._scan else []
+            entries = (journal.read_after(seq - 1, READ_CHUNK, READ_CHUNK_BYTES)
+                       if seq <= self._scan else [])
             if not entries:
                 break  # read up to where the reader is
             for entry in entries:

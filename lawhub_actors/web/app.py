@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from lawhub_actors.actors.services import Publish
+from lawhub_actors.adapters.memory_release import map_big_allocations
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.provision import provision
 from lawhub_actors.runtime import AppRuntime, GiveUp
@@ -134,6 +135,8 @@ async def run(
     config_path: Path | None = None,
     config_text: str | None = None,
 ) -> int:
+    # Webhook bodies up to 4 MiB: once freed, their memory goes back to the OS.
+    log.info("big_allocations_mapped", applied=map_big_allocations())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     gave_up: list[BaseException | None] = []

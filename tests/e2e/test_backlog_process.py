@@ -113,3 +113,44 @@ def test_sixty_meta_batches_drain_across_a_kill_and_another_firm_never_waits(
     resumed = next(e for e in gateway.log_events() if e.get("event") == "dispatcher_resumes")
     assert resumed["backlog"] > 0
     assert gateway.stop() == 0
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return kib / 1024
+
+
+@pytest.mark.timeout(300)
+def test_memory_returns_near_its_baseline_after_400_bodies_of_4_mib(
+    tmp_path: Path, gateways: Gateways,  # noqa: F811
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lawhub_actors.settings import load
+    from tests.e2e.outbound_helpers import SHIPPED_CONFIG
+
+    gateway = gateways.start(tmp_path / "var")
+    warm = traffic.signed(traffic.envelope(traffic.text_message(NUMBER_A, "6281300000010", "halo")),
+                          APP_SECRET.encode())
+    assert _post(gateway.url, warm.body, warm.headers) == 200
+    until_sync(lambda: _inbound(gateway)["lag_entries"] == 0, timeout=10)
+    baseline = _rss_mib(gateway.process.pid)
+    padding = "p" * (4 * 1024 * 1024 - 4096)  # a field no one stores: only the body is big
+
+    def post(i: int) -> int:
+        document = traffic.envelope(traffic.text_message(NUMBER_A, f"62813{i:08d}", f"#{i}"))
+        document["padding"] = f"{i:08d}{padding}"  # every body distinct
+        signed = traffic.signed(document, APP_SECRET.encode())
+        return _post(gateway.url, signed.body, signed.headers)
+
+    with ThreadPoolExecutor(4) as posting:
+        assert set(posting.map(post, range(400))) == {200}
+    until_sync(lambda: _inbound(gateway)["lag_entries"] == 0, timeout=60)
+    settings = load(SHIPPED_CONFIG)
+    budget = (settings.storage.journal_tail_bytes + settings.inbound.parsed_cache_bytes
+              + settings.inbound.window_bytes // 4) / 2**20  # what may stay held, with slack
+    after = _rss_mib(gateway.process.pid)
+    assert after - baseline <= budget, f"{baseline:.0f} MiB -> {after:.0f} MiB (budget {budget:.0f})"
+    assert _stored_count(tmp_path / "var") == 401
+    assert gateway.stop() == 0
