@@ -179,12 +179,13 @@ class Dispatcher(Actor):
         self.context.tell_self(_Pump())
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, Settled):
-            for item in message.items:
+        if isinstance(message, Settled | Processed):
+            items = message.items if isinstance(message, Settled) else (message,)
+            for item in items:
                 self._settled(item)
-            self._after_settling()
-        elif isinstance(message, Processed):
-            self._settled(message)
+            # One dedupe call per batch (a Redis round trip each), after the facts are durable.
+            if done := [item.dedupe_key for item in items if item.failed is None]:
+                self._services.dedupe.mark(done)
             self._after_settling()
         elif isinstance(message, JournalAdvanced):
             self._wakeup.clear()
@@ -363,8 +364,7 @@ class Dispatcher(Actor):
                     for _, inbound in chunk:
                         self._quarantine(inbound.journal_seq, inbound.event.phone_number_id,
                                          "tenant_removed", {"tenant": tenant})
-                        self._settled(Processed(inbound.journal_seq, inbound.event.dedupe_key),
-                                      mark=False)
+                        self._settled(Processed(inbound.journal_seq, inbound.event.dedupe_key))
 
     # -- reading entries -----------------------------------------------------------
 
@@ -421,11 +421,9 @@ class Dispatcher(Actor):
 
     # -- settling ------------------------------------------------------------------
 
-    def _settled(self, message: Processed, *, mark: bool = True) -> None:
-        if message.failed is None:
-            if mark:
-                self._services.dedupe.mark([message.dedupe_key])
-        else:  # never silently dropped: operators see it, the journal keeps the body
+    def _settled(self, message: Processed) -> None:
+        """Count ``message`` settled (the caller marks its dedupe key)."""
+        if message.failed is not None:  # never dropped: operators see it, the journal has the body
             self._quarantine(message.journal_seq, None, "processing_failed", {
                 "dedupe_key": message.dedupe_key, "error": message.failed,
             })
