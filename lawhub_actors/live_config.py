@@ -10,10 +10,27 @@ included, not a re-rendering.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import tomli_w
 
 from lawhub_actors.settings import Settings
+
+
+@dataclass(frozen=True, eq=False)
+class Routes:
+    """Who owns each number as of one config version (and what retired then):
+    a reader that must resolve an entry the same way every time it reads it
+    keeps the ``Routes`` it first used."""
+
+    settings: Settings
+    retiring: Mapping[str, str]
+
+    def __call__(self, phone_number_id: str) -> str | None:
+        return self.settings.tenant_id_for(phone_number_id) or self.retiring.get(phone_number_id)
+
+    def same_as(self, other: Routes) -> bool:
+        return self.settings is other.settings and self.retiring is other.retiring
 
 
 class LiveConfig:
@@ -26,6 +43,10 @@ class LiveConfig:
         or, while a number that left the config retires, its last owner (so
         the statuses of its last sends still reach them)."""
         return self.current.tenant_id_for(phone_number_id) or self._retiring.get(phone_number_id)
+
+    def routes(self) -> Routes:
+        """:meth:`tenant_id_for` as it is now, frozen."""
+        return Routes(self.current, self._retiring)
 
     def retiring(self, numbers: Mapping[str, str]) -> None:
         """Numbers (id → tenant id) that left the config and still retire."""

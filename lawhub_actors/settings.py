@@ -369,9 +369,9 @@ class Inbound(_Section):
     """Bytes of webhook body (each update's share) handed out and unsettled."""
     batch_max: int = Field(default=64, ge=1, le=4096)
     """Updates a shard gets in one message, and commits in one transaction."""
-    max_behind: int = Field(default=10_000, ge=1)
-    """Conversations passed over (left in the journal) before the reader
-    stops reading ahead and waits for them."""
+    max_behind: int = Field(default=500_000, ge=1)
+    """Updates passed over (left in the journal; about 40 bytes of memory
+    each for their positions) before the reader stops reading ahead."""
     parsed_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     """Bodies' bytes of recently parsed entries kept, so entries read again
     for conversations passed over are not parsed again."""

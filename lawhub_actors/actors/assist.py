@@ -80,7 +80,7 @@ class AssistWorker(Actor):
 
         def back(outcome: Future[Classification]) -> None:
             try:
-                registry.tell(PATH, Classified(request, outcome))
+                registry.tell(PATH, Classified(request, outcome), bounded=False)  # its answer
             except NotRegistered:  # shutting down: unsettled, so the next start replays it
                 log.info("classification_dropped_at_shutdown", wamid=request.wamid)
 
@@ -103,7 +103,8 @@ class AssistWorker(Actor):
         if written.events:
             self._services.publish(written.events)
         for reply_id, recipient in written.value:
-            self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient)
+            self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient,
+                                       bounded=False)  # bounded by the inbound window
         settled = Processed(message.journal_seq, message.dedupe_key)
         self.context.registry.tell(DISPATCHER_PATH, settled, bounded=False)
 

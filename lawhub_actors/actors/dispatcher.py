@@ -37,6 +37,7 @@ marked only after their effect is durable.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import time
 from collections import OrderedDict
@@ -66,9 +67,10 @@ from lawhub_actors.core.events import (
     PreferenceUpdate,
     StatusUpdate,
 )
-from lawhub_actors.core.flow import Conversation, LeftBehind, Limits, Position, Window
+from lawhub_actors.core.flow import Conversation, LeftBehind, Limits, Window
 from lawhub_actors.core.normalize import normalize
 from lawhub_actors.core.payload import PayloadError, parse
+from lawhub_actors.live_config import Routes
 from supervisors import Actor, NotRegistered
 
 log = structlog.get_logger("lawhub.dispatcher")
@@ -119,6 +121,8 @@ class _Update:
     index: int
     conversation: Conversation
     event: Routable
+    key: str
+    """Its dedupe key (computed once)."""
     size: int
     """The update's share of its body's bytes."""
     slow: bool
@@ -163,6 +167,10 @@ class Dispatcher(Actor):
         self._parsed: OrderedDict[int, _Read] = OrderedDict()
         self._parsed_bytes = 0
         self._outbox: dict[str, list[tuple[str, Inbound]]] = {}
+        self._outbox_count = 0
+        self._routes: list[tuple[int, Routes]] = []
+        """(first entry read with them, routes): an entry read again is resolved
+        as it was first read, so its updates keep their positions."""
         self._flush_armed = False
         self._pump_armed = False
         self._backlog_since: float | None = None
@@ -175,6 +183,7 @@ class Dispatcher(Actor):
         if self._scan or backlog:
             log.info("dispatcher_resumes", journal_seq=self._scan, backlog=backlog)
         self._show()
+        self._wakeup.clear()  # a nudge lost with an earlier incarnation must not block the next
         self._pump_armed = True  # after the start: a backlog must never hold the start up
         self.context.tell_self(_Pump())
 
@@ -194,8 +203,9 @@ class Dispatcher(Actor):
             self._pump_armed = False
             self._pump()
         elif isinstance(message, InFlight):
+            unread = int(self._scan < self._services.journal.last_committed)  # may hold some
             return (self._window.of_tenant(message.tenant)
-                    + self._behind.count_of_tenant(message.tenant))
+                    + self._behind.count_of_tenant(message.tenant) + unread)
         elif isinstance(message, _Flush):
             self._flush_armed = False
             self._persist(self._settled_upto())
@@ -218,12 +228,12 @@ class Dispatcher(Actor):
     def _read_on(self) -> None:
         journal = self._services.journal
         max_behind = self._services.settings.inbound.max_behind
-        while self._window.open and len(self._behind) < max_behind:
+        while self._window.open and self._behind.count < max_behind:
             entries = journal.read_after(self._scan, READ_CHUNK, READ_CHUNK_BYTES)
             if not entries:
                 return
             for entry in entries:
-                if not self._window.open or len(self._behind) >= max_behind:
+                if not self._window.open or self._behind.count >= max_behind:
                     return
                 self._scan = entry.seq
                 self._take_new(entry)
@@ -234,95 +244,71 @@ class Dispatcher(Actor):
         update, then hand out or leave behind each update, in order."""
         try:
             read = self._read(entry, first=True)
-            fresh = [u for u in read.updates if u.conversation not in self._behind]
-            seen = self._services.dedupe.seen([u.event.dedupe_key for u in fresh])
+            behind = self._behind
+            fresh = [u for u in read.updates if u.conversation not in behind]
+            seen = self._services.dedupe.seen([u.key for u in fresh]) if fresh else set()
             for update in read.updates:
-                if update.conversation in self._behind:
-                    continue  # its conversation waits in the journal: so does this
-                if update.event.dedupe_key in seen:
+                if update.conversation in behind:  # after the rest of its conversation
+                    behind.leave(update.conversation, (entry.seq, update.index))
+                elif update.key in seen:
                     continue
-                if self._has_room(update):
+                elif self._has_room(update):
                     self._hand_out(entry.seq, update)
                 else:
-                    self._behind.leave(update.conversation, (entry.seq, update.index))
+                    behind.leave(update.conversation, (entry.seq, update.index))
         except StoreUnavailable:
             raise  # not this entry's fault: crash, restart, read again
         except Exception as error:  # noqa: BLE001 - one entry never stops the reader
             self._quarantine(entry.seq, None, "dispatch_failed", {"error": _describe(error)})
 
     def _come_back(self) -> None:
-        """Read the journal again from the oldest position left behind of
-        the conversations that now have room, handing out their updates in
-        order, until each is out of room again or caught up."""
-        starts = sorted(
-            (self._behind.position(c), c)
+        """Hand out what was left behind of the conversations that have room
+        now, oldest first, each in its order, until it is out of room again
+        or caught up; reading exactly the entries that hold them."""
+        ready = sorted(
+            (self._behind.next(c), c)
             for tenant in self._behind.tenants() if self._window.tenant_has_room(tenant)
             for c in self._behind.of_tenant(tenant) if self._conversation_has_room(c)
         )
-        if not starts:
-            return
-        journal = self._services.journal
-        active: set[Conversation] = set()
-        waiting = 0  # index in starts of the next conversation to join
-        seq = starts[0][0][0]  # the next entry to read
-        while True:
-            if not active:
-                if waiting == len(starts):
-                    return
-                seq = max(seq, starts[waiting][0][0])  # nothing to look at in between
-            entries = (journal.read_after(seq - 1, READ_CHUNK, READ_CHUNK_BYTES)
-                       if seq <= self._scan else [])
-            if not entries:
-                break  # read up to where the reader is
-            for entry in entries:
-                if entry.seq > self._scan:
-                    break
-                while waiting < len(starts) and starts[waiting][0][0] <= entry.seq:
-                    active.add(starts[waiting][1])
-                    waiting += 1
-                if not active:
-                    break  # jump to the next conversation's position
-                seq = entry.seq + 1
-                stopped = self._take_again(entry, active)
-                if stopped is not None:  # no room anywhere: the rest stay where they are
-                    for conversation in active:
-                        self._behind.leave(conversation, stopped)
-                    return
-            self._send_outbox_if_full()
-        for conversation in active:  # nothing of theirs is left in the journal
-            self._behind.caught_up(conversation)
+        for _, conversation in ready:
+            if not self._window.open:
+                return
+            if self._window.tenant_has_room(conversation[0]):
+                self._catch_up(conversation)
+                self._send_outbox_if_full()
 
-    def _take_again(self, entry: Entry, active: set[Conversation]) -> Position | None:
-        """Hand out the updates of ``active`` conversations in ``entry`` (at
-        or after their position); a conversation out of room leaves
-        ``active``. The position to stop at when the whole window is full."""
-        try:
-            read = self._read(entry, first=False)
-        except Exception as error:  # noqa: BLE001 - quarantined when first read
-            log.warning("reread_failed", journal_seq=entry.seq, error=_describe(error))
-            return None
-        candidates = [
-            u for u in read.updates
-            if u.conversation in active
-            and (entry.seq, u.index) >= self._behind.position(u.conversation)
-        ]
-        if not candidates:
-            return None
-        seen = self._services.dedupe.seen([u.event.dedupe_key for u in candidates])
-        for update in candidates:
-            conversation = update.conversation
-            if conversation not in active:
-                continue
-            if update.event.dedupe_key in seen:
-                continue
-            if self._has_room(update):
-                self._hand_out(entry.seq, update)
-            elif not self._window.open:
-                return entry.seq, update.index
-            else:
-                self._behind.leave(conversation, (entry.seq, update.index))
-                active.discard(conversation)
-        return None
+    def _catch_up(self, conversation: Conversation) -> None:
+        behind = self._behind
+        while conversation in behind and self._conversation_has_room(conversation):
+            positions = behind.peek(conversation, self._window.limits.per_conversation)
+            updates = [self._update_at(seq, index) for seq, index in positions]
+            seen = self._services.dedupe.seen([u.key for u in updates if u is not None])
+            for (seq, index), update in zip(positions, updates, strict=True):
+                if update is None or update.conversation != conversation:
+                    self._quarantine(seq, None, "reread_failed", {"index": index})
+                elif update.key in seen:
+                    pass
+                elif self._has_room(update):
+                    self._hand_out(seq, update)
+                else:
+                    return
+                behind.handed(conversation)
+
+    def _update_at(self, seq: int, index: int) -> _Update | None:
+        """The update at a position, read again (from the cache when it can)."""
+        read = self._parsed.get(seq)
+        if read is None:
+            entries = self._services.journal.read_after(seq - 1, 1)
+            if not entries or entries[0].seq != seq:
+                return None
+            try:
+                read = self._read(entries[0], first=False)
+            except Exception as error:  # noqa: BLE001 - reported as the update's own failure
+                log.warning("reread_failed", journal_seq=seq, error=_describe(error))
+                return None
+        else:
+            self._parsed.move_to_end(seq)
+        return read.updates[index] if index < len(read.updates) else None
 
     def _conversation_has_room(self, conversation: Conversation) -> bool:
         return conversation not in self._slow and self._window.has_room(conversation)
@@ -333,7 +319,7 @@ class Dispatcher(Actor):
 
     def _hand_out(self, seq: int, update: _Update) -> None:
         self._window.take(update.conversation, update.size)
-        self._handed.setdefault((seq, update.event.dedupe_key), []).append(update)
+        self._handed.setdefault((seq, update.key), []).append(update)
         if seq not in self._pending:
             self._pending[seq] = 0
             heapq.heappush(self._pending_heap, seq)
@@ -342,9 +328,10 @@ class Dispatcher(Actor):
             self._slow[update.conversation] = self._slow.get(update.conversation, 0) + 1
         tenant, key = update.conversation
         self._outbox.setdefault(tenant, []).append((key, Inbound(seq, update.event)))
+        self._outbox_count += 1
 
     def _send_outbox_if_full(self) -> None:
-        if sum(len(items) for items in self._outbox.values()) >= 4 * self._batch_max():
+        if self._outbox_count >= 4 * self._batch_max():
             self._send_outbox()
 
     def _batch_max(self) -> int:
@@ -352,19 +339,23 @@ class Dispatcher(Actor):
 
     def _send_outbox(self) -> None:
         """One message per shard (at most ``batch_max`` updates each)."""
-        outbox, self._outbox = self._outbox, {}
+        outbox, self._outbox, self._outbox_count = self._outbox, {}, 0
         size = self._batch_max()
         registry = self.context.registry
+        gone = False
         for tenant, items in outbox.items():
             for start in range(0, len(items), size):
                 chunk = items[start:start + size]
                 try:
                     registry.tell_batch(sessions_path(tenant), chunk, InboundBatch.of)
                 except NotRegistered:  # the tenant left the config while its updates waited
+                    gone = True
                     for _, inbound in chunk:
                         self._quarantine(inbound.journal_seq, inbound.event.phone_number_id,
                                          "tenant_removed", {"tenant": tenant})
                         self._settled(Processed(inbound.journal_seq, inbound.event.dedupe_key))
+        if gone:  # room was given back: read on
+            self._after_settling()
 
     # -- reading entries -----------------------------------------------------------
 
@@ -376,7 +367,7 @@ class Dispatcher(Actor):
             self._parsed.move_to_end(entry.seq)
             return cached
         try:
-            batch = normalize(parse(entry.body), self._services.config.tenant_id_for)
+            batch = normalize(parse(entry.body), self._routes_of(entry.seq, first=first))
         except PayloadError as error:
             if first:
                 self._quarantine(entry.seq, None, error.code, {"error": str(error)})
@@ -402,12 +393,26 @@ class Dispatcher(Actor):
         share = max(1, len(entry.body) // max(1, len(routable)))
         remote = self._services.remote_classifier
         read = _Read(entry.seq, tuple(
-            _Update(index, conversation_of(event), event, share,
+            _Update(index, conversation_of(event), event, event.dedupe_key, share,
                     takes_slow_step(event, remote_classifier=remote))
             for index, event in enumerate(routable)
         ), len(entry.body))
         self._remember(read)
         return read
+
+    def _routes_of(self, seq: int, *, first: bool) -> Routes:
+        """The routes to resolve entry ``seq`` with: the config's now for an
+        entry read the first time, else those it was first read with (a
+        number that left the config meanwhile must not shift the positions
+        of the updates left behind)."""
+        generations = self._routes
+        if first:
+            routes = self._services.config.routes()
+            if not generations or not generations[-1][1].same_as(routes):
+                generations.append((seq, routes))
+            return generations[-1][1]
+        at = bisect.bisect_right(generations, seq, key=lambda generation: generation[0]) - 1
+        return generations[max(at, 0)][1] if generations else self._services.config.routes()
 
     def _remember(self, read: _Read) -> None:
         budget = self._services.settings.inbound.parsed_cache_bytes
@@ -504,6 +509,9 @@ class Dispatcher(Actor):
 
     def _advance(self) -> None:
         done = self._settled_upto()
+        generations = self._routes
+        while len(generations) > 1 and generations[1][0] <= done + 1:
+            generations.pop(0)  # nothing below the cursor is read again
         self._services.flow.settled_upto = done
         self._watch_backlog(done)
         if done - self._persisted >= PERSIST_EVERY:

@@ -97,7 +97,7 @@ class MediaWorker(Actor):
         log.info("media_checked", tenant=tenant, msg_id=message.message_id,
                  verdict=media.verdict, reason=media.reason, scanner=media.scanner)
         if message.then is not None:
-            self.context.registry.tell(ASSIST_PATH, message.then)
+            self.context.registry.tell(ASSIST_PATH, message.then, bounded=False)
         else:
             settled = Processed(message.journal_seq, message.dedupe_key)
             self.context.registry.tell(DISPATCHER_PATH, settled, bounded=False)

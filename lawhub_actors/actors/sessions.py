@@ -90,7 +90,7 @@ class SessionShard(Actor):
                 plans.append(self._plan(inbound))
             except Exception as error:  # noqa: BLE001 - this update's fault alone
                 settled.append(self._failed(inbound, error))
-        outcomes = self._services.store.write_each([plan.work for plan in plans])
+        outcomes = self._services.store.write_each([plan.work for plan in plans]) if plans else []
         events: list[FeedEvent] = []
         done: list[tuple[_Plan, Any]] = []
         for plan, outcome in zip(plans, outcomes, strict=True):
@@ -169,8 +169,9 @@ class SessionShard(Actor):
             return message_id, True, intake is None
 
         def after(written: tuple[str, bool, bool]) -> bool:
-            for reply_id, recipient in replies:
-                self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient)
+            for reply_id, recipient in replies:  # bounded by the inbound window: never waits
+                self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient,
+                                           bounded=False)
             message_id, unchecked, unclassified = written
             log.debug("message_stored", tenant=event.tenant, msg_id=message_id,  # off at info
                       wamid=event.wamid,
@@ -191,15 +192,16 @@ class SessionShard(Actor):
             classify = Classify(event.tenant, event.customer, event.wamid, message_id, masked,
                                 inbound.journal_seq, event.dedupe_key, event.phone_number_id,
                                 event.timestamp)
+        # Slow steps in flight are bounded by the dispatcher's window: never wait for room.
         registry = self.context.registry
         if event.media is not None and unchecked:
             registry.tell(MEDIA_PATH, ScanMedia(
                 event.customer, event.wamid, message_id, _media_job(event),
                 inbound.journal_seq, event.dedupe_key, then=classify,
-            ))
+            ), bounded=False)
             return True
         if classify is not None:
-            registry.tell(ASSIST_PATH, classify)
+            registry.tell(ASSIST_PATH, classify, bounded=False)
             return True
         return False
 

@@ -53,6 +53,16 @@ class StoreUnavailable(Exception):
     about any one caller's work (that raises its own error, undone alone)."""
 
 
+def _store_wide(error: BaseException) -> bool:
+    """Whether ``error`` is about the store or the process rather than one
+    work's data: then the whole batch is tried again, never quarantined.
+    A constraint or a value SQLite cannot hold is the work's own fault."""
+    if isinstance(error, StoreUnavailable | MemoryError) or not isinstance(error, Exception):
+        return True
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.IntegrityError | sqlite3.DataError)
+
+
 _BATCH_MAX = 256
 """Queued requests one commit takes at most (a request may hold several works)."""
 
@@ -91,11 +101,13 @@ class Store:
         outcomes: list[Written[Any] | Exception] = []
         for future in futures:
             error = future.exception()
-            if isinstance(error, StoreUnavailable):
-                raise error
-            if error is not None and not isinstance(error, Exception):
-                raise error  # a BaseException (interrupt) is never one work's fault
-            outcomes.append(future.result() if error is None else error)
+            if error is None:
+                outcomes.append(future.result())
+            elif _store_wide(error):
+                raise StoreUnavailable(f"the store failed: {error!r}") from error
+            else:
+                assert isinstance(error, Exception)
+                outcomes.append(error)
         return outcomes
 
     def _run(self) -> None:

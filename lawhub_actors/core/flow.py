@@ -20,8 +20,9 @@ A *position* is ``(journal seq, index of the update in its entry)``.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import TypeVar
 
 Position = tuple[int, int]
@@ -94,56 +95,97 @@ def _decrement(counts: dict[K, int], key: K) -> None:
         counts.pop(key, None)
 
 
+_INDEX_BITS = 20
+"""An update's index in its entry fits in 20 bits (Meta batches up to 1,000)."""
+
+
+def _pack(at: Position) -> int:
+    seq, index = at
+    if not 0 <= index < 1 << _INDEX_BITS:
+        raise ValueError(f"index {index} out of range")
+    return seq << _INDEX_BITS | index
+
+
+def _unpack(packed: int) -> Position:
+    return packed >> _INDEX_BITS, packed & ((1 << _INDEX_BITS) - 1)
+
+
 class LeftBehind:
-    """Conversations whose updates from a position on are still in the
-    journal, with the oldest such position found in O(log n)."""
+    """The positions of the updates left in the journal, per conversation,
+    in order — so coming back for a conversation reads exactly its entries,
+    never the span between — with the oldest position found in O(log n).
+
+    A conversation is *behind* while it has positions here; every later
+    update of it is left behind too (appended), so its order holds. Each
+    position costs about 40 bytes (one int in a deque): ``count`` is what
+    the reader bounds."""
 
     def __init__(self) -> None:
-        self._at: dict[Conversation, Position] = {}
+        self._at: dict[Conversation, deque[int]] = {}
         self._by_tenant: dict[str, set[Conversation]] = {}
-        self._heap: list[tuple[int, int, int, Conversation]] = []
-        self._pushes = 0
+        self._heap: list[tuple[int, Conversation]] = []
+        self.count = 0
+        """Positions held, over every conversation."""
 
     def __contains__(self, conversation: object) -> bool:
         return conversation in self._at
 
     def __len__(self) -> int:
+        """Conversations behind."""
         return len(self._at)
 
-    def position(self, conversation: Conversation) -> Position:
-        return self._at[conversation]
-
     def leave(self, conversation: Conversation, at: Position) -> None:
-        """From ``at`` on, ``conversation``'s updates stay in the journal
-        (or, for one already behind, its next update is at ``at``)."""
-        self._at[conversation] = at
-        self._by_tenant.setdefault(conversation[0], set()).add(conversation)
-        self._pushes += 1  # a tie-breaker: conversations need not be ordered
-        heapq.heappush(self._heap, (at[0], at[1], self._pushes, conversation))
-        if len(self._heap) > 4 * len(self._at) + 64:  # stale entries piled up: rebuild
-            self._heap = [(seq, index, n, conversation)
-                          for n, (conversation, (seq, index)) in enumerate(self._at.items())]
-            heapq.heapify(self._heap)
+        """The update at ``at`` stays in the journal; positions of one
+        conversation must come in journal order."""
+        packed = _pack(at)
+        positions = self._at.get(conversation)
+        if positions is None:
+            positions = self._at[conversation] = deque()
+            self._by_tenant.setdefault(conversation[0], set()).add(conversation)
+            heapq.heappush(self._heap, (packed, conversation))
+        elif positions and positions[-1] >= packed:
+            raise ValueError(f"{conversation}: {at} is not after {_unpack(positions[-1])}")
+        positions.append(packed)
+        self.count += 1
 
-    def caught_up(self, conversation: Conversation) -> None:
-        """Everything of ``conversation`` in the journal has been handed out."""
-        if self._at.pop(conversation, None) is not None:
-            tenant = self._by_tenant[conversation[0]]
-            tenant.discard(conversation)
-            if not tenant:
-                del self._by_tenant[conversation[0]]
+    def next(self, conversation: Conversation) -> Position:
+        """Its oldest position left behind."""
+        return _unpack(self._at[conversation][0])
+
+    def peek(self, conversation: Conversation, most: int) -> list[Position]:
+        """Its oldest ``most`` positions, in order."""
+        return [_unpack(packed) for packed in islice(self._at[conversation], most)]
+
+    def handed(self, conversation: Conversation) -> None:
+        """Its oldest position was handed out (or dropped); with none left,
+        the conversation is no longer behind."""
+        positions = self._at[conversation]
+        positions.popleft()
+        self.count -= 1
+        if positions:
+            heapq.heappush(self._heap, (positions[0], conversation))
+            if len(self._heap) > 4 * len(self._at) + 64:  # stale entries piled up
+                self._heap = [(p[0], c) for c, p in self._at.items()]
+                heapq.heapify(self._heap)
+            return
+        del self._at[conversation]
+        tenant = self._by_tenant[conversation[0]]
+        tenant.discard(conversation)
+        if not tenant:
+            del self._by_tenant[conversation[0]]
 
     def oldest(self) -> Position | None:
         heap = self._heap
         while heap:
-            seq, index, _, conversation = heap[0]
-            if self._at.get(conversation) == (seq, index):
-                return seq, index
-            heapq.heappop(heap)  # stale: moved on or caught up
+            packed, conversation = heap[0]
+            positions = self._at.get(conversation)
+            if positions and positions[0] == packed:
+                return _unpack(packed)
+            heapq.heappop(heap)  # stale: handed out since
         return None
 
-    def tenants(self) -> Iterator[str]:
-        return iter(list(self._by_tenant))
+    def tenants(self) -> list[str]:
+        return list(self._by_tenant)
 
     def of_tenant(self, tenant: str) -> set[Conversation]:
         return self._by_tenant.get(tenant, set())

@@ -280,11 +280,7 @@ async def stream(
     pumping = asyncio.create_task(pump())
     try:
         await asyncio.wait({pumping, ending}, return_when=asyncio.FIRST_COMPLETED)
-        if not pumping.done() and not subscriber.stop_now.is_set():
-            # Too slow: it gets what its queue holds, unless the gateway stops meanwhile.
-            stopping = asyncio.create_task(subscriber.stop_now.wait())
-            await asyncio.wait({pumping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
+        await _drain_unless_stopped(pumping, subscriber)
         if subscriber.stop_now.is_set():  # nothing more: not even what a stuck send holds up
             pumping.cancel()
         await asyncio.wait({pumping})
@@ -295,6 +291,18 @@ async def stream(
     finally:
         for task in (pumping, reader, ending):
             task.cancel()
+
+
+async def _drain_unless_stopped(pumping: asyncio.Task[None], subscriber: Subscriber) -> None:
+    """A client ended as too slow gets what its queue holds, unless the
+    gateway stops (or its token is revoked) meanwhile."""
+    if pumping.done() or subscriber.stop_now.is_set():
+        return
+    stopping = asyncio.create_task(subscriber.stop_now.wait())
+    try:
+        await asyncio.wait({pumping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
 
 
 async def _close(ws: web.WebSocketResponse, reader: asyncio.Task[None], subscriber: Subscriber,

@@ -161,3 +161,22 @@ def test_write_each_raises_store_unavailable_when_the_commit_fails(tmp_path) -> 
     finally:
         store._writer.execute("PRAGMA query_only = OFF")
         store.close()
+
+
+def test_write_each_tries_the_batch_again_when_the_store_itself_fails_inside_a_work(store) -> None:
+    # A full disk or an I/O error inside one work's savepoint is not that update's
+    # fault: the whole batch must be handed again, never quarantined.
+    import sqlite3
+
+    from lawhub_actors.adapters.sqlite_store import StoreUnavailable
+
+    def disk_full(tx: Tx) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(StoreUnavailable):
+        store.write_each([lambda tx: _inbound(tx, "wamid.1"), disk_full])
+    with pytest.raises(StoreUnavailable):
+        store.write_each([lambda tx: (_ for _ in ()).throw(MemoryError())])
+    integrity = store.write_each([lambda tx: tx.conn.execute(
+        "INSERT INTO cursors (name, seq) VALUES ('x', 1), ('x', 2)")])
+    assert isinstance(integrity[0], sqlite3.IntegrityError)  # a constraint: the work's own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -55,33 +56,48 @@ def test_giving_back_restores_the_room_taken() -> None:
     assert window.has_room(A1) and window.of_tenant("firm-a") == 1
 
 
-def test_the_oldest_position_left_behind_follows_moves_and_catch_ups() -> None:
+def test_the_oldest_position_left_behind_follows_what_is_handed_out() -> None:
     behind = LeftBehind()
     assert behind.oldest() is None
     behind.leave(A1, (10, 2))
     behind.leave(B1, (12, 0))
-    assert behind.oldest() == (10, 2)
-    behind.leave(A1, (15, 0))  # it moved on
-    assert behind.oldest() == (12, 0)
-    behind.caught_up(B1)
+    behind.leave(A1, (15, 0))  # the rest of A1 stays behind after it
+    assert behind.oldest() == (10, 2) and behind.count == 3
+    assert behind.peek(A1, 5) == [(10, 2), (15, 0)]
+    behind.handed(A1)
+    assert behind.oldest() == (12, 0) and behind.next(A1) == (15, 0)
+    behind.handed(B1)  # its last: no longer behind
     assert behind.oldest() == (15, 0)
     assert A1 in behind and B1 not in behind and len(behind) == 1
     assert behind.of_tenant("firm-a") == {A1} and behind.count_of_tenant("firm-b") == 0
 
 
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1000), st.booleans()), max_size=300))
-def test_the_oldest_is_always_the_minimum_of_current_positions(moves) -> None:
+def test_a_conversations_positions_must_come_in_journal_order() -> None:
     behind = LeftBehind()
-    current: dict[tuple[str, str], tuple[int, int]] = {}
-    for who, seq, catch_up in moves:
+    behind.leave(A1, (10, 2))
+    with pytest.raises(ValueError, match="not after"):
+        behind.leave(A1, (10, 1))
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 3), st.booleans()), max_size=300))
+def test_the_oldest_is_always_the_minimum_of_the_first_positions(moves) -> None:
+    behind = LeftBehind()
+    current: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    seq = 0
+    for who, step, hand in moves:
         conversation = ("t", str(who))
-        if catch_up:
-            behind.caught_up(conversation)
-            current.pop(conversation, None)
+        if hand and current.get(conversation):
+            behind.handed(conversation)
+            current[conversation].pop(0)
+            if not current[conversation]:
+                del current[conversation]
         else:
+            seq += step
             behind.leave(conversation, (seq, who))
-            current[conversation] = (seq, who)
-        assert behind.oldest() == (min(current.values()) if current else None)
+            current.setdefault(conversation, []).append((seq, who))
+        firsts = [positions[0] for positions in current.values()]
+        assert behind.oldest() == (min(firsts) if firsts else None)
+        assert behind.count == sum(map(len, current.values()))
 
 
 def test_a_draining_backlog_is_not_a_stall_but_one_that_does_not_move_is() -> None:
