@@ -48,7 +48,6 @@ from lawhub_actors.adapters.store_tx import Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from lawhub_actors.core.masking import MaskedText, mask
-from lawhub_actors.logs import conversation_ref
 from supervisors import Actor
 
 log = structlog.get_logger("lawhub.sessions")
@@ -173,9 +172,8 @@ class SessionShard(Actor):
                 self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient,
                                            bounded=False)
             message_id, unchecked, unclassified = written
-            log.debug("message_stored", tenant=event.tenant, msg_id=message_id,  # off at info
-                      wamid=event.wamid,
-                      conversation=conversation_ref(event.tenant, event.customer))
+            # Off at info, and costs nothing then (no argument needs computing).
+            log.debug("message_stored", tenant=event.tenant, msg_id=message_id, wamid=event.wamid)
             if not takes_slow_step(event, remote_classifier=self._services.remote_classifier):
                 return True
             return not self._slow_steps(inbound, event, masked, message_id,
