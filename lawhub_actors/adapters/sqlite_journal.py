@@ -89,9 +89,19 @@ class Journal:
         busy_timeout_ms: int = 5000,
         on_commit: Callable[[int], None] | None = None,
         tail_bytes: int = TAIL_BYTES,
+        shared: bool = False,
+        follow_s: float | None = None,
     ) -> None:
+        """``shared``: another process appends to the same file too (the ack
+        path in a process of its own): each commit takes its sequence numbers
+        inside its write transaction, and no tail is kept (it could not be
+        contiguous). ``follow_s``: poll the file that often for entries
+        other processes committed, and report them through ``on_commit``."""
         if tail_bytes < 0:
             raise ValueError(f"tail_bytes must be >= 0, not {tail_bytes}")
+        if shared:
+            tail_bytes = 0
+        self._shared = shared
         self.path = path
         self._seal = seal
         self._open = open_
@@ -112,6 +122,12 @@ class Journal:
         self._tail_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
+        self._following = threading.Event()
+        self._follower: threading.Thread | None = None
+        if follow_s is not None:
+            self._follower = threading.Thread(target=self._follow, args=(follow_s,),
+                                              name="journal-follower", daemon=True)
+            self._follower.start()
 
     # -- the web side ------------------------------------------------------------
 
@@ -135,11 +151,12 @@ class Journal:
     def _commit(self, batch: list[_Pending]) -> None:
         seq = self._next_seq
         try:
-            rows = []
-            for offset, item in enumerate(batch):
-                key_id, sealed = self._seal(item.body)
-                rows.append((seq + offset, item.received_at, key_id, sealed))
+            sealed_rows = [(item.received_at, *self._seal(item.body)) for item in batch]
             self._writer.execute("BEGIN IMMEDIATE")
+            if self._shared:  # under the file's write lock: no other process appends now
+                row = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
+                seq = int(row[0]) + 1
+            rows = [(seq + offset, *sealed) for offset, sealed in enumerate(sealed_rows)]
             self._writer.executemany(
                 "INSERT INTO journal (seq, received_at, key_id, body) VALUES (?, ?, ?, ?)", rows
             )
@@ -154,11 +171,24 @@ class Journal:
             for offset, item in enumerate(batch):
                 self._keep(Entry(seq + offset, item.received_at, item.body))
         self._next_seq = seq + len(batch)
-        self.last_committed = self._next_seq - 1
+        self.last_committed = max(self.last_committed, self._next_seq - 1)
         self.commits += 1
         _resolve(batch, seq)
         if self.on_commit is not None:
             self.on_commit(self.last_committed)
+
+    def _follow(self, every_s: float) -> None:
+        """Notice what other processes committed (one indexed query a poll)."""
+        conn = connect(self.path, synchronous="FULL")
+        try:
+            while not self._following.wait(every_s):
+                row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
+                if int(row[0]) > self.last_committed:
+                    self.last_committed = int(row[0])
+                    if self.on_commit is not None:
+                        self.on_commit(self.last_committed)
+        finally:
+            conn.close()
 
     def _keep(self, entry: Entry) -> None:
         """Add ``entry`` to the tail, dropping the oldest entries over the budget
@@ -212,6 +242,9 @@ class Journal:
         return None if row is None else float(row[0])
 
     def close(self) -> None:
+        self._following.set()
+        if self._follower is not None:
+            self._follower.join(5)
         self._queue.put(STOP)
         self._thread.join(10)
         self._writer.close()
