@@ -27,6 +27,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.host",
     "server.port",
     "server.webhook_max_bytes",
+    "server.ingest",
     "storage.",
     "assist.",
     "security.",

@@ -75,6 +75,8 @@ JOURNAL_FILE = "journal.sqlite3"
 MEDIA_DIR = "media"
 JOURNAL_KEYSPACE = "_journal"
 """Bodies are sealed before their tenant is known: one key space for all."""
+FOLLOW_S = 0.005
+"""How often the journal is polled for what the ack path's process committed."""
 
 
 class AppRuntime:
@@ -90,21 +92,17 @@ class AppRuntime:
         self.config = LiveConfig(settings)
         self._stopping = False
         self._publish = publish
-        keyring = Keyring(
-            {
-                **{v: key.get_secret_value() for v, key in secrets.retired_master_keys.items()},
-                secrets.master_key_version: secrets.master_key.get_secret_value(),
-            },
-            secrets.master_key_version,
-        )
+        keyring = keyring_of(secrets)
         data_dir = secrets.data_dir
         self.store = Store(settings.storage.sqlite_path(data_dir), keyring)
+        seal, open_ = journal_crypto(secrets, keyring)
+        ingest_apart = settings.server.ingest == "process"
         self.journal = Journal(
-            data_dir / JOURNAL_FILE,
-            seal=lambda body: _pair(keyring.seal(JOURNAL_KEYSPACE, body)),
-            open_=lambda key_id, blob: keyring.open(JOURNAL_KEYSPACE, key_id, blob),
+            data_dir / JOURNAL_FILE, seal=seal, open_=open_,
             batch_max=settings.storage.journal_batch_max,
             tail_bytes=settings.storage.journal_tail_bytes,
+            # The ack path's process appends too: follow what it commits.
+            shared=ingest_apart, follow_s=FOLLOW_S if ingest_apart else None,
         )
         limits = settings.limits
         redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None
@@ -297,6 +295,28 @@ class AppRuntime:
 
     def snapshot(self) -> NodeSnapshot:
         return self.tree.snapshot()
+
+
+def keyring_of(secrets: Secrets) -> Keyring:
+    """The per-tenant keys from the master key (and the retired ones)."""
+    if secrets.master_key is None:
+        raise ValueError("no master key (provision() creates one)")
+    return Keyring(
+        {
+            **{v: key.get_secret_value() for v, key in secrets.retired_master_keys.items()},
+            secrets.master_key_version: secrets.master_key.get_secret_value(),
+        },
+        secrets.master_key_version,
+    )
+
+
+def journal_crypto(secrets: Secrets, keyring: Keyring | None = None) -> tuple[
+        Callable[[bytes], tuple[str, bytes]], Callable[[str, bytes], bytes]]:
+    """How journal bodies are sealed and opened (one key space: the tenant is
+    not known before the body is parsed); the ack path's process uses it too."""
+    keys = keyring or keyring_of(secrets)
+    return (lambda body: _pair(keys.seal(JOURNAL_KEYSPACE, body)),
+            lambda key_id, blob: keys.open(JOURNAL_KEYSPACE, key_id, blob))
 
 
 def _classifier(settings: Settings) -> Classifier:

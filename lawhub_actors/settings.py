@@ -235,6 +235,9 @@ class Server(_Section):
     port: int = Field(default=8080, ge=0, le=65535)  # 0: the OS picks a free port
     webhook_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    # "process": the webhook's ack path (HTTP, HMAC, journal) runs in a process
+    # of its own on the same port, so processing never slows Meta's acks.
+    ingest: Literal["inline", "process"] = "inline"
 
 
 class Storage(_Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from lawhub_actors.web import (
 )
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import GOING_AWAY, FeedHub
+from lawhub_actors.web.ingest import IngestProcess
 from lawhub_actors.web.keys import (
     ADMIN_TOKEN,
     APP_SECRET,
@@ -106,6 +108,42 @@ def build_app(
     return app
 
 
+async def _start_ingest(settings: Settings, app: web.Application, runner: web.AppRunner,
+                        host: str, port: int) -> tuple[IngestProcess, int]:
+    """Bind the port, hand it to the ack path's process, and serve here the
+    connections it passes back (everything but the webhook's)."""
+    loop = asyncio.get_running_loop()
+    listener = socket.create_server((host, port), backlog=1024)
+    taking: set[asyncio.Task[object]] = set()
+    server = runner.server
+    assert server is not None
+
+    def take(connection: socket.socket) -> None:
+        connection.setblocking(False)
+        task = asyncio.ensure_future(loop.connect_accepted_socket(server, connection))
+        taking.add(task)
+        task.add_done_callback(taking.discard)
+
+    counted = app[metrics.METRICS]
+
+    def count(statuses: dict[str, int], latencies: list[float]) -> None:
+        for status, answers in statuses.items():
+            counted.webhook_requests.labels(status).inc(answers)
+        for latency in latencies:
+            counted.webhook_ack_seconds.observe(latency)
+
+    bound = int(listener.getsockname()[1])
+    # The listener stays open here too: a restarted child gets it again, and
+    # connections wait in its backlog meanwhile. IngestProcess.stop closes it.
+    ingest = IngestProcess(settings.model_dump_json().encode(), listener, take, count)
+    try:
+        await ingest.start()
+    except BaseException:
+        listener.close()
+        raise
+    return ingest, bound
+
+
 async def _close_feed_clients(app: web.Application) -> None:
     """Stopping: every websocket client (tenants' ``/ws``, operators'
     ``/admin/ws``) is told 1001 at once rather than keep the shutdown waiting
@@ -164,17 +202,23 @@ async def run(
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
+    ingest: IngestProcess | None = None
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0][1] if runner.addresses else port
-        log.info("listening", url=f"http://{host}:{bound}")
+        if settings.server.ingest == "process":
+            ingest, bound = await _start_ingest(settings, app, runner, host, port)
+        else:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound = runner.addresses[0][1] if runner.addresses else port
+        log.info("listening", url=f"http://{host}:{bound}", ingest=settings.server.ingest)
         if started is not None:
             started(bound)
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if ingest is not None:  # no webhook is taken once the rest stops
+            await ingest.stop(settings.server.shutdown_timeout_s)
         await runner.cleanup()
     if gave_up:
         log.critical("exiting_after_root_gave_up", reason=repr(gave_up[0]))
