@@ -236,8 +236,9 @@ class Server(_Section):
     webhook_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     # "process": the webhook's ack path (HTTP, HMAC, journal) runs in a process
-    # of its own on the same port, so processing never slows Meta's acks.
-    ingest: Literal["inline", "process"] = "inline"
+    # of its own on the same port, so processing never slows Meta's acks
+    # (where connections cannot be passed between processes: inline).
+    ingest: Literal["inline", "process"] = "process"
 
 
 class Storage(_Section):

@@ -103,6 +103,8 @@ class Store:
             error = future.exception()
             if error is None:
                 outcomes.append(future.result())
+            elif isinstance(error, StoreUnavailable):
+                raise error
             elif _store_wide(error):
                 raise StoreUnavailable(f"the store failed: {error!r}") from error
             else:

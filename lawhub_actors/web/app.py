@@ -36,7 +36,7 @@ from lawhub_actors.web import (
 )
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import GOING_AWAY, FeedHub
-from lawhub_actors.web.ingest import IngestProcess
+from lawhub_actors.web.ingest import IngestProcess, handover, passes_connections
 from lawhub_actors.web.keys import (
     ADMIN_TOKEN,
     APP_SECRET,
@@ -108,8 +108,9 @@ def build_app(
     return app
 
 
-async def _start_ingest(settings: Settings, app: web.Application, runner: web.AppRunner,
-                        host: str, port: int) -> tuple[IngestProcess, int]:
+async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Application,
+                        runner: web.AppRunner, *, host: str, port: int,
+                        ) -> tuple[IngestProcess, int]:
     """Bind the port, hand it to the ack path's process, and serve here the
     connections it passes back (everything but the webhook's)."""
     loop = asyncio.get_running_loop()
@@ -135,7 +136,7 @@ async def _start_ingest(settings: Settings, app: web.Application, runner: web.Ap
     bound = int(listener.getsockname()[1])
     # The listener stays open here too: a restarted child gets it again, and
     # connections wait in its backlog meanwhile. IngestProcess.stop closes it.
-    ingest = IngestProcess(settings.model_dump_json().encode(), listener, take, count)
+    ingest = IngestProcess(handover(settings, secrets), listener, take, count)
     try:
         await ingest.start()
     except BaseException:
@@ -204,8 +205,9 @@ async def run(
     await runner.setup()
     ingest: IngestProcess | None = None
     try:
-        if settings.server.ingest == "process":
-            ingest, bound = await _start_ingest(settings, app, runner, host, port)
+        if settings.server.ingest == "process" and passes_connections():
+            ingest, bound = await _start_ingest(settings, secrets, app, runner,
+                                                host=host, port=port)
         else:
             site = web.TCPSite(runner, host, port)
             await site.start()

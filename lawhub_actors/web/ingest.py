@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -63,6 +64,17 @@ STATS_EVERY_S = 0.25
 RESTART_PAUSE_S = 0.5
 
 
+def passes_connections() -> bool:
+    """Whether this platform can hand a connection to another process the
+    way the ack path does (SCM_RIGHTS over SOCK_SEQPACKET: Linux); else the
+    gateway runs the ack path inline, and says so."""
+    able = hasattr(socket, "send_fds") and hasattr(socket, "SOCK_SEQPACKET") \
+        and sys.platform.startswith("linux")
+    if not able:
+        log.warning("ingest_inline", reason="connections cannot be passed between processes here")
+    return able
+
+
 def goes_to_ingest(first_bytes: bytes) -> bool | None:
     """Whether a connection whose first bytes are ``first_bytes`` is the
     webhook's (``GET``/``POST`` of ``/webhook``, with or without a query);
@@ -82,9 +94,29 @@ def goes_to_ingest(first_bytes: bytes) -> bool | None:
 # -- the child -------------------------------------------------------------------------
 
 
+def handover(settings: Any, secrets: Any) -> bytes:
+    """What the child reads on its stdin: the settings and the secrets it
+    needs (the main process's own, which may have been made up in memory,
+    as the demo's are): never in its arguments or environment."""
+    def reveal(value: Any) -> Any:
+        return None if value is None else value.get_secret_value()
+
+    key = reveal(secrets.master_key)
+    return orjson.dumps({
+        "settings": settings.model_dump(mode="json"),
+        "secrets": {
+            "app_secret": reveal(secrets.app_secret),
+            "verify_token": reveal(secrets.verify_token),
+            "master_key": None if key is None else base64.b64encode(key).decode(),
+            "master_key_version": secrets.master_key_version,
+            "data_dir": str(secrets.data_dir),
+        },
+    })
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m lawhub_actors.web.ingest --listen-fd N --control-fd M``,
-    the settings as JSON on stdin, secrets from the environment."""
+    the settings and secrets on stdin (:func:`handover`)."""
     parser = argparse.ArgumentParser(prog="lawhub-ingest")
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
@@ -92,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here: the parent imports this module for its side of the work.
     from lawhub_actors import logs  # noqa: PLC0415
     from lawhub_actors.adapters.memory_release import map_big_allocations  # noqa: PLC0415
-    from lawhub_actors.provision import provision  # noqa: PLC0415
     from lawhub_actors.settings import Secrets, Settings  # noqa: PLC0415
 
-    settings = Settings.model_validate_json(sys.stdin.buffer.read())
-    secrets = provision(Secrets.from_env(os.environ))
+    given = orjson.loads(sys.stdin.buffer.read())
+    settings = Settings.model_validate(given["settings"])
+    mine = given["secrets"]
+    secrets = Secrets.model_validate({
+        **mine, "master_key": base64.b64decode(mine["master_key"]) if mine["master_key"] else None,
+    })
     logs.configure(level=settings.logging.level, secrets=secrets)
     map_big_allocations()
     listener = socket.socket(fileno=args.listen_fd)
@@ -278,9 +313,9 @@ class IngestProcess:
     """Runs and supervises the child; hands the connections it passes to
     ``take`` and its figures to ``count``."""
 
-    def __init__(self, settings_json: bytes, listener: socket.socket, take: ConnectionTaker,
+    def __init__(self, handover: bytes, listener: socket.socket, take: ConnectionTaker,
                  count: StatsTaker) -> None:
-        self._settings_json = settings_json
+        self._handover = handover
         self._listener = listener
         self._take = take
         self._count = count
@@ -304,7 +339,7 @@ class IngestProcess:
         )
         theirs.close()
         assert process.stdin is not None
-        process.stdin.write(self._settings_json)
+        process.stdin.write(self._handover)
         process.stdin.close()
         self._process, self._control = process, ours
         loop.add_reader(ours.fileno(), self._on_control, ours)
