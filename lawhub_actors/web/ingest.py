@@ -61,6 +61,10 @@ PEEK_BYTES = 64
 PEEK_TIMEOUT_S = 10.0
 """A connection that sends no request line within this is closed."""
 STATS_EVERY_S = 0.25
+STATS_PER_MESSAGE = 2_000
+"""Latencies per control message (about 20 bytes each in JSON)."""
+CONTROL_BYTES = 64 * 1024
+"""The largest control message read (a datagram is never split: none is larger)."""
 RESTART_PAUSE_S = 0.5
 
 
@@ -294,12 +298,15 @@ class _Stats:
             self.report()
 
     def report(self) -> None:
-        if not self._latencies:
-            return
-        message = STATS + orjson.dumps({"statuses": self._statuses, "latencies": self._latencies})
+        statuses, latencies = self._statuses, self._latencies
         self._statuses, self._latencies = {}, []
-        with contextlib.suppress(OSError):  # the main process is gone: nothing to tell
-            self._control.send(message)
+        for start in range(0, len(latencies), STATS_PER_MESSAGE):  # each fits CONTROL_BYTES
+            message = STATS + orjson.dumps({
+                "statuses": statuses if start == 0 else {},
+                "latencies": [round(x, 6) for x in latencies[start:start + STATS_PER_MESSAGE]],
+            })
+            with contextlib.suppress(OSError):  # the main process is gone: nothing to tell
+                self._control.send(message)
 
 
 # -- the main process's side -------------------------------------------------------------
@@ -353,7 +360,7 @@ class IngestProcess:
 
     def _on_control(self, control: socket.socket) -> None:
         try:
-            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 4)
+            message, fds, _, _ = socket.recv_fds(control, CONTROL_BYTES, 4)
         except BlockingIOError:
             return
         except OSError:
