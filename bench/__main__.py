@@ -16,12 +16,14 @@ from pathlib import Path
 
 from bench import (
     core_cost,
+    cpu_per_message,
     end_to_end,
     live_reload,
     media_pool,
     outbound_rate,
     restart_latency,
     router_throughput,
+    sustained_load,
     tree_footprint,
     webhook_ingest,
 )
@@ -37,7 +39,7 @@ from bench.report import (
 
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
-    outbound_rate, live_reload, core_cost,
+    outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
