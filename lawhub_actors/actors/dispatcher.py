@@ -168,6 +168,12 @@ class Dispatcher(Actor):
         self._parsed_bytes = 0
         self._outbox: dict[str, list[tuple[str, Inbound]]] = {}
         self._outbox_count = 0
+        self._dirty: set[str] = set()
+        """Tenants given room back since the dispatcher last came back for them."""
+        self._all_dirty = True
+        self._starved = False
+        """Something was left behind for want of bytes in the whole window:
+        the next settlement, whoever's, lets every tenant be looked at again."""
         self._routes: list[tuple[int, Routes]] = []
         """(first entry read with them, routes): an entry read again is resolved
         as it was first read, so its updates keep their positions."""
@@ -218,7 +224,9 @@ class Dispatcher(Actor):
     def _pump(self) -> None:
         """Hand out what has room: first what was left behind (oldest
         first), then what is new in the journal."""
-        self._window.limits = limits_of(self._services)
+        limits = limits_of(self._services)
+        if limits != self._window.limits:  # a reload: anyone may have room now
+            self._window.limits, self._all_dirty = limits, True
         self._come_back()
         self._read_on()
         self._send_outbox()
@@ -255,6 +263,7 @@ class Dispatcher(Actor):
                 elif self._has_room(update):
                     self._hand_out(entry.seq, update)
                 else:
+                    self._note_no_room(update)
                     behind.leave(update.conversation, (entry.seq, update.index))
         except StoreUnavailable:
             raise  # not this entry's fault: crash, restart, read again
@@ -263,19 +272,26 @@ class Dispatcher(Actor):
 
     def _come_back(self) -> None:
         """Hand out what was left behind of the conversations that have room
-        now, oldest first, each in its order, until it is out of room again
-        or caught up; reading exactly the entries that hold them."""
-        ready = sorted(
-            (self._behind.next(c), c)
-            for tenant in self._behind.tenants() if self._window.tenant_has_room(tenant)
-            for c in self._behind.of_tenant(tenant) if self._conversation_has_room(c)
-        )
-        for _, conversation in ready:
-            if not self._window.open:
+        now — those behind longest first, each in its order — until each is
+        out of room again or caught up, reading exactly the entries that hold
+        them. Only tenants that got room back since the last time are looked
+        at (all of them when the whole window reopened), and each only until
+        it is out of room: a pump costs what it hands out."""
+        if self._all_dirty:
+            tenants = self._behind.tenants()
+        else:
+            tenants = [t for t in self._dirty if self._behind.has_tenant(t)]
+        self._all_dirty, self._dirty = False, set()
+        for index, tenant in enumerate(tenants):
+            if not self._window.open:  # the rest wait for the window to reopen
+                self._dirty.update(tenants[index:])
                 return
-            if self._window.tenant_has_room(conversation[0]):
-                self._catch_up(conversation)
-                self._send_outbox_if_full()
+            for conversation in self._behind.of_tenant(tenant):
+                if not self._window.tenant_has_room(tenant):
+                    break
+                if self._conversation_has_room(conversation):
+                    self._catch_up(conversation)
+            self._send_outbox_if_full()
 
     def _catch_up(self, conversation: Conversation) -> None:
         behind = self._behind
@@ -291,6 +307,7 @@ class Dispatcher(Actor):
                 elif self._has_room(update):
                     self._hand_out(seq, update)
                 else:
+                    self._note_no_room(update)
                     return
                 behind.handed(conversation)
 
@@ -316,6 +333,12 @@ class Dispatcher(Actor):
     def _has_room(self, update: _Update) -> bool:
         return (update.conversation not in self._slow
                 and self._window.has_room(update.conversation, update.size))
+
+    def _note_no_room(self, update: _Update) -> None:
+        """Out of room only for this update's share of bytes (its own windows
+        and the count have room): room comes back with anyone's settlement."""
+        if update.conversation not in self._slow and self._window.has_room(update.conversation):
+            self._starved = True
 
     def _hand_out(self, seq: int, update: _Update) -> None:
         self._window.take(update.conversation, update.size)
@@ -437,7 +460,11 @@ class Dispatcher(Actor):
             update = handed.pop()
             if not handed:
                 del self._handed[message.journal_seq, message.dedupe_key]
+            reopens = not self._window.open
             self._window.give_back(update.conversation, update.size)
+            self._dirty.add(update.conversation[0])
+            self._all_dirty |= reopens or self._starved
+            self._starved = False
             if update.slow:
                 left = self._slow.get(update.conversation, 0) - 1
                 if left > 0:

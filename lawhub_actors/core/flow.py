@@ -122,7 +122,8 @@ class LeftBehind:
 
     def __init__(self) -> None:
         self._at: dict[Conversation, deque[int]] = {}
-        self._by_tenant: dict[str, set[Conversation]] = {}
+        self._by_tenant: dict[str, dict[Conversation, None]] = {}
+        """Per tenant, its conversations behind in the order they fell behind."""
         self._heap: list[tuple[int, Conversation]] = []
         self.count = 0
         """Positions held, over every conversation."""
@@ -141,7 +142,7 @@ class LeftBehind:
         positions = self._at.get(conversation)
         if positions is None:
             positions = self._at[conversation] = deque()
-            self._by_tenant.setdefault(conversation[0], set()).add(conversation)
+            self._by_tenant.setdefault(conversation[0], {})[conversation] = None
             heapq.heappush(self._heap, (packed, conversation))
         elif positions and positions[-1] >= packed:
             raise ValueError(f"{conversation}: {at} is not after {_unpack(positions[-1])}")
@@ -170,7 +171,7 @@ class LeftBehind:
             return
         del self._at[conversation]
         tenant = self._by_tenant[conversation[0]]
-        tenant.discard(conversation)
+        del tenant[conversation]
         if not tenant:
             del self._by_tenant[conversation[0]]
 
@@ -187,8 +188,12 @@ class LeftBehind:
     def tenants(self) -> list[str]:
         return list(self._by_tenant)
 
-    def of_tenant(self, tenant: str) -> set[Conversation]:
-        return self._by_tenant.get(tenant, set())
+    def has_tenant(self, tenant: str) -> bool:
+        return tenant in self._by_tenant
+
+    def of_tenant(self, tenant: str) -> list[Conversation]:
+        """The tenant's conversations behind, those behind longest first."""
+        return list(self._by_tenant.get(tenant, ()))
 
     def count_of_tenant(self, tenant: str) -> int:
         return len(self._by_tenant.get(tenant, ()))

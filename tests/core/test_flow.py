@@ -69,7 +69,7 @@ def test_the_oldest_position_left_behind_follows_what_is_handed_out() -> None:
     behind.handed(B1)  # its last: no longer behind
     assert behind.oldest() == (15, 0)
     assert A1 in behind and B1 not in behind and len(behind) == 1
-    assert behind.of_tenant("firm-a") == {A1} and behind.count_of_tenant("firm-b") == 0
+    assert behind.of_tenant("firm-a") == [A1] and behind.count_of_tenant("firm-b") == 0
 
 
 def test_a_conversations_positions_must_come_in_journal_order() -> None:
