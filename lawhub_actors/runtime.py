@@ -75,8 +75,9 @@ JOURNAL_FILE = "journal.sqlite3"
 MEDIA_DIR = "media"
 JOURNAL_KEYSPACE = "_journal"
 """Bodies are sealed before their tenant is known: one key space for all."""
-FOLLOW_S = 0.005
-"""How often the journal is polled for what the ack path's process committed."""
+FOLLOW_S = 1.0
+"""How often the journal is polled for what the ack path's process committed,
+should its word (a control message after each commit) be lost."""
 
 
 class AppRuntime:

@@ -122,6 +122,7 @@ class Journal:
         self._tail_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
+        self._seen_lock = threading.Lock()
         self._following = threading.Event()
         self._follower: threading.Thread | None = None
         if follow_s is not None:
@@ -171,22 +172,30 @@ class Journal:
             for offset, item in enumerate(batch):
                 self._keep(Entry(seq + offset, item.received_at, item.body))
         self._next_seq = seq + len(batch)
-        self.last_committed = max(self.last_committed, self._next_seq - 1)
+        with self._seen_lock:
+            self.last_committed = max(self.last_committed, self._next_seq - 1)
         self.commits += 1
         _resolve(batch, seq)
         if self.on_commit is not None:
             self.on_commit(self.last_committed)
 
+    def saw(self, seq: int) -> None:
+        """Another process says it committed up to ``seq`` (any thread)."""
+        with self._seen_lock:
+            if seq <= self.last_committed:
+                return
+            self.last_committed = seq
+        if self.on_commit is not None:
+            self.on_commit(seq)
+
     def _follow(self, every_s: float) -> None:
-        """Notice what other processes committed (one indexed query a poll)."""
+        """Notice what other processes committed, should their word be lost
+        (one indexed query a poll)."""
         conn = connect(self.path, synchronous="FULL")
         try:
             while not self._following.wait(every_s):
                 row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
-                if int(row[0]) > self.last_committed:
-                    self.last_committed = int(row[0])
-                    if self.on_commit is not None:
-                        self.on_commit(self.last_committed)
+                self.saw(int(row[0]))
         finally:
             conn.close()
 

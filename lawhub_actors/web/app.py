@@ -136,7 +136,8 @@ async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Applicati
     bound = int(listener.getsockname()[1])
     # The listener stays open here too: a restarted child gets it again, and
     # connections wait in its backlog meanwhile. IngestProcess.stop closes it.
-    ingest = IngestProcess(handover(settings, secrets), listener, take, count)
+    journal = app[JOURNAL]
+    ingest = IngestProcess(handover(settings, secrets), listener, take, count, journal.saw)
     try:
         await ingest.start()
     except BaseException:

@@ -57,6 +57,8 @@ STATS = b"s"
 """A control message carrying webhook answers and ack latencies (JSON)."""
 READY = b"r"
 """The child serves."""
+COMMITTED = b"j"
+"""The child committed journal entries up to the sequence number that follows."""
 PEEK_BYTES = 64
 PEEK_TIMEOUT_S = 10.0
 """A connection that sends no request line within this is closed."""
@@ -160,8 +162,14 @@ async def _serve_ingest(settings: Any, secrets: Any, listener: socket.socket,
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     seal, open_ = journal_crypto(secrets)
+
+    def committed(seq: int) -> None:  # on the journal's writer thread
+        with contextlib.suppress(OSError):  # the main process is gone
+            control.send(COMMITTED + str(seq).encode())
+
     journal = Journal(secrets.data_dir / JOURNAL_FILE, seal=seal, open_=open_,
-                      batch_max=settings.storage.journal_batch_max, shared=True)
+                      batch_max=settings.storage.journal_batch_max, shared=True,
+                      on_commit=committed)
     stats = _Stats(control)
     app = web.Application(client_max_size=settings.server.webhook_max_bytes,
                           middlewares=[stats.middleware])
@@ -318,11 +326,12 @@ StatsTaker = Callable[[dict[str, int], list[float]], None]
 
 class IngestProcess:
     """Runs and supervises the child; hands the connections it passes to
-    ``take`` and its figures to ``count``."""
+    ``take``, its figures to ``count`` and what it committed to ``committed``."""
 
     def __init__(self, handover: bytes, listener: socket.socket, take: ConnectionTaker,
-                 count: StatsTaker) -> None:
+                 count: StatsTaker, committed: Callable[[int], None]) -> None:
         self._handover = handover
+        self._committed = committed
         self._listener = listener
         self._take = take
         self._count = count
@@ -369,7 +378,9 @@ class IngestProcess:
             asyncio.get_running_loop().remove_reader(control.fileno())
             return
         kind = message[:1]
-        if kind == CONNECTION:
+        if kind == COMMITTED:
+            self._committed(int(message[1:]))
+        elif kind == CONNECTION:
             for fd in fds:
                 self._take(socket.socket(fileno=fd))
         elif kind == STATS:
