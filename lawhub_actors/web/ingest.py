@@ -159,8 +159,10 @@ async def _serve_ingest(settings: Any, secrets: Any, listener: socket.socket,
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    # Ctrl-C reaches the whole process group: the main process decides when
+    # the ack path stops (after it, on its way out), not the keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     seal, open_ = journal_crypto(secrets)
 
     def committed(seq: int) -> None:  # on the journal's writer thread

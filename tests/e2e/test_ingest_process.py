@@ -153,3 +153,18 @@ def test_the_ack_path_process_ends_with_a_killed_gateway_and_frees_the_port(
     again = gateways.start(tmp_path / "var", _config(tmp_path), port=port)
     assert _post(again.url, _signed("6281300000025", "halo")) == 200
     assert again.stop() == 0
+
+
+def test_ctrl_c_leaves_the_ack_path_to_its_parent(
+    tmp_path: Path, gateways: Gateways,  # noqa: F811
+) -> None:
+    # Ctrl-C reaches every process of the group: the child must not end on its
+    # own (the main process would see a crash and start another mid-shutdown).
+    gateway = gateways.start(tmp_path / "var", _config(tmp_path))
+    child = _ingest_pid(gateway)
+    os.kill(child, signal.SIGINT)
+    time.sleep(0.5)
+    assert _alive(child)
+    assert _post(gateway.url, _signed("6281300000026", "halo")) == 200
+    assert gateway.stop(signal.SIGINT) == 0
+    assert not any(e.get("event") == "ingest_process_exited" for e in gateway.log_events())
