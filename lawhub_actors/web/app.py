@@ -110,11 +110,12 @@ def build_app(
 
 async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Application,
                         runner: web.AppRunner, *, host: str, port: int,
-                        ) -> tuple[IngestProcess, int]:
+                        give_up: Callable[[str], None]) -> tuple[IngestProcess, int]:
     """Bind the port, hand it to the ack path's process, and serve here the
     connections it passes back (everything but the webhook's)."""
     loop = asyncio.get_running_loop()
-    listener = socket.create_server((host, port), backlog=1024)
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # IPv6 too
+    listener = socket.create_server((host, port), family=family, backlog=1024)
     taking: set[asyncio.Task[object]] = set()
     server = runner.server
     assert server is not None
@@ -136,8 +137,8 @@ async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Applicati
     bound = int(listener.getsockname()[1])
     # The listener stays open here too: a restarted child gets it again, and
     # connections wait in its backlog meanwhile. IngestProcess.stop closes it.
-    journal = app[JOURNAL]
-    ingest = IngestProcess(handover(settings, secrets), listener, take, count, journal.saw)
+    ingest = IngestProcess(handover(settings, secrets), listener, take=take, count=count,
+                           committed=app[JOURNAL].saw, give_up=give_up)
     try:
         await ingest.start()
     except BaseException:
@@ -177,6 +178,9 @@ async def run(
 ) -> int:
     # Webhook bodies up to 4 MiB: once freed, their memory goes back to the OS.
     log.info("big_allocations_mapped", applied=map_big_allocations())
+    if settings.server.ingest == "process" and not passes_connections():
+        server = settings.server.model_copy(update={"ingest": "inline"})
+        settings = settings.model_copy(update={"server": server})
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     gave_up: list[BaseException | None] = []
@@ -206,9 +210,10 @@ async def run(
     await runner.setup()
     ingest: IngestProcess | None = None
     try:
-        if settings.server.ingest == "process" and passes_connections():
-            ingest, bound = await _start_ingest(settings, secrets, app, runner,
-                                                host=host, port=port)
+        if settings.server.ingest == "process":
+            ingest, bound = await _start_ingest(
+                settings, secrets, app, runner, host=host, port=port,
+                give_up=lambda why: on_give_up(RuntimeError(why)))
         else:
             site = web.TCPSite(runner, host, port)
             await site.start()

@@ -62,7 +62,20 @@ COMMITTED = b"j"
 PEEK_BYTES = 64
 PEEK_TIMEOUT_S = 10.0
 """A connection that sends no request line within this is closed."""
+PARTIAL_LINE_S = 2.0
+"""... and one whose first bytes do not tell within this."""
+PASS_TIMEOUT_S = 5.0
+"""How long a connection may wait for room to be passed to the main process."""
+ACCEPT_PAUSE_S = 1.0
+"""Pause after a failed ``accept`` (as asyncio's servers do)."""
+CONTROL_SNDBUF = 4 * 1024 * 1024
 STATS_EVERY_S = 0.25
+START_TIMEOUT_S = 30.0
+RESTART_LIMIT = 10
+"""Failures in a row after which the gateway gives up (exit 1)."""
+RESTART_MAX_S = 10.0
+STABLE_S = 30.0
+"""A child that served this long before dying starts a new count of failures."""
 STATS_PER_MESSAGE = 2_000
 """Latencies per control message (about 20 bytes each in JSON)."""
 CONTROL_BYTES = 64 * 1024
@@ -162,6 +175,7 @@ async def _serve_ingest(settings: Any, secrets: Any, listener: socket.socket,
     # Ctrl-C reaches the whole process group: the main process decides when
     # the ack path stops (after it, on its way out), not the keyboard.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the main process's
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     seal, open_ = journal_crypto(secrets)
 
@@ -183,19 +197,27 @@ async def _serve_ingest(settings: Any, secrets: Any, listener: socket.socket,
         app[VERIFY_TOKEN] = secrets.verify_token.get_secret_value()
     webhook.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _misdirected)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # Finish within the main process's patience (it kills at shutdown_timeout_s).
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.server.shutdown_timeout_s / 2)
     await runner.setup()
     listener.setblocking(False)
     control.setblocking(False)
+    with contextlib.suppress(OSError):
+        control.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CONTROL_SNDBUF)
     # The main process never writes to us: the pair turning readable means it
     # is gone (even SIGKILLed), and an ack path alone must not go on.
     loop.add_reader(control.fileno(), _parent_gone, control, stop)
     control.send(READY)
     reporting = asyncio.create_task(stats.report_every(STATS_EVERY_S))
-    accepting = asyncio.create_task(_accept(listener, control, runner))
+    routing: set[asyncio.Task[None]] = set()
+    accepting = asyncio.create_task(_accept(listener, control, runner, routing))
     await stop.wait()
     accepting.cancel()
-    await runner.shutdown()
+    listener.close()  # refused at once from now on, not left in a backlog
+    for task in list(routing):
+        task.cancel()
+    await asyncio.gather(accepting, *routing, return_exceptions=True)
     await runner.cleanup()
     reporting.cancel()
     stats.report()
@@ -216,18 +238,29 @@ def _parent_gone(control: socket.socket, stop: asyncio.Event) -> None:
 async def _misdirected(request: web.Request) -> web.Response:
     """Not a webhook on a connection that began with one: 421, and close it
     (the client's next connection reaches the main process)."""
-    return web.json_response(
+    response = web.json_response(
         {"error": {"code": "misdirected", "message": "only /webhook on this connection;"
                    " retry on a new connection"}},
-        status=421, headers={"Connection": "close"})
+        status=421)
+    response.force_close()
+    return response
 
 
 async def _accept(listener: socket.socket, control: socket.socket,
-                  runner: web.AppRunner) -> None:
+                  runner: web.AppRunner, routing: set[asyncio.Task[None]]) -> None:
+    """Accept for as long as the child lives: a failed ``accept`` (out of
+    file descriptors, a connection aborted) is waited out as asyncio's own
+    servers do, never the end of accepting."""
     loop = asyncio.get_running_loop()
-    routing: set[asyncio.Task[None]] = set()
     while True:
-        connection, _ = await loop.sock_accept(listener)
+        try:
+            connection, _ = await loop.sock_accept(listener)
+        except ConnectionAbortedError:
+            continue
+        except OSError as error:
+            log.warning("accept_failed", error=error.strerror or repr(error))
+            await asyncio.sleep(ACCEPT_PAUSE_S)
+            continue
         task = asyncio.create_task(_route(connection, control, runner))
         routing.add(task)
         task.add_done_callback(routing.discard)
@@ -247,15 +280,38 @@ async def _route(connection: socket.socket, control: socket.socket,
         await loop.connect_accepted_socket(runner.server, connection)
         return
     try:  # the main process takes it over; our copy is closed either way
-        socket.send_fds(control, [CONNECTION], [connection.fileno()])
-    except OSError:
+        await _pass(control, connection)
+    except (OSError, TimeoutError):
         log.warning("connection_not_passed")
     connection.close()
 
 
+async def _pass(control: socket.socket, connection: socket.socket) -> None:
+    """Send the connection's descriptor, waiting while the pair is full (the
+    main process busy) up to ``PASS_TIMEOUT_S``."""
+    deadline = time.monotonic() + PASS_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            socket.send_fds(control, [CONNECTION], [connection.fileno()])
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the main process takes no connection") from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
 async def _peek(connection: socket.socket) -> bool:
+    """Whether the connection is the webhook's, from its first bytes, which
+    stay unread. Peeking consumes nothing, so a socket holding a partial
+    line stays readable: wait for more with a growing pause, and give a
+    partial line ``PARTIAL_LINE_S`` at most (a client that sent a byte and
+    closed would otherwise be peeked at until the deadline)."""
     loop = asyncio.get_running_loop()
     deadline = time.monotonic() + PEEK_TIMEOUT_S
+    partial_since: float | None = None
+    pause = 0.001
     while True:
         readable: asyncio.Future[None] = loop.create_future()
         loop.add_reader(connection.fileno(), _set_once, readable)
@@ -271,7 +327,12 @@ async def _peek(connection: socket.socket) -> bool:
             return decided
         if len(first) >= PEEK_BYTES:
             return False
-        await asyncio.sleep(0.001)  # the rest of the line is on its way
+        now = time.monotonic()
+        partial_since = partial_since or now
+        if now - partial_since > PARTIAL_LINE_S:
+            raise TimeoutError("a partial request line")
+        await asyncio.sleep(pause)  # the rest of the line is on its way
+        pause = min(pause * 2, 0.05)
 
 
 def _set_once(future: asyncio.Future[None]) -> None:
@@ -328,15 +389,23 @@ StatsTaker = Callable[[dict[str, int], list[float]], None]
 
 class IngestProcess:
     """Runs and supervises the child; hands the connections it passes to
-    ``take``, its figures to ``count`` and what it committed to ``committed``."""
+    ``take``, its figures to ``count`` and what it committed to ``committed``.
 
-    def __init__(self, handover: bytes, listener: socket.socket, take: ConnectionTaker,
-                 count: StatsTaker, committed: Callable[[int], None]) -> None:
+    A child that dies is started again after a pause that doubles with each
+    failure in a row (up to ``RESTART_MAX_S``; a child that had served
+    ``STABLE_S`` starts the count again); after ``RESTART_LIMIT`` failures in
+    a row, ``give_up`` is called (the gateway exits 1, and its own
+    supervisor takes over)."""
+
+    def __init__(self, handover: bytes, listener: socket.socket, *, take: ConnectionTaker,
+                 count: StatsTaker, committed: Callable[[int], None],
+                 give_up: Callable[[str], None]) -> None:
         self._handover = handover
         self._committed = committed
         self._listener = listener
         self._take = take
         self._count = count
+        self._give_up = give_up
         self._stopping = False
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -345,64 +414,114 @@ class IngestProcess:
         self.restarts = 0
 
     async def start(self) -> None:
-        """Start the child and wait until it serves."""
+        """Start the child and wait until it serves (raises if it cannot)."""
+        await self._spawn()
+        self._watch = asyncio.create_task(self._supervise())
+
+    async def _spawn(self) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
-        self._ready = loop.create_future()
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "lawhub_actors.web.ingest",
-             "--listen-fd", str(self._listener.fileno()), "--control-fd", str(theirs.fileno())],
-            stdin=subprocess.PIPE, pass_fds=(self._listener.fileno(), theirs.fileno()),
-        )
-        theirs.close()
-        assert process.stdin is not None
-        process.stdin.write(self._handover)
-        process.stdin.close()
+        self._ready = ready = loop.create_future()
+        try:
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "lawhub_actors.web.ingest",
+                 "--listen-fd", str(self._listener.fileno()),
+                 "--control-fd", str(theirs.fileno())],
+                stdin=subprocess.PIPE, pass_fds=(self._listener.fileno(), theirs.fileno()),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self._process, self._control = process, ours
         loop.add_reader(ours.fileno(), self._on_control, ours)
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), 30)
-        except TimeoutError:
+            await asyncio.to_thread(_hand_over, process, self._handover)
+            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
+        except (BaseException, TimeoutError) as error:
             process.kill()
-            raise RuntimeError("the ingest process did not start within 30 s") from None
+            await asyncio.to_thread(process.wait)
+            self._forget_control()
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            raise RuntimeError(f"the ingest process did not start: {error!r}") from error
         log.info("ingest_process_started", pid=process.pid)
-        self._watch = asyncio.create_task(self._watch_exit(process))
 
     def _on_control(self, control: socket.socket) -> None:
-        try:
-            message, fds, _, _ = socket.recv_fds(control, CONTROL_BYTES, 4)
-        except BlockingIOError:
-            return
-        except OSError:
-            message, fds = b"", []
-        if not message:  # the child is gone: its watcher takes over
-            asyncio.get_running_loop().remove_reader(control.fileno())
-            return
-        kind = message[:1]
-        if kind == COMMITTED:
-            self._committed(int(message[1:]))
-        elif kind == CONNECTION:
-            for fd in fds:
-                self._take(socket.socket(fileno=fd))
-        elif kind == STATS:
-            figures = orjson.loads(message[1:])
-            self._count(figures["statuses"], figures["latencies"])
-        elif kind == READY and self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)
-        for fd in fds if kind != CONNECTION else ():
-            os.close(fd)
+        """Everything the child sent since the last wake (a busy main
+        process must not leave the pair full); commits are coalesced."""
+        last_commit = 0
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(control, CONTROL_BYTES, 4)
+            except BlockingIOError:
+                break
+            except OSError:
+                message, fds = b"", []
+            if not message:  # the child is gone: its supervisor takes over
+                self._child_gone(control)
+                break
+            try:
+                if message[:1] == COMMITTED:
+                    last_commit = max(last_commit, int(message[1:]))
+                elif message[:1] == CONNECTION:
+                    self._take_all(fds)
+                    fds = []
+                elif message[:1] == STATS:
+                    figures = orjson.loads(message[1:])
+                    self._count(figures["statuses"], figures["latencies"])
+                elif message[:1] == READY and self._ready is not None \
+                        and not self._ready.done():
+                    self._ready.set_result(None)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        if last_commit:
+            self._committed(last_commit)
 
-    async def _watch_exit(self, process: subprocess.Popen[bytes]) -> None:
-        code = await asyncio.to_thread(process.wait)
-        self._forget_control()
-        if self._stopping:
-            return
-        self.restarts += 1
-        log.error("ingest_process_exited", code=code, restarts=self.restarts)
-        await asyncio.sleep(RESTART_PAUSE_S)
-        if not self._stopping:
-            await self.start()
+    def _take_all(self, fds: list[int]) -> None:
+        for fd in fds:
+            try:
+                self._take(socket.socket(fileno=fd))
+            except OSError:
+                os.close(fd)
+
+    def _child_gone(self, control: socket.socket) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(control.fileno())
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(RuntimeError("the ingest process ended before it served"))
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while not self._stopping:
+            process = self._process
+            assert process is not None
+            began = time.monotonic()
+            code = await asyncio.to_thread(process.wait)
+            self._forget_control()
+            if self._stopping:
+                return
+            if time.monotonic() - began >= STABLE_S:
+                failures = 0  # it had served a good while: not a crash loop
+            while not self._stopping:
+                failures += 1
+                self.restarts += 1
+                log.error("ingest_process_exited", code=code, restarts=self.restarts)
+                if failures > RESTART_LIMIT:
+                    self._give_up(f"the ingest process failed {failures - 1} times in a row")
+                    return
+                await asyncio.sleep(min(RESTART_PAUSE_S * 2 ** (failures - 1), RESTART_MAX_S))
+                if self._stopping:
+                    return
+                try:
+                    await self._spawn()
+                except RuntimeError as error:
+                    code = repr(error)
+                    continue
+                break
 
     def _forget_control(self) -> None:
         control, self._control = self._control, None
@@ -412,7 +531,10 @@ class IngestProcess:
             control.close()
 
     async def stop(self, timeout_s: float) -> None:
+        """Refuse new connections at once, stop the child (its webhooks in
+        hand finish), and end its supervision, even mid-restart."""
         self._stopping = True
+        self._listener.close()
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -420,14 +542,30 @@ class IngestProcess:
                 await asyncio.wait_for(asyncio.to_thread(process.wait), timeout_s)
             except TimeoutError:
                 process.kill()
+                await asyncio.to_thread(process.wait)
         if self._watch is not None:
+            self._watch.cancel()
             await asyncio.wait({self._watch})
+        process = self._process  # a restart may have begun meanwhile
+        if process is not None and process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
         self._forget_control()
-        self._listener.close()
 
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
+
+
+def _hand_over(process: subprocess.Popen[bytes], handover: bytes) -> None:
+    """Write the child's settings and secrets to its stdin (off the loop: a
+    large config fills the pipe until the child reads it)."""
+    assert process.stdin is not None
+    try:
+        process.stdin.write(handover)
+    finally:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
 
 
 if __name__ == "__main__":
