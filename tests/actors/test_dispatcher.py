@@ -5,7 +5,6 @@ an unsettled update, and no wake-up lost."""
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 
 import pytest
 

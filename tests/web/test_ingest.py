@@ -31,7 +31,6 @@ def test_too_few_bytes_to_tell_waits_for_more(partial: bytes) -> None:
 async def test_a_partial_request_line_is_given_up_after_a_bounded_time() -> None:
     # A byte and then nothing (or a FIN): peeking consumes nothing, so the
     # socket stays readable; the child must neither spin nor wait 10 s.
-    import asyncio
     import socket
     import time
 
