@@ -97,14 +97,11 @@ class AppRuntime:
         data_dir = secrets.data_dir
         self.store = Store(settings.storage.sqlite_path(data_dir), keyring)
         seal, open_ = journal_crypto(secrets, keyring)
-        ingest_apart = settings.server.ingest == "process"
         self.journal = Journal(
             data_dir / JOURNAL_FILE, seal=seal, open_=open_,
             batch_max=settings.storage.journal_batch_max,
             tail_bytes=settings.storage.journal_tail_bytes,
-            # The ack path's process appends too: follow what it commits.
-            shared=ingest_apart, follow_s=FOLLOW_S if ingest_apart else None,
-        )
+        )  # shared (Journal.share) once the ack path's process is started
         limits = settings.limits
         redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None
         self.dedupe = dedupe_from(redis_url, limits.dedupe_ttl_s, limits.dedupe_memory_entries)

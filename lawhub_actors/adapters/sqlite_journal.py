@@ -126,9 +126,7 @@ class Journal:
         self._following = threading.Event()
         self._follower: threading.Thread | None = None
         if follow_s is not None:
-            self._follower = threading.Thread(target=self._follow, args=(follow_s,),
-                                              name="journal-follower", daemon=True)
-            self._follower.start()
+            self._start_following(follow_s)
 
     # -- the web side ------------------------------------------------------------
 
@@ -178,6 +176,23 @@ class Journal:
         _resolve(batch, seq)
         if self.on_commit is not None:
             self.on_commit(self.last_committed)
+
+    def share(self, follow_s: float) -> None:
+        """From now on another process appends too (call before it starts):
+        numbers are taken inside each write transaction, no tail is kept, and
+        the file is polled every ``follow_s`` for what the other commits."""
+        with self._tail_lock:
+            self._shared = True
+            self._tail_budget = 0
+            self._tail.clear()
+            self._tail_used = 0
+        self._start_following(follow_s)
+
+    def _start_following(self, every_s: float) -> None:
+        if self._follower is None:
+            self._follower = threading.Thread(target=self._follow, args=(every_s,),
+                                              name="journal-follower", daemon=True)
+            self._follower.start()
 
     def saw(self, seq: int) -> None:
         """Another process says it committed up to ``seq`` (any thread)."""

@@ -21,7 +21,7 @@ from lawhub_actors.actors.services import Publish
 from lawhub_actors.adapters.memory_release import map_big_allocations
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.provision import provision
-from lawhub_actors.runtime import AppRuntime, GiveUp
+from lawhub_actors.runtime import FOLLOW_S, AppRuntime, GiveUp
 from lawhub_actors.settings import Secrets, Settings
 from lawhub_actors.web import (
     admin,
@@ -135,6 +135,7 @@ async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Applicati
             counted.webhook_ack_seconds.observe(latency)
 
     bound = int(listener.getsockname()[1])
+    app[JOURNAL].share(FOLLOW_S)  # the child appends to it too from now on
     # The listener stays open here too: a restarted child gets it again, and
     # connections wait in its backlog meanwhile. IngestProcess.stop closes it.
     ingest = IngestProcess(handover(settings, secrets), listener, take=take, count=count,
