@@ -90,13 +90,11 @@ class Journal:
         on_commit: Callable[[int], None] | None = None,
         tail_bytes: int = TAIL_BYTES,
         shared: bool = False,
-        follow_s: float | None = None,
     ) -> None:
         """``shared``: another process appends to the same file too (the ack
         path in a process of its own): each commit takes its sequence numbers
         inside its write transaction, and no tail is kept (it could not be
-        contiguous). ``follow_s``: poll the file that often for entries
-        other processes committed, and report them through ``on_commit``."""
+        contiguous); see also :meth:`share`."""
         if tail_bytes < 0:
             raise ValueError(f"tail_bytes must be >= 0, not {tail_bytes}")
         if shared:
@@ -125,8 +123,6 @@ class Journal:
         self._seen_lock = threading.Lock()
         self._following = threading.Event()
         self._follower: threading.Thread | None = None
-        if follow_s is not None:
-            self._start_following(follow_s)
 
     # -- the web side ------------------------------------------------------------
 
