@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.web.auth import admin_refusal
-from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
+from lawhub_actors.web.keys import ADMIN_TOKEN, INGEST, RUNTIME, STORE
 
 
 def add_routes(app: web.Application) -> None:
@@ -51,7 +52,10 @@ async def tree(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     counts = await asyncio.to_thread(request.app[STORE].read, store_reads.operator_counts)
     backlog = await asyncio.to_thread(runtime.backlog)
-    return web.json_response({**runtime.snapshot().to_dict(), "services": runtime.services(),
+    services: dict[str, Any] = {**runtime.services()}
+    if INGEST in request.app:
+        services["ingest"] = request.app[INGEST].to_dict()
+    return web.json_response({**runtime.snapshot().to_dict(), "services": services,
                               "counts": counts, "inbound": backlog})
 
 

@@ -36,12 +36,13 @@ from lawhub_actors.web import (
 )
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import GOING_AWAY, FeedHub
-from lawhub_actors.web.ingest import IngestProcess, handover, passes_connections
+from lawhub_actors.web.ingest import IngestProcess, IngestState, handover, passes_connections
 from lawhub_actors.web.keys import (
     ADMIN_TOKEN,
     APP_SECRET,
     BRIDGE,
     FEED,
+    INGEST,
     JOURNAL,
     RUNTIME,
     STORE,
@@ -68,6 +69,7 @@ def build_app(
     """``config_text``: the TOML ``settings`` came from, kept for operators to edit."""
     app = web.Application(client_max_size=settings.server.webhook_max_bytes)
     app[WEBHOOK_MAX_BYTES] = settings.server.webhook_max_bytes
+    app[INGEST] = IngestState()  # inline until run() starts the ack path's process
     app[TENANT_TOKENS] = TenantTokens((t.id, t.api_token_sha256) for t in settings.tenants)
     if secrets.admin_token is not None:
         app[ADMIN_TOKEN] = secrets.admin_token.get_secret_value()
@@ -139,7 +141,7 @@ async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Applicati
     # The listener stays open here too: a restarted child gets it again, and
     # connections wait in its backlog meanwhile. IngestProcess.stop closes it.
     ingest = IngestProcess(handover(settings, secrets), listener, take=take, count=count,
-                           committed=app[JOURNAL].saw, give_up=give_up)
+                           committed=app[JOURNAL].saw, give_up=give_up, state=app[INGEST])
     try:
         await ingest.start()
     except BaseException:

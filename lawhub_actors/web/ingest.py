@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -387,6 +388,23 @@ ConnectionTaker = Callable[[socket.socket], None]
 StatsTaker = Callable[[dict[str, int], list[float]], None]
 
 
+@dataclass
+class IngestState:
+    """What operators see of the ack path (``/admin/tree``'s ``services``). (While
+    the child is down nothing answers from outside at all: the port's new
+    connections wait in its backlog for the next child.)"""
+
+    mode: str = "inline"
+    serving: bool = True
+    """False while the ack path's process is down (until it serves again)."""
+    pid: int | None = None
+    restarts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "serving": self.serving, "pid": self.pid,
+                "restarts": self.restarts}
+
+
 class IngestProcess:
     """Runs and supervises the child; hands the connections it passes to
     ``take``, its figures to ``count`` and what it committed to ``committed``.
@@ -399,7 +417,9 @@ class IngestProcess:
 
     def __init__(self, handover: bytes, listener: socket.socket, *, take: ConnectionTaker,
                  count: StatsTaker, committed: Callable[[int], None],
-                 give_up: Callable[[str], None]) -> None:
+                 give_up: Callable[[str], None], state: IngestState | None = None) -> None:
+        self.state = state or IngestState()
+        self.state.mode, self.state.serving = "process", False
         self._handover = handover
         self._committed = committed
         self._listener = listener
@@ -447,6 +467,7 @@ class IngestProcess:
             if isinstance(error, asyncio.CancelledError):
                 raise
             raise RuntimeError(f"the ingest process did not start: {error!r}") from error
+        self.state.serving, self.state.pid = True, process.pid
         log.info("ingest_process_started", pid=process.pid)
 
     def _on_control(self, control: socket.socket) -> None:
@@ -501,6 +522,7 @@ class IngestProcess:
             assert process is not None
             began = time.monotonic()
             code = await asyncio.to_thread(process.wait)
+            self.state.serving = False
             self._forget_control()
             if self._stopping:
                 return
@@ -509,6 +531,7 @@ class IngestProcess:
             while not self._stopping:
                 failures += 1
                 self.restarts += 1
+                self.state.restarts = self.restarts
                 log.error("ingest_process_exited", code=code, restarts=self.restarts)
                 if failures > RESTART_LIMIT:
                     self._give_up(f"the ingest process failed {failures - 1} times in a row")

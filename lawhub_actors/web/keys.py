@@ -12,6 +12,7 @@ from lawhub_actors.bridge import Bridge
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import FeedHub
+from lawhub_actors.web.ingest import IngestState
 
 RUNTIME = web.AppKey("runtime", AppRuntime)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
@@ -25,3 +26,4 @@ TENANT_TOKENS = web.AppKey("tenant_tokens", TenantTokens)
 BRIDGE = web.AppKey("bridge", Bridge)
 RELOADS = web.AppKey("reloads", asyncio.Lock)
 """Held while a config reload applies: one at a time."""
+INGEST = web.AppKey("ingest", IngestState)

@@ -110,6 +110,8 @@ def test_a_dead_ack_path_process_is_restarted_on_the_same_port(
     gateway.wait_for_event("ingest_process_exited")
     restarted = gateway.wait_for_event("ingest_process_started")
     assert restarted["pid"] != first
+    ingest = json.loads(_get(gateway.url, "/admin/tree", ADMIN_TOKEN)[1])["services"]["ingest"]
+    assert ingest == {"mode": "process", "serving": True, "pid": restarted["pid"], "restarts": 1}
     assert _post(gateway.url, _signed("6281300000023", "lagi")) == 200
     until_sync(lambda: len(_messages(gateway.url, "6281300000023")) == 1, timeout=10)
     assert gateway.stop() == 0
