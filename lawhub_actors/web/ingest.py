@@ -33,6 +33,7 @@ connections wait in its backlog rather than being refused.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import base64
 import contextlib
@@ -70,6 +71,8 @@ PASS_TIMEOUT_S = 5.0
 ACCEPT_PAUSE_S = 1.0
 """Pause after a failed ``accept`` (as asyncio's servers do)."""
 CONTROL_SNDBUF = 4 * 1024 * 1024
+FDS_PER_MESSAGE = 4
+"""Room for descriptors in one control message (one is ever sent)."""
 STATS_EVERY_S = 0.25
 START_TIMEOUT_S = 30.0
 RESTART_LIMIT = 10
@@ -418,6 +421,8 @@ class IngestProcess:
     def __init__(self, handover: bytes, listener: socket.socket, *, take: ConnectionTaker,
                  count: StatsTaker, committed: Callable[[int], None],
                  give_up: Callable[[str], None], state: IngestState | None = None) -> None:
+        self._buffer = bytearray(CONTROL_BYTES)
+        self._fds_space = socket.CMSG_SPACE(FDS_PER_MESSAGE * array.array("i").itemsize)
         self.state = state or IngestState()
         self.state.mode, self.state.serving = "process", False
         self._handover = handover
@@ -476,7 +481,7 @@ class IngestProcess:
         last_commit = 0
         while True:
             try:
-                message, fds, _, _ = socket.recv_fds(control, CONTROL_BYTES, 4)
+                message, fds = self._receive(control)
             except BlockingIOError:
                 break
             except OSError:
@@ -501,6 +506,17 @@ class IngestProcess:
                     os.close(fd)
         if last_commit:
             self._committed(last_commit)
+
+    def _receive(self, control: socket.socket) -> tuple[bytes, list[int]]:
+        """One message and the descriptors it carries, read into a buffer
+        kept for the purpose (a commit notice a millisecond must not cost a
+        64 KiB allocation each)."""
+        size, ancillary, _, _ = control.recvmsg_into([self._buffer], self._fds_space)
+        fds = array.array("i")
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        return bytes(self._buffer[:size]), list(fds)
 
     def _take_all(self, fds: list[int]) -> None:
         for fd in fds:
