@@ -313,7 +313,7 @@ class Dispatcher(Actor):
 
     def _update_at(self, seq: int, index: int) -> _Update | None:
         """The update at a position, read again (from the cache when it can)."""
-        read = self._parsed.get(seq)
+        read = self._cached(seq)
         if read is None:
             entries = self._services.journal.read_after(seq - 1, 1)
             if not entries or entries[0].seq != seq:
@@ -323,8 +323,6 @@ class Dispatcher(Actor):
             except Exception as error:  # noqa: BLE001 - reported as the update's own failure
                 log.warning("reread_failed", journal_seq=seq, error=_describe(error))
                 return None
-        else:
-            self._parsed.move_to_end(seq)
         return read.updates[index] if index < len(read.updates) else None
 
     def _conversation_has_room(self, conversation: Conversation) -> bool:
@@ -385,9 +383,8 @@ class Dispatcher(Actor):
     def _read(self, entry: Entry, *, first: bool) -> _Read:
         """The entry's updates (parsed once, kept a while for reading again);
         the first time, also what is not an update is recorded."""
-        cached = self._parsed.get(entry.seq)
+        cached = self._cached(entry.seq)
         if cached is not None:
-            self._parsed.move_to_end(entry.seq)
             return cached
         try:
             batch = normalize(parse(entry.body), self._routes_of(entry.seq, first=first))
@@ -437,6 +434,12 @@ class Dispatcher(Actor):
         at = bisect.bisect_right(generations, seq, key=lambda generation: generation[0]) - 1
         return generations[max(at, 0)][1] if generations else self._services.config.routes()
 
+    def _cached(self, seq: int) -> _Read | None:
+        read = self._parsed.get(seq)
+        if read is not None:
+            self._parsed.move_to_end(seq)
+        return read
+
     def _remember(self, read: _Read) -> None:
         budget = self._services.settings.inbound.parsed_cache_bytes
         if not read.updates or read.size > budget:
@@ -472,9 +475,7 @@ class Dispatcher(Actor):
                 else:
                     self._slow.pop(update.conversation, None)
             self._done(message.journal_seq)
-        flow = self._services.flow
-        flow.settled_total += 1
-        flow.moved_at = time.monotonic()
+        self._services.flow.moved_at = time.monotonic()
 
     def _after_settling(self) -> None:
         """Coalesce: one pump after every settlement queued meanwhile."""

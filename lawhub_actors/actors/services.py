@@ -33,7 +33,6 @@ class InboundFlow:
     in_flight_bytes: int = 0
     behind: int = 0
     """Conversations passed over for lack of room, to be read again."""
-    settled_total: int = 0
     moved_at: float = field(default_factory=time.monotonic)
     """When an update was last settled (or nothing was waiting)."""
 
