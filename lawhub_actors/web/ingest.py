@@ -173,6 +173,7 @@ async def _serve_ingest(settings: Any, secrets: Any, listener: socket.socket,
         VERIFY_TOKEN,
         WEBHOOK_MAX_BYTES,
     )
+    from lawhub_actors.web.metrics import timing_webhooks  # noqa: PLC0415
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -192,7 +193,7 @@ async def _serve_ingest(settings: Any, secrets: Any, listener: socket.socket,
                       on_commit=committed)
     stats = _Stats(control)
     app = web.Application(client_max_size=settings.server.webhook_max_bytes,
-                          middlewares=[stats.middleware])
+                          middlewares=[timing_webhooks(stats.answered)])
     app[WEBHOOK_MAX_BYTES] = settings.server.webhook_max_bytes
     app[JOURNAL] = journal
     if secrets.app_secret is not None:
@@ -352,20 +353,9 @@ class _Stats:
         self._statuses: dict[str, int] = {}
         self._latencies: list[float] = []
 
-    @web.middleware
-    async def middleware(self, request: web.Request,
-                         handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-        if request.path != "/webhook" or request.method != "POST":
-            return await handler(request)  # type: ignore[no-any-return]
-        began = time.perf_counter()
-        status = 500
-        try:
-            response: web.StreamResponse = await handler(request)
-            status = response.status
-            return response
-        finally:
-            self._statuses[str(status)] = self._statuses.get(str(status), 0) + 1
-            self._latencies.append(time.perf_counter() - began)
+    def answered(self, request: web.Request, status: int, seconds: float) -> None:
+        self._statuses[str(status)] = self._statuses.get(str(status), 0) + 1
+        self._latencies.append(seconds)
 
     async def report_every(self, every_s: float) -> None:
         while True:

@@ -35,6 +35,7 @@ CIRCUITS = ("closed", "open", "half_open")
 OUTBOUND_STATES = ("pending", "sending", "unknown", "sent", "dead", "discarded")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 class Metrics:
@@ -63,20 +64,37 @@ class Metrics:
 METRICS = web.AppKey("metrics", Metrics)
 
 
-@web.middleware
-async def count_webhooks(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path != "/webhook" or request.method != "POST":
-        return await handler(request)
-    began = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        metrics = request.app[METRICS]
-        metrics.webhook_requests.labels(str(status)).inc()
-        metrics.webhook_ack_seconds.observe(time.perf_counter() - began)
+WebhookAnswered = Callable[[web.Request, int, float], None]
+"""Told of each ``POST /webhook`` answer: (request, status, seconds to answer)."""
+
+
+def timing_webhooks(answered: WebhookAnswered) -> Middleware:
+    """A middleware that times every ``POST /webhook`` and tells ``answered``
+    (the ack path's process has its own, which reports to the main one)."""
+
+    @web.middleware
+    async def timed(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/webhook" or request.method != "POST":
+            return await handler(request)
+        began = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            answered(request, status, time.perf_counter() - began)
+
+    return timed
+
+
+def _count(request: web.Request, status: int, seconds: float) -> None:
+    metrics = request.app[METRICS]
+    metrics.webhook_requests.labels(str(status)).inc()
+    metrics.webhook_ack_seconds.observe(seconds)
+
+
+count_webhooks = timing_webhooks(_count)
 
 
 class _Live(Collector):
