@@ -36,7 +36,8 @@ from lawhub_actors.web import (
 )
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import GOING_AWAY, FeedHub
-from lawhub_actors.web.ingest import IngestProcess, IngestState, handover, passes_connections
+from lawhub_actors.web.ingest_supervisor import IngestProcess, IngestState, passes_connections
+from lawhub_actors.web.ingest_wire import handover
 from lawhub_actors.web.keys import (
     ADMIN_TOKEN,
     APP_SECRET,

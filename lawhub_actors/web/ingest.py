@@ -1,4 +1,4 @@
-"""The ack path in a process of its own (``[server] ingest = "process"``).
+"""The ack path in a process of its own (``[server] ingest = "process"``): the child.
 
 One interpreter cannot keep Meta's acknowledgements fast while its actors
 process a backlog: they share one GIL (measured: ack p99 362 ms at twice
@@ -24,43 +24,46 @@ webhook on one of its own with 421 and closes it (clients retry on a new
 connection, which lands right). The child reports its webhook answers and
 ack latencies to the main process, so ``/metrics`` counts them as before.
 
-The main process supervises the child: started before the main process
-serves, restarted (after a short pause) if it dies, stopped on shutdown.
-The listening socket stays open in the main process meanwhile, so
-connections wait in its backlog rather than being refused.
+The main process supervises the child (:mod:`.ingest_supervisor`: started
+before the main process serves, restarted if it dies, stopped first on
+shutdown; the listening socket stays open there meanwhile, so connections
+wait in its backlog rather than being refused). What passes between the
+two is in :mod:`.ingest_wire`.
 """
 
 from __future__ import annotations
 
 import argparse
-import array
 import asyncio
-import base64
 import contextlib
-import os
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
 
+from lawhub_actors import logs
+from lawhub_actors.adapters.memory_release import map_big_allocations
+from lawhub_actors.adapters.sqlite_journal import Journal
+from lawhub_actors.runtime import JOURNAL_FILE, journal_crypto
+from lawhub_actors.settings import Secrets, Settings
+from lawhub_actors.web import webhook
+from lawhub_actors.web.ingest_wire import (
+    COMMITTED,
+    CONNECTION,
+    READY,
+    STATS,
+    STATS_PER_MESSAGE,
+    read_handover,
+)
+from lawhub_actors.web.keys import APP_SECRET, JOURNAL, VERIFY_TOKEN, WEBHOOK_MAX_BYTES
+from lawhub_actors.web.metrics import timing_webhooks
+
 log = structlog.get_logger("lawhub.ingest")
 
-CONNECTION = b"c"
-"""A control message carrying one connection's file descriptor."""
-STATS = b"s"
-"""A control message carrying webhook answers and ack latencies (JSON)."""
-READY = b"r"
-"""The child serves."""
-COMMITTED = b"j"
-"""The child committed journal entries up to the sequence number that follows."""
 PEEK_BYTES = 64
 PEEK_TIMEOUT_S = 10.0
 """A connection that sends no request line within this is closed."""
@@ -71,31 +74,8 @@ PASS_TIMEOUT_S = 5.0
 ACCEPT_PAUSE_S = 1.0
 """Pause after a failed ``accept`` (as asyncio's servers do)."""
 CONTROL_SNDBUF = 4 * 1024 * 1024
-FDS_PER_MESSAGE = 4
-"""Room for descriptors in one control message (one is ever sent)."""
+"""The control pair's send buffer: room for a main process busy a while."""
 STATS_EVERY_S = 0.25
-START_TIMEOUT_S = 30.0
-RESTART_LIMIT = 10
-"""Failures in a row after which the gateway gives up (exit 1)."""
-RESTART_MAX_S = 10.0
-STABLE_S = 30.0
-"""A child that served this long before dying starts a new count of failures."""
-STATS_PER_MESSAGE = 2_000
-"""Latencies per control message (about 20 bytes each in JSON)."""
-CONTROL_BYTES = 64 * 1024
-"""The largest control message read (a datagram is never split: none is larger)."""
-RESTART_PAUSE_S = 0.5
-
-
-def passes_connections() -> bool:
-    """Whether this platform can hand a connection to another process the
-    way the ack path does (SCM_RIGHTS over SOCK_SEQPACKET: Linux); else the
-    gateway runs the ack path inline, and says so."""
-    able = hasattr(socket, "send_fds") and hasattr(socket, "SOCK_SEQPACKET") \
-        and sys.platform.startswith("linux")
-    if not able:
-        log.warning("ingest_inline", reason="connections cannot be passed between processes here")
-    return able
 
 
 def goes_to_ingest(first_bytes: bytes) -> bool | None:
@@ -114,47 +94,14 @@ def goes_to_ingest(first_bytes: bytes) -> bool | None:
     return False
 
 
-# -- the child -------------------------------------------------------------------------
-
-
-def handover(settings: Any, secrets: Any) -> bytes:
-    """What the child reads on its stdin: the settings and the secrets it
-    needs (the main process's own, which may have been made up in memory,
-    as the demo's are): never in its arguments or environment."""
-    def reveal(value: Any) -> Any:
-        return None if value is None else value.get_secret_value()
-
-    key = reveal(secrets.master_key)
-    return orjson.dumps({
-        "settings": settings.model_dump(mode="json"),
-        "secrets": {
-            "app_secret": reveal(secrets.app_secret),
-            "verify_token": reveal(secrets.verify_token),
-            "master_key": None if key is None else base64.b64encode(key).decode(),
-            "master_key_version": secrets.master_key_version,
-            "data_dir": str(secrets.data_dir),
-        },
-    })
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m lawhub_actors.web.ingest --listen-fd N --control-fd M``,
-    the settings and secrets on stdin (:func:`handover`)."""
+    the settings and secrets on stdin (:func:`.ingest_wire.handover`)."""
     parser = argparse.ArgumentParser(prog="lawhub-ingest")
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
     args = parser.parse_args(argv)
-    # Imported here: the parent imports this module for its side of the work.
-    from lawhub_actors import logs  # noqa: PLC0415
-    from lawhub_actors.adapters.memory_release import map_big_allocations  # noqa: PLC0415
-    from lawhub_actors.settings import Secrets, Settings  # noqa: PLC0415
-
-    given = orjson.loads(sys.stdin.buffer.read())
-    settings = Settings.model_validate(given["settings"])
-    mine = given["secrets"]
-    secrets = Secrets.model_validate({
-        **mine, "master_key": base64.b64decode(mine["master_key"]) if mine["master_key"] else None,
-    })
+    settings, secrets = read_handover(sys.stdin.buffer.read())
     logs.configure(level=settings.logging.level, secrets=secrets)
     map_big_allocations()
     listener = socket.socket(fileno=args.listen_fd)
@@ -162,19 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(_serve_ingest(settings, secrets, listener, control))
 
 
-async def _serve_ingest(settings: Any, secrets: Any, listener: socket.socket,
+async def _serve_ingest(settings: Settings, secrets: Secrets, listener: socket.socket,
                         control: socket.socket) -> int:
-    from lawhub_actors.adapters.sqlite_journal import Journal  # noqa: PLC0415
-    from lawhub_actors.runtime import JOURNAL_FILE, journal_crypto  # noqa: PLC0415
-    from lawhub_actors.web import webhook  # noqa: PLC0415
-    from lawhub_actors.web.keys import (  # noqa: PLC0415
-        APP_SECRET,
-        JOURNAL,
-        VERIFY_TOKEN,
-        WEBHOOK_MAX_BYTES,
-    )
-    from lawhub_actors.web.metrics import timing_webhooks  # noqa: PLC0415
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # Ctrl-C reaches the whole process group: the main process decides when
@@ -372,229 +308,6 @@ class _Stats:
             })
             with contextlib.suppress(OSError):  # the main process is gone: nothing to tell
                 self._control.send(message)
-
-
-# -- the main process's side -------------------------------------------------------------
-
-
-ConnectionTaker = Callable[[socket.socket], None]
-StatsTaker = Callable[[dict[str, int], list[float]], None]
-
-
-@dataclass
-class IngestState:
-    """What operators see of the ack path (``/admin/tree``'s ``services``). (While
-    the child is down nothing answers from outside at all: the port's new
-    connections wait in its backlog for the next child.)"""
-
-    mode: str = "inline"
-    serving: bool = True
-    """False while the ack path's process is down (until it serves again)."""
-    pid: int | None = None
-    restarts: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "serving": self.serving, "pid": self.pid,
-                "restarts": self.restarts}
-
-
-class IngestProcess:
-    """Runs and supervises the child; hands the connections it passes to
-    ``take``, its figures to ``count`` and what it committed to ``committed``.
-
-    A child that dies is started again after a pause that doubles with each
-    failure in a row (up to ``RESTART_MAX_S``; a child that had served
-    ``STABLE_S`` starts the count again); after ``RESTART_LIMIT`` failures in
-    a row, ``give_up`` is called (the gateway exits 1, and its own
-    supervisor takes over)."""
-
-    def __init__(self, handover: bytes, listener: socket.socket, *, take: ConnectionTaker,
-                 count: StatsTaker, committed: Callable[[int], None],
-                 give_up: Callable[[str], None], state: IngestState | None = None) -> None:
-        self._buffer = bytearray(CONTROL_BYTES)
-        self._fds_space = socket.CMSG_SPACE(FDS_PER_MESSAGE * array.array("i").itemsize)
-        self.state = state or IngestState()
-        self.state.mode, self.state.serving = "process", False
-        self._handover = handover
-        self._committed = committed
-        self._listener = listener
-        self._take = take
-        self._count = count
-        self._give_up = give_up
-        self._stopping = False
-        self._process: subprocess.Popen[bytes] | None = None
-        self._control: socket.socket | None = None
-        self._ready: asyncio.Future[None] | None = None
-        self._watch: asyncio.Task[None] | None = None
-        self.restarts = 0
-
-    async def start(self) -> None:
-        """Start the child and wait until it serves (raises if it cannot)."""
-        await self._spawn()
-        self._watch = asyncio.create_task(self._supervise())
-
-    async def _spawn(self) -> None:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ours.setblocking(False)
-        self._ready = ready = loop.create_future()
-        try:
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "lawhub_actors.web.ingest",
-                 "--listen-fd", str(self._listener.fileno()),
-                 "--control-fd", str(theirs.fileno())],
-                stdin=subprocess.PIPE, pass_fds=(self._listener.fileno(), theirs.fileno()),
-            )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        self._process, self._control = process, ours
-        loop.add_reader(ours.fileno(), self._on_control, ours)
-        try:
-            await asyncio.to_thread(_hand_over, process, self._handover)
-            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT_S)
-        except (BaseException, TimeoutError) as error:
-            process.kill()
-            await asyncio.to_thread(process.wait)
-            self._forget_control()
-            if isinstance(error, asyncio.CancelledError):
-                raise
-            raise RuntimeError(f"the ingest process did not start: {error!r}") from error
-        self.state.serving, self.state.pid = True, process.pid
-        log.info("ingest_process_started", pid=process.pid)
-
-    def _on_control(self, control: socket.socket) -> None:
-        """Everything the child sent since the last wake (a busy main
-        process must not leave the pair full); commits are coalesced."""
-        last_commit = 0
-        while True:
-            try:
-                message, fds = self._receive(control)
-            except BlockingIOError:
-                break
-            except OSError:
-                message, fds = b"", []
-            if not message:  # the child is gone: its supervisor takes over
-                self._child_gone(control)
-                break
-            try:
-                if message[:1] == COMMITTED:
-                    last_commit = max(last_commit, int(message[1:]))
-                elif message[:1] == CONNECTION:
-                    self._take_all(fds)
-                    fds = []
-                elif message[:1] == STATS:
-                    figures = orjson.loads(message[1:])
-                    self._count(figures["statuses"], figures["latencies"])
-                elif message[:1] == READY and self._ready is not None \
-                        and not self._ready.done():
-                    self._ready.set_result(None)
-            finally:
-                for fd in fds:
-                    os.close(fd)
-        if last_commit:
-            self._committed(last_commit)
-
-    def _receive(self, control: socket.socket) -> tuple[bytes, list[int]]:
-        """One message and the descriptors it carries, read into a buffer
-        kept for the purpose (a commit notice a millisecond must not cost a
-        64 KiB allocation each)."""
-        size, ancillary, _, _ = control.recvmsg_into([self._buffer], self._fds_space)
-        fds = array.array("i")
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-        return bytes(self._buffer[:size]), list(fds)
-
-    def _take_all(self, fds: list[int]) -> None:
-        for fd in fds:
-            try:
-                self._take(socket.socket(fileno=fd))
-            except OSError:
-                os.close(fd)
-
-    def _child_gone(self, control: socket.socket) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(control.fileno())
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_exception(RuntimeError("the ingest process ended before it served"))
-
-    async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping:
-            process = self._process
-            assert process is not None
-            began = time.monotonic()
-            code = await asyncio.to_thread(process.wait)
-            self.state.serving = False
-            self._forget_control()
-            if self._stopping:
-                return
-            if time.monotonic() - began >= STABLE_S:
-                failures = 0  # it had served a good while: not a crash loop
-            while not self._stopping:
-                failures += 1
-                self.restarts += 1
-                self.state.restarts = self.restarts
-                log.error("ingest_process_exited", code=code, restarts=self.restarts)
-                if failures > RESTART_LIMIT:
-                    self._give_up(f"the ingest process failed {failures - 1} times in a row")
-                    return
-                await asyncio.sleep(min(RESTART_PAUSE_S * 2 ** (failures - 1), RESTART_MAX_S))
-                if self._stopping:
-                    return
-                try:
-                    await self._spawn()
-                except RuntimeError as error:
-                    code = repr(error)
-                    continue
-                break
-
-    def _forget_control(self) -> None:
-        control, self._control = self._control, None
-        if control is not None:
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(control.fileno())
-            control.close()
-
-    async def stop(self, timeout_s: float) -> None:
-        """Refuse new connections at once, stop the child (its webhooks in
-        hand finish), and end its supervision, even mid-restart."""
-        self._stopping = True
-        self._listener.close()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), timeout_s)
-            except TimeoutError:
-                process.kill()
-                await asyncio.to_thread(process.wait)
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.wait({self._watch})
-        process = self._process  # a restart may have begun meanwhile
-        if process is not None and process.poll() is None:
-            process.kill()
-            await asyncio.to_thread(process.wait)
-        self._forget_control()
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-
-def _hand_over(process: subprocess.Popen[bytes], handover: bytes) -> None:
-    """Write the child's settings and secrets to its stdin (off the loop: a
-    large config fills the pipe until the child reads it)."""
-    assert process.stdin is not None
-    try:
-        process.stdin.write(handover)
-    finally:
-        with contextlib.suppress(OSError):
-            process.stdin.close()
 
 
 if __name__ == "__main__":

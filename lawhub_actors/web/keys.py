@@ -12,7 +12,7 @@ from lawhub_actors.bridge import Bridge
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import TenantTokens
 from lawhub_actors.web.feed import FeedHub
-from lawhub_actors.web.ingest import IngestState
+from lawhub_actors.web.ingest_supervisor import IngestState
 
 RUNTIME = web.AppKey("runtime", AppRuntime)
 ADMIN_TOKEN = web.AppKey("admin_token", str)

@@ -55,6 +55,14 @@ def _messages(url: str, customer: str) -> list[dict[str, object]]:
     return json.loads(body)["messages"]  # type: ignore[no-any-return]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _ingest_pid(gateway: Gateway) -> int:
     return int(next(e["pid"] for e in reversed(gateway.log_events())
                     if e.get("event") == "ingest_process_started"))
@@ -133,15 +141,6 @@ def test_a_connection_that_began_with_a_webhook_refuses_other_paths_with_421(
     connection.close()
     assert _get(gateway.url, "/admin/tree", ADMIN_TOKEN)[0] == 200  # a new connection
     assert gateway.stop() == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 
 def test_the_ack_path_process_ends_with_a_killed_gateway_and_frees_the_port(

@@ -1,9 +1,13 @@
-"""Which connections the ack path's process keeps (lawhub_actors.web.ingest)."""
+"""The ack path's process: which connections it keeps, and how it peeks."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
+from lawhub_actors.web import ingest
 from lawhub_actors.web.ingest import goes_to_ingest
 
 
@@ -31,11 +35,6 @@ def test_too_few_bytes_to_tell_waits_for_more(partial: bytes) -> None:
 async def test_a_partial_request_line_is_given_up_after_a_bounded_time() -> None:
     # A byte and then nothing (or a FIN): peeking consumes nothing, so the
     # socket stays readable; the child must neither spin nor wait 10 s.
-    import socket
-    import time
-
-    from lawhub_actors.web import ingest
-
     listener = socket.create_server(("127.0.0.1", 0))
     client = socket.create_connection(listener.getsockname())
     client.sendall(b"P")
@@ -48,41 +47,3 @@ async def test_a_partial_request_line_is_given_up_after_a_bounded_time() -> None
     for sock in (connection, client, listener):
         sock.close()
 
-
-async def test_a_child_that_keeps_failing_to_start_is_retried_then_given_up(
-    tmp_path, monkeypatch,
-) -> None:
-    import asyncio
-    import os
-    import signal
-    import socket
-
-    from lawhub_actors.settings import Secrets
-    from lawhub_actors.web import ingest
-    from tests.conftest import REPO, SHIPPED_CONFIG
-
-    monkeypatch.chdir(REPO)
-    monkeypatch.setattr(ingest, "RESTART_PAUSE_S", 0.05)
-    monkeypatch.setattr(ingest, "RESTART_LIMIT", 2)
-    from lawhub_actors.settings import load
-
-    secrets = Secrets(app_secret="s", verify_token="v", master_key=bytes(range(32)),
-                      data_dir=tmp_path)
-    listener = socket.create_server(("127.0.0.1", 0))
-    gave_up: list[str] = []
-    process = ingest.IngestProcess(
-        ingest.handover(load(SHIPPED_CONFIG), secrets), listener,
-        take=lambda sock: sock.close(), count=lambda *figures: None,
-        committed=lambda seq: None, give_up=gave_up.append)
-    await process.start()
-    first = process.pid
-    assert first is not None
-    process._handover = b"{}"  # every later child fails before it serves
-    os.kill(first, signal.SIGKILL)
-    for _ in range(600):
-        if gave_up:
-            break
-        await asyncio.sleep(0.05)
-    assert gave_up == ["the ingest process failed 2 times in a row"]
-    assert process.restarts == 3
-    await process.stop(5)
