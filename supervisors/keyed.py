@@ -15,7 +15,7 @@ new start). Children are ``transient``: a crash restarts them, passivation
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -57,6 +57,16 @@ class KeyedRouter:
             break
         if not serving:
             self._registry.tell_node(self._path, EnsureStarted(key))
+
+    def put_batch(
+        self, items: Sequence[tuple[str, Any]], wrap: Callable[[list[Any]], Any]
+    ) -> None:
+        """One ``wrap(items of that key)`` per key (each key is its own child)."""
+        groups: dict[str, list[Any]] = {}
+        for key, item in items:
+            groups.setdefault(key, []).append(item)
+        for key, group in groups.items():
+            self.put(Envelope(wrap(group)), key, bounded=False)
 
     def describe(self) -> dict[str, Any]:
         return {"routing": "keyed", "idle_s": self._template.passivate_after_s}

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import pykka
 from pykka._envelope import Envelope
@@ -40,16 +40,13 @@ class Router(Protocol):
         self, envelope: Envelope[Any], key: str | None, *, wait: bool = True, bounded: bool = True
     ) -> None: ...
 
-    def describe(self) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class BatchRouter(Router, Protocol):
-    """A router that can split a batch of keyed items by worker atomically."""
-
     def put_batch(
         self, items: Sequence[tuple[str, Any]], wrap: Callable[[list[Any]], Any]
-    ) -> None: ...
+    ) -> None:
+        """Put keyed ``items``, ``wrap``-ped as few messages as the routing
+        allows, each key's in the order given, past the bound."""
+
+    def describe(self) -> dict[str, Any]: ...
 
 
 @dataclass(eq=False)
@@ -163,13 +160,8 @@ class Registry:
         node = self._nodes.get(path)
         if node is None:
             raise NotRegistered(path)
-        router = node.router
-        if isinstance(router, BatchRouter):
-            router.put_batch(items, wrap)
-            return
-        if router is not None:
-            for key, item in items:
-                router.put(Envelope(wrap([item])), key, bounded=False)
+        if node.router is not None:
+            node.router.put_batch(items, wrap)
             return
         try:
             node.mailbox.put(Envelope(wrap([item for _, item in items])), bounded=False)

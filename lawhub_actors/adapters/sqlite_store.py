@@ -57,7 +57,7 @@ def _store_wide(error: BaseException) -> bool:
     """Whether ``error`` is about the store or the process rather than one
     work's data: then the whole batch is tried again, never quarantined.
     A constraint or a value SQLite cannot hold is the work's own fault."""
-    if isinstance(error, StoreUnavailable | MemoryError) or not isinstance(error, Exception):
+    if isinstance(error, MemoryError) or not isinstance(error, Exception):
         return True
     return isinstance(error, sqlite3.DatabaseError) and not isinstance(
         error, sqlite3.IntegrityError | sqlite3.DataError)

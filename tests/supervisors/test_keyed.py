@@ -76,3 +76,11 @@ def _wait_until(predicate, attempts: int = 500) -> None:
             return
         flag.wait(0.01)
     raise AssertionError("condition never held")
+
+
+def test_a_batch_reaches_each_key_as_one_message_in_the_order_given(start_tree, events) -> None:
+    spec = keyed_spec("clients", lambda key: PerKey(key, events), idle_s=60)
+    tree = start_tree(supervisor_spec("root", flags(), [spec]))
+    tree.registry.tell_batch("clients", [("alice", 1), ("bob", 2), ("alice", 3)], tuple)
+    events.wait_for(lambda items: {("got", "alice", (1, 3)), ("got", "bob", (2,))} <= set(items))
+    assert [item for item in events.items if item[0] == "got"].count(("got", "alice", (1, 3))) == 1
