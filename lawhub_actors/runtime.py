@@ -32,7 +32,6 @@ from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import (
     Classify,
-    Inbound,
     InboundBatch,
     JournalAdvanced,
     Processed,
@@ -197,8 +196,6 @@ class AppRuntime:
             return
         if isinstance(message, InboundBatch):
             updates = [(m.journal_seq, m.event.dedupe_key) for m in message.items]
-        elif isinstance(message, Inbound):
-            updates = [(message.journal_seq, message.event.dedupe_key)]
         elif isinstance(message, Classify | Classified | ScanMedia):
             request = message.request if isinstance(message, Classified) else message
             updates = [(request.journal_seq, request.dedupe_key)]

@@ -268,7 +268,7 @@ class Dispatcher(Actor):
         except StoreUnavailable:
             raise  # not this entry's fault: crash, restart, read again
         except Exception as error:  # noqa: BLE001 - one entry never stops the reader
-            self._quarantine(entry.seq, None, "dispatch_failed", {"error": _describe(error)})
+            self._quarantine(entry.seq, None, "dispatch_failed", {"error": describe(error)})
 
     def _come_back(self) -> None:
         """Hand out what was left behind of the conversations that have room
@@ -321,7 +321,7 @@ class Dispatcher(Actor):
             try:
                 read = self._read(entries[0], first=False)
             except Exception as error:  # noqa: BLE001 - reported as the update's own failure
-                log.warning("reread_failed", journal_seq=seq, error=_describe(error))
+                log.warning("reread_failed", journal_seq=seq, error=describe(error))
                 return None
         return read.updates[index] if index < len(read.updates) else None
 
@@ -405,7 +405,7 @@ class Dispatcher(Actor):
                 raise
             except Exception as error:  # noqa: BLE001 - the updates still go on
                 self._quarantine(entry.seq, None, "account_change_failed",
-                                 {"error": _describe(error)})
+                                 {"error": describe(error)})
         routable = [
             event for event in batch.events
             if isinstance(event, InboundMessage | StatusUpdate | PreferenceUpdate)
@@ -513,7 +513,7 @@ class Dispatcher(Actor):
         except StoreUnavailable:
             raise
         except Exception as error:  # noqa: BLE001 - the data itself cannot be stored
-            unstorable = {"unstorable": _describe(error)}
+            unstorable = {"unstorable": describe(error)}
             store.write(lambda tx: tx.quarantine(seq, phone_number_id, reason, unstorable))
 
     # -- the cursor -----------------------------------------------------------------
@@ -580,5 +580,6 @@ class Dispatcher(Actor):
             flow.moved_at = time.monotonic()
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """An error as operators read it in quarantine and logs (bounded)."""
     return f"{type(error).__name__}: {error}"[:500]

@@ -29,6 +29,7 @@ from lawhub_actors import auto_replies
 from lawhub_actors.actors.assist import PATH as ASSIST_PATH
 from lawhub_actors.actors.assist import URGENT, intake_source, record_intake
 from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors.dispatcher import describe
 from lawhub_actors.actors.media import PATH as MEDIA_PATH
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import (
@@ -69,12 +70,9 @@ class SessionShard(Actor):
         self._tenant = tenant
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, InboundBatch):
-            self._batch(message.items)
-        elif isinstance(message, Inbound):
-            self._batch((message,))
-        else:
+        if not isinstance(message, InboundBatch):
             return super().receive(message)
+        self._batch(message.items)
         return None
 
     def _batch(self, items: tuple[Inbound, ...]) -> None:
@@ -108,10 +106,10 @@ class SessionShard(Actor):
 
     def _failed(self, inbound: Inbound, error: Exception) -> Processed:
         event = inbound.event
+        why = describe(error)
         log.error("update_failed", tenant=event.tenant, journal_seq=inbound.journal_seq,
-                  error=f"{type(error).__name__}: {error}"[:300])
-        return Processed(inbound.journal_seq, event.dedupe_key,
-                         failed=f"{type(error).__name__}: {error}"[:500])
+                  error=why)
+        return Processed(inbound.journal_seq, event.dedupe_key, failed=why)
 
     def _plan(self, inbound: Inbound) -> _Plan:
         event = inbound.event
