@@ -2,13 +2,15 @@
 
 A tenant's pool hashes customers onto shards, so one conversation's
 updates reach one shard in arrival order while other shards go on in
-parallel. For each update, one store transaction records every effect —
+parallel. A shard gets its updates in batches and commits a batch at
+once; for each update, one savepoint of that commit records every effect —
 a new customer as a temporary lead, the message (sealed), the refreshed
 24-hour window, a consent change and its audit entry, the feed event —
-or, on a replay, finds it all there and does nothing. Only after the
-commit are the events published and the dispatcher told the update is
-durable. The built-in classifier runs here, on the masked text, and its
-``intake.updated`` is written in the message's own transaction. A message
+or, on a replay, finds it all there and does nothing; an update that fails
+is undone alone and settled as failed. Only after the commit are the events
+published and the dispatcher told the batch is durable (one ``Settled``).
+The built-in classifier runs here, on the masked text, and its
+``intake.updated`` is written in the message's own savepoint. A message
 that takes a slow step is handed on instead: its media to the media pool,
 its text (masked) to the assist pool when the classifier is remote, one
 after the other, and the last of them settles the update once its result
