@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lawhub_actors.adapters.sqlite_common import STOP, Readers, connect, take_batch
+from lawhub_actors.adapters.sqlite_common import (
+    STOP,
+    Checkpointer,
+    Readers,
+    connect,
+    take_batch,
+)
 
 log = logging.getLogger("lawhub.journal")
 
@@ -108,8 +114,10 @@ class Journal:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._readers = Readers(path, synchronous="FULL")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = connect(path, synchronous="FULL", busy_timeout_ms=busy_timeout_ms)
+        self._writer = connect(path, synchronous="FULL", busy_timeout_ms=busy_timeout_ms,
+                               autocheckpoint=False)
         self._writer.executescript(_SCHEMA)
+        self._checkpointer = Checkpointer(path, synchronous="FULL")
         row = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
         self._next_seq = int(row[0]) + 1
         self.last_committed = int(row[0])
@@ -170,6 +178,7 @@ class Journal:
             self.last_committed = max(self.last_committed, self._next_seq - 1)
         self.commits += 1
         _resolve(batch, seq)
+        self._checkpointer.noted()
         if self.on_commit is not None:
             self.on_commit(self.last_committed)
 
@@ -267,6 +276,7 @@ class Journal:
             self._follower.join(5)
         self._queue.put(STOP)
         self._thread.join(10)
+        self._checkpointer.close()
         self._writer.close()
         self._readers.close()
 

@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from lawhub_actors.adapters.outbound_schema import OUTBOUND_SCHEMA
-from lawhub_actors.adapters.sqlite_common import STOP, Readers, connect, take_batch
+from lawhub_actors.adapters.sqlite_common import (
+    STOP,
+    Checkpointer,
+    Readers,
+    connect,
+    take_batch,
+)
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Sealer, Tx
@@ -75,8 +81,9 @@ class Store:
         self._sealer = sealer
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = connect(path, synchronous="NORMAL")
+        self._writer = connect(path, synchronous="NORMAL", autocheckpoint=False)
         self._writer.executescript(SCHEMA + OUTBOUND_SCHEMA)
+        self._checkpointer = Checkpointer(path, synchronous="NORMAL")
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._readers = Readers(path, synchronous="NORMAL")
         self.commits = 0
@@ -145,6 +152,7 @@ class Store:
                 future.set_exception(unavailable)
             return
         self.commits += 1
+        self._checkpointer.noted()
         for future, value, failure in answers:
             if failure is None:
                 future.set_result(value)
@@ -170,5 +178,6 @@ class Store:
         if self._thread.is_alive():
             self._queue.put(STOP)
             self._thread.join(10)
+            self._checkpointer.close()
             self._writer.close()
         self._readers.close()
