@@ -9,6 +9,7 @@ config file live (see :mod:`lawhub_actors.web.config_api`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -222,6 +223,7 @@ async def run(
             site = web.TCPSite(runner, host, port)
             await site.start()
             bound = runner.addresses[0][1] if runner.addresses else port
+        gc.freeze()  # start-up's objects live as long as we do: no collection rescans them
         log.info("listening", url=f"http://{host}:{bound}", ingest=settings.server.ingest)
         if started is not None:
             started(bound)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -149,6 +150,11 @@ async def _serve_ingest(settings: Settings, secrets: Secrets, listener: socket.s
     # The main process never writes to us: the pair turning readable means it
     # is gone (even SIGKILLed), and an ack path alone must not go on.
     loop.add_reader(control.fileno(), _parent_gone, control, stop)
+    # What start-up made (modules, settings, the app) lives as long as the
+    # process: out of the collector's sight, a full collection scans only
+    # what requests leave, ~1 ms instead of ~40 ms each acknowledgement
+    # waiting behind it would pay.
+    gc.freeze()
     control.send(READY)
     reporting = asyncio.create_task(stats.report_every(STATS_EVERY_S))
     routing: set[asyncio.Task[None]] = set()
