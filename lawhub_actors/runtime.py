@@ -94,8 +94,7 @@ class AppRuntime:
         self._publish = publish
         keyring = keyring_of(secrets)
         data_dir = secrets.data_dir
-        self.store = Store(settings.storage.sqlite_path(data_dir), keyring,
-                           thread_nice=settings.server.processing_nice)
+        self.store = Store(settings.storage.sqlite_path(data_dir), keyring)
         seal, open_ = journal_crypto(secrets, keyring)
         self.journal = Journal(
             data_dir / JOURNAL_FILE, seal=seal, open_=open_,
@@ -150,7 +149,6 @@ class AppRuntime:
             on_give_up=on_give_up,
             dead_letter=self._dead_letter,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
-            thread_nice=settings.server.processing_nice,
         )
         self._retirements = Retirements(
             self.store, self.tree.registry, self.config,

@@ -239,11 +239,6 @@ class Server(_Section):
     # of its own on the same port, so processing never slows Meta's acks
     # (where connections cannot be passed between processes: inline).
     ingest: Literal["inline", "process"] = "process"
-    # The actors' and the store writer's threads run at this nice value
-    # (Linux, per thread; 0..19, 0 = as the process): when the CPU is short,
-    # acknowledging webhooks and answering the API come first and the
-    # backlog waits (it is in the journal).
-    processing_nice: int = Field(default=10, ge=0, le=19)
 
 
 class Storage(_Section):

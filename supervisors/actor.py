@@ -25,14 +25,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """What every actor of one tree shares. ``clock`` and ``uniform`` are
-    injectable so tests drive time and jitter; ``thread_nice`` is the
-    priority every cell's thread runs at (:mod:`supervisors.priority`)."""
+    injectable so tests drive time and jitter."""
 
     registry: Registry
     scheduler: Scheduler
     clock: Callable[[], float] = time.monotonic
     uniform: Callable[[], float] = field(default=random.random)
-    thread_nice: int = 0
 
 
 class Context:

@@ -41,7 +41,6 @@ from supervisors.messages import (
     Stop,
     Terminate,
 )
-from supervisors.priority import lower_this_thread
 from supervisors.registry import Node
 from supervisors.spec import ChildSpec
 from supervisors.strategy import ExitKind
@@ -82,7 +81,6 @@ class Cell(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self.thread = threading.current_thread()
-        lower_this_thread(self._runtime.thread_nice)
 
     # pykka's loop, minus its failure handling: failures are ours to report.
     def _actor_loop_running(self) -> None:

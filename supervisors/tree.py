@@ -45,17 +45,14 @@ class Tree:
         on_give_up: Callable[[BaseException | None], None] | None = None,
         dead_letter: DeadLetterHook | None = None,
         start_timeout_s: float = 30.0,
-        thread_nice: int = 0,
     ) -> None:
-        """``thread_nice``: every cell's thread runs at this lower priority than
-        the process's other threads (Linux; see :mod:`supervisors.priority`)."""
         root.check()
         self._spec = root
         self._on_give_up = on_give_up
         self._start_timeout_s = start_timeout_s
         self.registry = Registry(dead_letter)
         self._scheduler = Scheduler()
-        self.runtime = Runtime(self.registry, self._scheduler, clock, uniform, thread_nice)
+        self.runtime = Runtime(self.registry, self._scheduler, clock, uniform)
         self.gave_up = threading.Event()
         self.give_up_reason: BaseException | None = None
         self._ref: pykka.ActorRef[Cell] | None = None

@@ -40,7 +40,6 @@ from lawhub_actors.adapters.sqlite_common import (
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Sealer, Tx
-from supervisors.priority import lower_this_thread
 
 log = logging.getLogger("lawhub.store")
 T = TypeVar("T")
@@ -77,12 +76,8 @@ _Request = list[tuple[Callable[[Tx], Any], "Future[Any]"]]
 
 
 class Store:
-    def __init__(self, path: Path, sealer: Sealer, clock: Callable[[], float] = time.time,
-                 *, thread_nice: int = 0) -> None:
-        """``thread_nice``: the writer thread's priority, as the actors' that
-        hand it their work (:mod:`supervisors.priority`)."""
+    def __init__(self, path: Path, sealer: Sealer, clock: Callable[[], float] = time.time) -> None:
         self.path = path
-        self._thread_nice = thread_nice
         self._sealer = sealer
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +120,6 @@ class Store:
         return outcomes
 
     def _run(self) -> None:
-        lower_this_thread(self._thread_nice)
         while (batch := take_batch(self._queue, _BATCH_MAX)) is not None:
             self._commit([pair for request in batch for pair in request])
 
