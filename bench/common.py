@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -94,6 +95,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+GENERATOR_NICE = -10
+
+
+@contextlib.contextmanager
+def generator_first() -> Iterator[str]:
+    """Run this process's main thread (a load generator's event loop) at
+    :data:`GENERATOR_NICE` where allowed (root), the servers it starts at 0.
+
+    The load stands in for Meta's servers, which are on other machines; here
+    it shares two cores with the server it loads, and a generator the
+    scheduler holds back sends late, which an open loop counts as the
+    server's latency (a bare aiohttp handler's ack p99 at 3,000/s went from
+    ~20 ms to ~175 ms that way). Yields what it did, for the report; puts the
+    priority back on the way out."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, GENERATOR_NICE)
+    except OSError:
+        yield f"load generator at nice {before} (not allowed more), servers at 0"
+        return
+    try:
+        yield f"load generator at nice {GENERATOR_NICE}, servers at 0"
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
+def _at_nice_0(command: Sequence[str]) -> list[str]:
+    """``command`` run at nice 0 whatever this thread's (``nice`` execs it:
+    the process's id is the command's)."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    return ["nice", "-n", str(-mine), *command] if mine else list(command)
+
+
 @contextlib.contextmanager
 def serve(command: Sequence[str], env: Mapping[str, str], *, cwd: Path = REPO,
           log: Path | None = None) -> Iterator[Server]:
@@ -106,7 +140,7 @@ def serve(command: Sequence[str], env: Mapping[str, str], *, cwd: Path = REPO,
         output: int | IO[bytes] = subprocess.DEVNULL
         if log is not None:
             output = files.enter_context(log.open("ab"))
-        process = subprocess.Popen([*command, str(port)], cwd=cwd, env=dict(env),
+        process = subprocess.Popen([*_at_nice_0(command), str(port)], cwd=cwd, env=dict(env),
                                    stdout=output, stderr=subprocess.STDOUT if log else output)
         try:
             _wait_listening(port, process)
@@ -332,6 +366,12 @@ async def lean_open_loop(url: str, posts: Sequence[traffic.SignedPost], rate: fl
             idle.append((reader, writer))
             return Answer(at, time.perf_counter() - at, status, False, sent)
 
+    # Its heap holds every request and answer: a full collection in the middle
+    # of the load (~100 ms) would hold back sends and reads, counted as the
+    # server's latency. Nothing the load makes is cyclic.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     start = time.perf_counter()
     tasks = []
     for i, request in enumerate(requests):
@@ -342,5 +382,7 @@ async def lean_open_loop(url: str, posts: Sequence[traffic.SignedPost], rate: fl
     try:
         return list(await asyncio.gather(*tasks))
     finally:
+        gc.enable()
+        gc.unfreeze()
         for writer in opened:
             writer.close()

@@ -25,10 +25,12 @@ child processes included: the ingest process that acknowledges webhooks
 when `[server] ingest = "process"`, whose share the table gives too) from
 the start of the load until the last message arrived on the
 feed (or the wait ended), over the messages that arrived. The load
-generator and the feed clients run in this process, on the same two cores:
-the table gives its own CPU (cores busy) and how late it got to sending
-(p99 of the send time past the schedule), since that lateness counts as
-ack latency too.
+generator and the feed clients run in this process, on the same two cores,
+at a higher priority than the servers where allowed
+(`bench.common.generator_first`: they stand in for Meta, which is on other
+machines): the table gives its own CPU (cores busy) and how late it got to
+sending (p99 of the send time past the schedule), since that lateness
+counts as ack latency too.
 
 The baseline, measured in the same run just before each gateway run, is a
 bare aiohttp handler that reads the body and answers 200 (the webhook
@@ -67,6 +69,7 @@ from bench.common import (
     admin_tree,
     cpu_seconds,
     gateway,
+    generator_first,
     lean_open_loop,
     percentile,
     restarts,
@@ -220,6 +223,12 @@ def _feed_ms(load: Load, hooks: Sequence[Webhook]) -> list[float]:
 def run(rates: Sequence[int] = RATES, seconds: float = SECONDS,
         bare_seconds: float = BARE_SECONDS, drain_cap_s: float = DRAIN_CAP_S,
         root: Path = REPO) -> Figures:
+    with generator_first() as priority:
+        return _run(rates, seconds, bare_seconds, drain_cap_s, root, priority)
+
+
+def _run(rates: Sequence[int], seconds: float, bare_seconds: float, drain_cap_s: float,
+         root: Path, priority: str) -> Figures:
     hooks = webhooks(int(max(rates) * seconds), per_post=1)
     customers = {c for hook in hooks for c in hook.customers}
     figures: Figures = {
@@ -227,6 +236,7 @@ def run(rates: Sequence[int] = RATES, seconds: float = SECONDS,
                 f"{bare_seconds:.0f} s against bare aiohttp",
         "messages (distinct), customers": f"{len(hooks):,} at the highest rate, "
                                           f"{len(customers):,}",
+        "priorities": priority,
         "code measured": revision() if root == REPO else str(root),
     }
     runs: list[tuple[int, Load, Load]] = []
