@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from lawhub_actors.core.operator_view import for_operators
 from lawhub_actors.adapters.store_rows import FeedEvent, MediaRecord, StoredMessage
 from lawhub_actors.adapters.store_tx import OPERATORS, Tx
 
@@ -56,7 +57,9 @@ def conversation(
 
 
 def quarantined(tx: Tx, limit: int = 100) -> list[dict[str, Any]]:
-    """Quarantined webhook data, newest first, decrypted for operators."""
+    """Quarantined webhook data, newest first, as operators may see it
+    (:func:`~lawhub_actors.core.operator_view.for_operators`: ids, types,
+    sizes and reasons, never a client's words)."""
     rows = tx.conn.execute(
         "SELECT id, at, journal_seq, phone_number_id, reason, key_id, data FROM quarantine"
         " ORDER BY at DESC LIMIT ?",
@@ -65,7 +68,7 @@ def quarantined(tx: Tx, limit: int = 100) -> list[dict[str, Any]]:
     return [
         {"id": entry_id, "at": at, "journal_seq": journal_seq,
          "phone_number_id": phone_number_id, "reason": reason,
-         "data": tx.unseal(OPERATORS, key_id, data, f"quarantine:{entry_id}")}
+         "data": for_operators(tx.unseal(OPERATORS, key_id, data, f"quarantine:{entry_id}"))}
         for entry_id, at, journal_seq, phone_number_id, reason, key_id, data in rows
     ]
 

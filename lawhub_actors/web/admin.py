@@ -61,8 +61,9 @@ async def tree(request: web.Request) -> web.Response:
 
 async def quarantine(request: web.Request) -> web.Response:
     """Webhook data that belongs to no tenant (unknown numbers, bad shapes)
-    and updates given up after their handler kept crashing, newest first,
-    decrypted for operators; and media that did not pass its checks (ids,
+    and updates given up after their handler kept crashing, newest first:
+    their ids, types, sizes and reasons, never a client's words (the data
+    stays sealed for its firm); and media that did not pass its checks (ids,
     verdicts and reasons: the files stay sealed on the quarantine shelf)."""
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:

@@ -220,6 +220,10 @@ async def test_operators_see_quarantined_updates_and_tenants_do_not(client) -> N
     entries = (await response.json())["entries"]
     assert entries[0]["phone_number_id"] == "999999999999999"
     assert entries[0]["reason"] == "unknown_phone_number"
+    assert entries[0]["data"]["change"]["messages"][0]["type"] == "text"
+    shown = await response.text()  # ids, types, sizes: never the client's words, name, number
+    for private in ("salah nomor", "Budi Santoso", "6281234500010"):
+        assert private not in shown
 
 
 async def test_a_slow_feed_client_is_dropped_when_its_bounded_queue_overflows(
