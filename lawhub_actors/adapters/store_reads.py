@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from lawhub_actors.core.operator_view import for_operators
 from lawhub_actors.adapters.store_rows import FeedEvent, MediaRecord, StoredMessage
 from lawhub_actors.adapters.store_tx import OPERATORS, Tx
+from lawhub_actors.core.operator_view import for_operators
 
 
 def cursor(conn: sqlite3.Connection, name: str) -> int:
