@@ -90,3 +90,13 @@ def parser_depth_exceeded(error: ValueError) -> bool:
     """Whether ``orjson`` refused a body for nesting past its own 1,024 levels
     (it says so only in the message); such a body is ``too_deep`` as well."""
     return "depth limit" in str(error)
+
+
+def non_negative_int(raw: str) -> int | None:
+    """``raw`` as an integer from 0 to :data:`INT64_MAX` when it is ASCII
+    digits and nothing else, else ``None`` (``str.isdigit`` accepts ``²``
+    and Arabic digits, and ``int`` accepts spaces, ``+`` and ``_``)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(INT64_MAX)):
+        return None
+    value = int(raw)
+    return value if value <= INT64_MAX else None

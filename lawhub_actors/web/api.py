@@ -10,6 +10,8 @@ from aiohttp import web
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.store_rows import MediaRecord
 from lawhub_actors.core.crypto import CryptoError
+from lawhub_actors.core.customers import DESCRIPTION, valid_customer
+from lawhub_actors.core.limits import INT64_MAX, non_negative_int
 from lawhub_actors.web import feed
 from lawhub_actors.web.auth import bearer, tenant_refusal
 from lawhub_actors.web.errors import InvalidParameter, error_response
@@ -33,12 +35,24 @@ def request_tenant(request: web.Request, *, allow_query: bool = False) -> str | 
 
 
 def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
+    """A query parameter of ASCII digits within the store's range (422 else:
+    ``²`` is a digit to Python, and 2^63 fits no SQLite integer)."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise InvalidParameter("invalid_parameter", f"{name} must be a non-negative integer")
-    return int(raw)
+    value = non_negative_int(raw)
+    if value is None:
+        raise InvalidParameter("invalid_parameter",
+                               f"{name} must be an integer from 0 to {INT64_MAX}")
+    return value
+
+
+def customer_param(request: web.Request) -> str:
+    """The customer named in the path (422 unless it is one)."""
+    customer = request.match_info["wa_id"]
+    if not valid_customer(customer):
+        raise InvalidParameter("invalid_parameter", f"the customer must be {DESCRIPTION}")
+    return customer
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -67,7 +81,7 @@ async def conversation(request: web.Request) -> web.Response:
         return error_response(422, "invalid_parameter", f"limit must be at most {MAX_PAGE}")
     before = _int_param(request, "before", None)
     messages = await asyncio.to_thread(
-        request.app[STORE].read_tx, store_reads.conversation, tenant, request.match_info["wa_id"],
+        request.app[STORE].read_tx, store_reads.conversation, tenant, customer_param(request),
         limit=limit, before=before,
     )
     return web.json_response({

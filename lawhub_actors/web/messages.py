@@ -24,19 +24,20 @@ import math
 import uuid
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
 from lawhub_actors.actors.outbound import CircuitState, breaker_path
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.store_tx import Tx
-from lawhub_actors.core import consent
+from lawhub_actors.core import consent, limits
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.templates import TemplateRefusal
 from lawhub_actors.sending import admit, check_content, number_of
-from lawhub_actors.web.api import request_tenant
+from lawhub_actors.web.api import customer_param, request_tenant
 from lawhub_actors.web.auth import tenant_refusal
-from lawhub_actors.web.errors import error_response
+from lawhub_actors.web.errors import InvalidParameter, error_response
 from lawhub_actors.web.keys import BRIDGE, FEED, RUNTIME, STORE
 from lawhub_actors.web.schemas import ConsentRequest, SendRequest
 
@@ -66,10 +67,18 @@ def _refusal(code: str, message: str) -> web.Response:
 
 
 async def _body(request: web.Request) -> Any:
+    """The JSON body (``None`` when it is not JSON: the model refuses it);
+    422 when it nests deeper than any API body (orjson refuses past 1,024
+    levels instead of recursing as the standard library's parser does)."""
+    raw = await request.read()
     try:
-        return await request.json()
-    except ValueError:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return None
+    if limits.too_deep(document, raw):
+        raise InvalidParameter(
+            "invalid_body", f"the body nests more than {limits.MAX_DEPTH} levels")
+    return document
 
 
 def _invalid(error: ValidationError | None) -> web.Response:
@@ -146,7 +155,7 @@ async def set_consent(request: web.Request) -> web.Response:
         body = ConsentRequest.model_validate(await _body(request))
     except ValidationError as error:
         return _invalid(error)
-    wa_id = request.match_info["wa_id"]
+    wa_id = customer_param(request)
     change = consent.ConsentChange.OPT_IN if body.granted else consent.ConsentChange.OPT_OUT
 
     def record(tx: Tx) -> str:

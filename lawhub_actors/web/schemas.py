@@ -4,13 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-WaId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._-]+$")]
+from lawhub_actors.core.customers import DESCRIPTION, valid_customer
+
+
+def _customer(value: str) -> str:
+    if not valid_customer(value):
+        raise ValueError(f"must be {DESCRIPTION}")
+    return value
+
+
+CustomerId = Annotated[str, AfterValidator(_customer)]
+
+Line = Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                        pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""One line of free text: no control characters (a newline included)."""
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: a boolean is ``true`` or ``false`` (never ``"yes"`` or 1), a
+    string is a string; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TextBody(_Body):
@@ -29,7 +52,7 @@ class SendRequest(_Body):
     """``POST /api/v1/messages``: a text (inside the 24-hour window) or a template."""
 
     phone_number_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{5,32}$")]
-    to: WaId
+    to: CustomerId
     type: Literal["text", "template"]
     text: TextBody | None = None
     template: TemplateBody | None = None
@@ -57,4 +80,4 @@ class ConsentRequest(_Body):
     """``PUT /api/v1/contacts/{wa_id}/consent``."""
 
     granted: bool
-    source: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    source: Line

@@ -15,6 +15,7 @@ from lawhub_actors.core.limits import (
     MAX_DEPTH,
     TIMESTAMP_MAX,
     TIMESTAMP_MIN,
+    non_negative_int,
     parser_depth_exceeded,
     plausible_timestamp,
     storable_int,
@@ -109,3 +110,20 @@ def test_plausible_timestamps_lie_between_2009_and_2100(seconds: int, plausible:
 def test_storable_integers_are_sqlites() -> None:
     assert storable_int(INT64_MAX) and storable_int(INT64_MIN)
     assert not storable_int(INT64_MAX + 1) and not storable_int(INT64_MIN - 1)
+
+
+@given(st.text(max_size=30))
+def test_non_negative_int_takes_only_ascii_digits_within_int64(text: str) -> None:
+    value = non_negative_int(text)
+    if value is None:
+        assert not (text.isascii() and text.isdigit()) or int(text) > INT64_MAX
+    else:
+        assert text.isascii() and text.isdigit() and value == int(text) <= INT64_MAX
+
+
+def test_non_negative_int_refuses_what_python_would_read_as_a_number() -> None:
+    for text in ("\u00b2", "\u0661\u0662", "\uff11", " 1", "1 ", "+5", "1_000", "-1", "1e3",
+                 str(2**63), "9" * 400, ""):
+        assert non_negative_int(text) is None, text
+    assert non_negative_int(str(2**63 - 1)) == 2**63 - 1
+    assert non_negative_int("007") == 7

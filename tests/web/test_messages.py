@@ -75,20 +75,27 @@ async def test_a_reply_inside_the_window_is_accepted_pending_and_fed(client) -> 
 
 
 @pytest.mark.parametrize(("body", "status", "code"), [
-    ({"phone_number_id": NUMBER_A, "to": "62812", "type": "text"}, 422, "invalid_body"),
-    ({"phone_number_id": NUMBER_A, "to": "62812", "type": "text", "text": {"body": ""}},
+    ({"phone_number_id": NUMBER_A, "to": "6281234500299", "type": "text"}, 422, "invalid_body"),
+    ({"phone_number_id": NUMBER_A, "to": "6281234500299", "type": "text", "text": {"body": ""}},
      422, "invalid_body"),
-    ({"phone_number_id": NUMBER_A, "to": "62812", "type": "video", "text": {"body": "x"}},
+    ({"phone_number_id": NUMBER_A, "to": "6281234500299", "type": "video", "text": {"body": "x"}},
      422, "invalid_body"),
-    ({**text("62812"), "template": {"name": "x", "language": "id"}}, 422, "invalid_body"),
+    ({**text("6281234500299"), "template": {"name": "x", "language": "id"}}, 422, "invalid_body"),
     ("not an object", 422, "invalid_body"),
-    (text("62812", phone_number_id=NUMBER_B), 403, "forbidden_number"),
-    (template("62812", name="no_such_template"), 422, "unknown_template"),
-    (template("62812", language="fr"), 422, "unknown_template"),
-    (template("62812", name="case_update", params=["x"]), 422, "template_not_approved"),
-    (template("62812", params=["only one"]), 422, "wrong_param_count"),
-    (template("62812", params=["Ibu Siti", "Senin\n10.00"]), 422, "invalid_param"),
-    (template("62812", params=["Ibu Siti", "   "]), 422, "invalid_param"),
+    (text("6281234500299", phone_number_id=NUMBER_B), 403, "forbidden_number"),
+    (template("6281234500299", name="no_such_template"), 422, "unknown_template"),
+    (template("6281234500299", language="fr"), 422, "unknown_template"),
+    (template("6281234500299", name="case_update", params=["x"]), 422, "template_not_approved"),
+    (template("6281234500299", params=["only one"]), 422, "wrong_param_count"),
+    (template("6281234500299", params=["Ibu Siti", "Senin\n10.00"]), 422, "invalid_param"),
+    (template("6281234500299", params=["Ibu Siti", "   "]), 422, "invalid_param"),
+    (text("62812"), 422, "invalid_body"),  # too short for any E.164 number
+    (text("+6281234500299"), 422, "invalid_body"),
+    (text("../../x"), 422, "invalid_body"),
+    (text("1" * 5000), 422, "invalid_body"),
+    (text("\U0001f600"), 422, "invalid_body"),
+    (text("\u0666\u0662\u0668\u0661\u0662\u0663\u0664"), 422, "invalid_body"),  # Arabic digits
+    ({**text("6281234500299"), "client_ref": 7}, 422, "invalid_body"),  # strict: not a string
 ])
 async def test_bad_requests_are_refused_with_the_contracts_status_and_code(
     client, body, status, code
