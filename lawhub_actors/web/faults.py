@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from lawhub_actors.adapters.store_tx import OPERATORS
 from lawhub_actors.web.auth import admin_refusal, fingerprint
+from lawhub_actors.web.bodies import json_body
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
 from supervisors import NotRegistered
 
 
 class FaultRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     path: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     kind: Literal["crash"]
@@ -43,8 +44,8 @@ async def inject(request: web.Request) -> web.Response:
         return error_response(403, "fault_injection_disabled",
                               "set [admin] allow_fault_injection = true to rehearse failures")
     try:
-        fault = FaultRequest.model_validate(await request.json())
-    except (ValueError, ValidationError) as error:
+        fault = FaultRequest.model_validate(await json_body(request))
+    except ValidationError as error:
         return error_response(422, "invalid_body", str(error).splitlines()[0])
     try:
         runtime.tree.registry.inject_fault(fault.path)

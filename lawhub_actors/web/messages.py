@@ -22,22 +22,21 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from typing import Any
 
-import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
 from lawhub_actors.actors.outbound import CircuitState, breaker_path
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.store_tx import Tx
-from lawhub_actors.core import consent, limits
+from lawhub_actors.core import consent
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.templates import TemplateRefusal
 from lawhub_actors.sending import admit, check_content, number_of
 from lawhub_actors.web.api import customer_param, request_tenant
 from lawhub_actors.web.auth import tenant_refusal
-from lawhub_actors.web.errors import InvalidParameter, error_response
+from lawhub_actors.web.bodies import json_body
+from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import BRIDGE, FEED, RUNTIME, STORE
 from lawhub_actors.web.schemas import ConsentRequest, SendRequest
 
@@ -66,21 +65,6 @@ def _refusal(code: str, message: str) -> web.Response:
     return error_response(REFUSAL_STATUS[code], code, message)
 
 
-async def _body(request: web.Request) -> Any:
-    """The JSON body (``None`` when it is not JSON: the model refuses it);
-    422 when it nests deeper than any API body (orjson refuses past 1,024
-    levels instead of recursing as the standard library's parser does)."""
-    raw = await request.read()
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if limits.too_deep(document, raw):
-        raise InvalidParameter(
-            "invalid_body", f"the body nests more than {limits.MAX_DEPTH} levels")
-    return document
-
-
 def _invalid(error: ValidationError | None) -> web.Response:
     if error is None:
         return error_response(422, "invalid_body", "the body is not a JSON object")
@@ -95,7 +79,7 @@ async def send(request: web.Request) -> web.Response:
     if tenant is None:
         return tenant_refusal()
     try:
-        body = SendRequest.model_validate(await _body(request))
+        body = SendRequest.model_validate(await json_body(request))
     except ValidationError as error:
         return _invalid(error)
     settings = request.app[RUNTIME].settings
@@ -152,7 +136,7 @@ async def set_consent(request: web.Request) -> web.Response:
     if tenant is None:
         return tenant_refusal()
     try:
-        body = ConsentRequest.model_validate(await _body(request))
+        body = ConsentRequest.model_validate(await json_body(request))
     except ValidationError as error:
         return _invalid(error)
     wa_id = customer_param(request)

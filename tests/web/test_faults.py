@@ -66,3 +66,6 @@ async def test_fault_injection_is_refused_unless_allowed_and_needs_the_admin_tok
                           json={"path": "no/such", "kind": "crash"})).status == 404
     assert (await on.post("/admin/faults", headers=ADMIN,
                           json={"path": "inbound/dispatcher", "kind": "hang"})).status == 422
+    deep = b"[" * 100_000 + b"]" * 100_000  # a 422, not the parser's RecursionError as a 500
+    assert (await on.post("/admin/faults", headers={**ADMIN, "Content-Type": "application/json"},
+                          data=deep)).status == 422
