@@ -21,6 +21,7 @@ from aiohttp import web
 from lawhub_actors.actors.services import Publish
 from lawhub_actors.adapters.memory_release import map_big_allocations
 from lawhub_actors.bridge import Bridge
+from lawhub_actors.private_files import make_private
 from lawhub_actors.provision import provision
 from lawhub_actors.runtime import FOLLOW_S, AppRuntime, GiveUp
 from lawhub_actors.settings import Secrets, Settings
@@ -166,6 +167,9 @@ def serve(settings: Settings, secrets: Secrets, *, host: str, port: int,
           config_path: Path | None = None, config_text: str | None = None) -> int:
     """Run the gateway until a signal or the tree's end; the exit code.
     ``config_path``: the file SIGHUP reads again; ``config_text``: what it held."""
+    for wide in make_private(secrets.data_dir):
+        log.warning("data_dir_not_private", detail=wide.describe(),
+                    fix="chmod 700 on the data dir and 600 on its files")
     return asyncio.run(run(settings, provision(secrets), host=host, port=port,
                            config_path=config_path, config_text=config_text))
 
