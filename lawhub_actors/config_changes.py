@@ -40,6 +40,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "limits.dedupe_memory_entries",
     "limits.feed_queue_max",
     "limits.feed_queue_bytes",
+    "limits.feed_send_timeout_s",
 )
 """Keys (or ``section.`` prefixes) that take effect only at a restart."""
 

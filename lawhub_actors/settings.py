@@ -343,6 +343,9 @@ class Limits(_Section):
     feed_queue_max: int = Field(default=1000, ge=1)
     # ... and bytes of them (about: their text and a fixed overhead each).
     feed_queue_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    # Seconds a send to a feed client may wait (its buffers full: it stopped
+    # reading) before it is dropped with 4008 and resumes with since.
+    feed_send_timeout_s: float = Field(default=20.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -85,7 +85,9 @@ def build_app(
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
         bridge = Bridge(asyncio.get_running_loop())
-        hub = FeedHub(bridge, settings.limits.feed_queue_max, settings.limits.feed_queue_bytes)
+        limits = settings.limits
+        hub = FeedHub(bridge, limits.feed_queue_max, limits.feed_queue_bytes,
+                      limits.feed_send_timeout_s)
         # Opening stores and starting actors blocks: keep it off the loop.
         runtime = await asyncio.to_thread(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()

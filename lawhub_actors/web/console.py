@@ -56,7 +56,13 @@ from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import admin_refusal, bearer
 from lawhub_actors.web.errors import error_response
-from lawhub_actors.web.feed import SLOW_CONSUMER, Subscriber, close_socket, feed_socket
+from lawhub_actors.web.feed import (
+    SLOW_CONSUMER,
+    Subscriber,
+    close_socket,
+    feed_socket,
+    send_text,
+)
 from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RUNTIME, STORE
 from lawhub_actors.web.render import iso
 
@@ -209,7 +215,7 @@ class LiveView:
             for task in done:
                 with contextlib.suppress(ConnectionError):
                     task.result()
-        except ConnectionError:  # the console went away mid-send
+        except ConnectionError:  # the console went away mid-send, or stopped reading
             pass
         finally:
             # Whatever ended it, every task stops: even a send stuck on a console
@@ -226,7 +232,7 @@ class LiveView:
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._sending:
-            await self._ws.send_str(orjson.dumps(message).decode())
+            await send_text(self._ws, orjson.dumps(message).decode(), self._subscriber)
 
     async def _follow_tree(self, last: Flat) -> None:
         while not self._ws.closed:

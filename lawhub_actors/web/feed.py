@@ -11,7 +11,10 @@ from the store when a live event arrives ahead of one still in flight
 A slow client cannot grow memory: its queue is bounded in events and in
 bytes (``[limits] feed_queue_max``, ``feed_queue_bytes``); when it overflows
 the client gets what its queue holds, is closed with code 4008 and resumes
-with ``since``.
+with ``since``. A client that stops reading altogether is dropped too: once
+the socket's buffers are full a send waits, and one that waits longer than
+``[limits] feed_send_timeout_s`` ends the client with 4008 (its queue may
+never fill when events are rare; its connection would be held for good).
 
 Operators' consoles subscribe to every tenant at once (``subscribe_all``),
 live only (``seq`` is per tenant, so there is no one ``since`` to resume
@@ -30,6 +33,7 @@ reconnect with a valid token). Handlers subscribe before their first
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections import defaultdict
@@ -85,12 +89,19 @@ def event_size(event: FeedEvent) -> int:
     return 256 + sum(len(value) for value in event.data.values() if isinstance(value, str))
 
 
+class NotReading(ConnectionError):
+    """A send to a client waited past its subscriber's ``send_timeout_s``."""
+
+
 class Subscriber:
     """One client's bounded queue: at most ``size`` events and ``max_bytes``
-    of them (:func:`event_size`); a client over either is ended (4008)."""
+    of them (:func:`event_size`); a client over either, or not taking a send
+    within ``send_timeout_s``, is ended (4008)."""
 
-    def __init__(self, tenant: str | None, size: int, max_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, tenant: str | None, size: int, max_bytes: int = 8 * 1024 * 1024,
+                 send_timeout_s: float = 20.0) -> None:
         self.tenant = tenant
+        self.send_timeout_s = send_timeout_s
         """The tenant whose events it gets; ``None``: every tenant's."""
         self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue(size)
         self.queued_bytes = 0
@@ -148,10 +159,11 @@ class FeedHub:
     """Lives on the event loop: every method but :meth:`publish` is called there."""
 
     def __init__(self, bridge: Bridge, queue_size: int = 1000,
-                 queue_bytes: int = 8 * 1024 * 1024) -> None:
+                 queue_bytes: int = 8 * 1024 * 1024, send_timeout_s: float = 20.0) -> None:
         self._bridge = bridge
         self._queue_size = queue_size
         self._queue_bytes = queue_bytes
+        self._send_timeout_s = send_timeout_s
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._everyone: set[Subscriber] = set()
         self._outbox: list[FeedEvent] = []
@@ -180,13 +192,15 @@ class FeedHub:
                 subscriber.offer(event)
 
     def subscribe(self, tenant: str) -> Subscriber:
-        subscriber = Subscriber(tenant, self._queue_size, self._queue_bytes)
+        subscriber = Subscriber(tenant, self._queue_size, self._queue_bytes,
+                                self._send_timeout_s)
         self._subscribers[tenant].add(subscriber)
         return subscriber
 
     def subscribe_all(self) -> Subscriber:
         """Every tenant's events, live from now on (operators)."""
-        subscriber = Subscriber(None, self._queue_size, self._queue_bytes)
+        subscriber = Subscriber(None, self._queue_size, self._queue_bytes,
+                                self._send_timeout_s)
         self._everyone.add(subscriber)
         return subscriber
 
@@ -243,7 +257,7 @@ async def stream(
 
     async def send(event: FeedEvent) -> None:
         nonlocal last
-        await _send(ws, event)
+        await send_text(ws, orjson.dumps(frame(event)).decode(), subscriber)
         last = event.seq
 
     async def catch_up() -> None:
@@ -262,6 +276,10 @@ async def stream(
             await catch_up()
 
     async def pump() -> None:
+        with contextlib.suppress(NotReading):  # ended: closed below
+            await pump_until_ended()
+
+    async def pump_until_ended() -> None:
         await catch_up()
         while not ws.closed and not subscriber.ended.is_set():
             getter = asyncio.create_task(subscriber.get())
@@ -316,8 +334,16 @@ async def _close(ws: web.WebSocketResponse, reader: asyncio.Task[None], subscrib
     await close_socket(ws, reader, code, reason)
 
 
-async def _send(ws: web.WebSocketResponse, event: FeedEvent) -> None:
-    await ws.send_str(orjson.dumps(frame(event)).decode())
+async def send_text(ws: web.WebSocketResponse, text: str, subscriber: Subscriber) -> None:
+    """Send ``text``; a send still waiting after ``subscriber.send_timeout_s``
+    (the client's buffers are full: it is not reading) ends the subscriber
+    (4008) and raises :class:`NotReading`."""
+    try:
+        async with asyncio.timeout(subscriber.send_timeout_s):
+            await ws.send_str(text)
+    except TimeoutError:
+        subscriber.end(SLOW_CONSUMER, "not reading")
+        raise NotReading(f"no send taken within {subscriber.send_timeout_s} s") from None
 
 
 async def _drain_incoming(ws: web.WebSocketResponse) -> None:

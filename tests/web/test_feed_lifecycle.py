@@ -19,7 +19,7 @@ from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.feed import GOING_AWAY, SLOW_CONSUMER, TOKEN_REVOKED, FeedHub, Subscriber
 from lawhub_actors.web.keys import FEED
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, REPO
 from tests.e2e.gateway import Feed, auth, post
 from tests.waits import until
 
@@ -193,6 +193,35 @@ async def test_close_all_ends_every_subscriber_once() -> None:
         (GOING_AWAY, "gateway stopping")}
     assert hub.count() == 0 and hub.close_all() == 0
     assert hub.revoke(["firm-a"]) == 0
+
+
+async def test_a_client_that_stopped_reading_is_dropped_after_the_send_timeout(
+    aiohttp_client, make_settings, secrets
+) -> None:
+    """Too few events to fill its queue: only the send's deadline can tell."""
+    config = (REPO / "config" / "lawhub.toml").read_text() + (
+        "\n[limits]\nfeed_send_timeout_s = 0.5\n")
+    client = await aiohttp_client(build_app(make_settings(config), secrets,
+                                            on_give_up=lambda r: None))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((client.server.host, client.server.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write((f"GET /ws?since=0 HTTP/1.1\r\nHost: {client.server.host}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Authorization: {auth('firm-a')['Authorization']}\r\n\r\n").encode())
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    reader._transport.pause_reading()  # type: ignore[attr-defined]  # and reads no more
+    hub = client.app[FEED]
+    await until(lambda: hub.count() == 1, timeout=5)
+    text = "x" * 60_000  # 120 of them: past the sockets' buffers, within the queue's 8 MiB
+    hub.publish([FeedEvent("firm-a", seq, "message.received", 0.0, {"text": text})
+                 for seq in range(1, 121)])
+    started = time.monotonic()
+    await until(lambda: hub.count() == 0, timeout=10, what="the client dropped")
+    assert time.monotonic() - started < 0.5 + 3.0 + 2.0  # the deadline, the close's, slack
+    writer.close()
 
 
 async def test_a_client_whose_queue_holds_too_many_bytes_is_ended_as_too_slow() -> None:
