@@ -16,7 +16,24 @@ stream passes :func:`redact`:
   runs (8+ digits, optional ``+``, single spaces, dashes or parentheses
   between digits) replaced by ``"[phone]"``. ISO dates in free text are
   masked too: the safe side of the trade.
-- Registered secret values are replaced by ``"[redacted]"`` everywhere.
+- Registered secret values are replaced by ``"[redacted]"`` everywhere,
+  whatever their length (one shorter than :data:`MIN_SECRET_LENGTH` only as
+  a whole word, so a 3-letter verify token does not blank every word
+  holding those letters). Credentials in free text are too, whoever wrote
+  them: ``Bearer <token>``, ``Basic <token>`` and a query's or form's
+  ``token=``, ``hub.verify_token=``, ``access_token=``, ``secret=``,
+  ``password=``, ``signature=`` values (tenant API tokens are never known
+  to the gateway in clear, only their hashes, so only their shape can
+  catch them).
+- A request the HTTP server refused before it reached a handler (bad
+  framing, a line or header over its limit) is logged as its refusal only
+  (``request_refused`` with the error's class and status): aiohttp's own
+  line carries the raw request, tokens and message text included.
+- Other libraries' lines (aiohttp's, asyncio's, pykka's; not ours, which
+  log once per event) repeat at most :data:`REPEATS_PER_WINDOW` times per :data:`REPEAT_WINDOW_S` for one
+  logger and message; the next one after a quiet window says how many were
+  left out (``suppressed``). A flood of ``accept()`` failures once wrote
+  299,000 lines in a minute.
 
 Keys in :data:`ID_KEYS` carry our own identifiers, which may hold long digit
 runs legitimately (Meta's business ``phone_number_id``, actor paths such as
@@ -40,10 +57,12 @@ import re
 import secrets as random_secrets
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TextIO
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from lawhub_actors.settings import Secrets
@@ -113,8 +132,20 @@ ID_KEYS = frozenset(
 # "(0811) 1000 001", "+1 (415) 555-0100", "6281110000001".
 PHONE_PATTERN = re.compile(r"\+?\(?\d(?:[ \-()]{0,2}\d){7,}")
 
-# Shorter values would turn common words into "[redacted]" all over the logs.
+# Shorter values are redacted as whole words only: anywhere, they would turn
+# common words into "[redacted]" all over the logs.
 MIN_SECRET_LENGTH = 6
+
+CREDENTIAL_PATTERN = re.compile(
+    r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"
+    r"|((?:^|[?&;\s\\'\"])(?:hub\.verify_token|verify_token|access_token|api_token|token"
+    r"|app_secret|secret|password|signature)=)[^&;\s'\"\\]+"
+)
+"""A credential in free text: an ``Authorization`` scheme's token, or the
+value of a query or form parameter named like a credential."""
+
+REPEAT_WINDOW_S = 10.0
+REPEATS_PER_WINDOW = 5
 
 _secrets_lock = threading.Lock()
 _secret_values: set[str] = set()
@@ -131,11 +162,18 @@ def register_secret(value: str | bytes) -> None:
         texts = [value]
     global _secret_pattern  # noqa: PLW0603 - one process-wide set, swapped atomically
     with _secrets_lock:
-        _secret_values.update(text for text in texts if len(text) >= MIN_SECRET_LENGTH)
+        _secret_values.update(text for text in texts if text)
         if _secret_values:
             # Longest first, so a secret containing another is removed whole.
             ordered = sorted(_secret_values, key=len, reverse=True)
-            _secret_pattern = re.compile("|".join(re.escape(text) for text in ordered))
+            _secret_pattern = re.compile("|".join(_secret_regex(text) for text in ordered))
+
+
+def _secret_regex(text: str) -> str:
+    """``text`` anywhere, or as a whole word when it is short."""
+    if len(text) >= MIN_SECRET_LENGTH:
+        return re.escape(text)
+    return rf"(?<![A-Za-z0-9_]){re.escape(text)}(?![A-Za-z0-9_])"
 
 
 def set_pseudonym_key(master_key: bytes) -> None:
@@ -165,9 +203,14 @@ def scrub(text: str, *, phones: bool = True) -> str:
     pattern = _secret_pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
+    text = CREDENTIAL_PATTERN.sub(_credential, text)
     if phones:
         text = PHONE_PATTERN.sub(PHONE, text)
     return text
+
+
+def _credential(match: re.Match[str]) -> str:
+    return f"{match.group(1) or match.group(2)}{REDACTED}"
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -272,6 +315,8 @@ def _route_stdlib(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
         )
     )
+    handler.addFilter(refusals_only)
+    handler.addFilter(RepeatLimiter())
     root = logging.getLogger()
     if _stdlib_handler is not None:
         root.removeHandler(_stdlib_handler)
@@ -281,3 +326,59 @@ def _route_stdlib(
     # download, with URLs; the gateway logs its own outcomes instead.
     logging.getLogger("httpx").setLevel(max(level_no, logging.WARNING))
     _stdlib_handler = handler
+
+
+def refusals_only(record: logging.LogRecord) -> bool:
+    """A request the HTTP server refused before any handler ran is logged as
+    its refusal, never as the raw request that aiohttp's message and
+    exception quote (a ``logging`` filter: it rewrites, never drops)."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, HttpProcessingError):
+        record.msg, record.args = "request_refused", ()
+        record.exc_info, record.exc_text = None, None
+        record.refusal = type(error).__name__
+        record.status = error.code
+    return True
+
+
+OWN_LOGGERS = ("lawhub", "supervisors")
+"""Prefixes of our own loggers' names: they log once per event (a crash, a
+restart), and counting those lines must stay exact."""
+
+
+class RepeatLimiter(logging.Filter):
+    """At most ``per_window`` records per logger and message template every
+    ``window_s`` (our own loggers' excepted); the first one let through after
+    some were left out carries ``suppressed``, their count."""
+
+    def __init__(self, per_window: int = REPEATS_PER_WINDOW,
+                 window_s: float = REPEAT_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._per_window = per_window
+        self._window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, str], list[float | int]] = {}
+        """(logger, template) -> [window start, records let through, left out]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(OWN_LOGGERS):
+            return True
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or now - window[0] >= self._window_s:
+                left_out = int(window[2]) if window is not None else 0
+                if len(self._windows) > 1000:  # keys are templates: few; never unbounded
+                    self._windows.clear()
+                self._windows[key] = [now, 1, 0]
+                if left_out:
+                    record.suppressed = left_out
+                return True
+            if window[1] < self._per_window:
+                window[1] += 1
+                return True
+            window[2] += 1
+            return False

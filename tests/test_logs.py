@@ -202,10 +202,70 @@ def test_configure_registers_every_secret_from_the_environment(capture: Capture)
     assert base64.b64encode(key).decode() not in text
 
 
-def test_short_secrets_are_not_registered() -> None:
-    logs.register_secret("abc")
+def test_a_short_secret_is_redacted_as_a_whole_word_only() -> None:
+    logs.register_secret("zq7")  # a verify token may be this short
 
-    assert logs.scrub("abc def") == "abc def"
+    assert logs.scrub("hub.challenge for zq7, then zq7x and xzq7") == (
+        "hub.challenge for [redacted], then zq7x and xzq7")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Authorization: Bearer tok_live.AbC-123/x=", "Authorization: Bearer [redacted]"),
+    ("authorization: basic dXNlcjpwYXNz", "authorization: basic [redacted]"),
+    ("GET /ws?since=3&token=t0k3n HTTP/1.1", "GET /ws?since=3&token=[redacted] HTTP/1.1"),
+    ("/webhook?hub.mode=subscribe&hub.verify_token=v&hub.challenge=1",
+     "/webhook?hub.mode=subscribe&hub.verify_token=[redacted]&hub.challenge=1"),
+    ("b'POST /x?access_token=EAAG123 HTTP/1.1'", "b'POST /x?access_token=[redacted] HTTP/1.1'"),
+    ("password=hunter2; path=/", "password=[redacted]; path=/"),
+    ("the token was refused", "the token was refused"),
+])
+def test_credentials_in_free_text_are_redacted_by_their_shape(text: str, expected: str) -> None:
+    assert logs.scrub(text, phones=False) == expected
+
+
+def test_a_request_refused_before_any_handler_is_logged_as_its_refusal_only(
+    capture: Capture,
+) -> None:
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    raw = "POST /api/v1/messages\n{\"text\": \"Ibu Siti, sidang besok\"}\nX-Api: tok_9f8e7d"
+    try:
+        raise BadHttpMessage(f"Invalid line: {raw!r}")
+    except BadHttpMessage:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s",
+                                                      "10.0.0.7")
+    [line] = capture.lines()
+    assert line["event"] == "request_refused"
+    assert (line["refusal"], line["status"]) == ("BadHttpMessage", 400)
+    for private in ("Ibu Siti", "sidang", "tok_9f8e7d", "10.0.0.7"):
+        assert private not in capture.text()
+
+
+def test_repeated_stdlib_lines_are_limited_and_the_next_one_counts_those_left_out() -> None:
+    now = [0.0]
+    limiter = logs.RepeatLimiter(per_window=2, window_s=10.0, clock=lambda: now[0])
+
+    def record(msg: str = "socket.accept() out of system resource") -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, (), None)
+
+    assert [limiter.filter(record()) for _ in range(5)] == [True, True, False, False, False]
+    assert limiter.filter(record("another message")) is True  # its own window
+    now[0] = 10.0
+    first = record()
+    assert limiter.filter(first) is True and first.suppressed == 3  # type: ignore[attr-defined]
+    again = record()
+    assert limiter.filter(again) is True and not hasattr(again, "suppressed")
+
+
+def test_the_stdlib_handler_limits_a_flood_of_one_line_but_never_our_own(
+        capture: Capture) -> None:
+    for _ in range(1000):
+        logging.getLogger("asyncio").error("socket.accept() out of system resource")
+    for _ in range(20):
+        logging.getLogger("supervisors.cell").error("actor crashed")
+    events = [line["event"] for line in capture.lines()]
+    assert events.count("socket.accept() out of system resource") == logs.REPEATS_PER_WINDOW
+    assert events.count("actor crashed") == 20
 
 
 def test_stdlib_logging_goes_through_the_same_redaction(capture: Capture) -> None:
