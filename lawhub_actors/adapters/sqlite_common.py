@@ -80,7 +80,7 @@ class Checkpointer:
                     break
                 self._dirty.clear()
                 conn = self._checkpoint(conn)
-            self._checkpoint(conn)
+            conn = self._checkpoint(conn)
         finally:
             if conn is not None:
                 conn.close()

@@ -83,6 +83,7 @@ def test_close_makes_a_last_checkpoint(writer: sqlite3.Connection, tmp_path: Pat
 def test_a_failed_checkpoint_is_logged_and_asked_again_by_the_next_commit(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "db").write_bytes(b"not a database" * 100)
+    conn: sqlite3.Connection | None = None
     checkpointer = Checkpointer(tmp_path / "db", synchronous="NORMAL", every_s=0.01)
     try:
         checkpointer.noted()
@@ -95,6 +96,16 @@ def test_a_failed_checkpoint_is_logged_and_asked_again_by_the_next_commit(
         checkpointer.noted()
         until_sync(lambda: checkpointer.checkpoints == 1, what="a checkpoint")
         assert _in_database(tmp_path) > len(ROW) * ROWS
-        conn.close()
     finally:
         checkpointer.close()
+        if conn is not None:
+            conn.close()
+
+
+def test_the_checkpointer_leaves_no_connection_open_so_the_last_close_removes_the_wal(
+        writer: sqlite3.Connection, tmp_path: Path) -> None:
+    checkpointer = Checkpointer(tmp_path / "db", synchronous="NORMAL", every_s=60)
+    _write(writer)
+    checkpointer.close()
+    writer.close()
+    assert not (tmp_path / "db-wal").exists()
