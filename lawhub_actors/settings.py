@@ -239,6 +239,15 @@ class Server(_Section):
     # of its own on the same port, so processing never slows Meta's acks
     # (where connections cannot be passed between processes: inline).
     ingest: Literal["inline", "process"] = "process"
+    # Connections one process holds; over it the one idle longest is closed
+    # to make room, and when none is idle the new one is refused (503).
+    max_connections: int = Field(default=10_000, ge=1)
+    # Seconds a connection may send nothing (after it opened or was answered),
+    # a request's headers may take from its first byte, and its body from its
+    # headers (408 for the last two); see web/connections.py.
+    idle_timeout_s: float = Field(default=30.0, gt=0)
+    headers_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class Storage(_Section):

@@ -37,6 +37,12 @@ from lawhub_actors.web import (
     webhook,
 )
 from lawhub_actors.web.auth import TenantTokens
+from lawhub_actors.web.connections import (
+    OTHER_FILES,
+    Connections,
+    Limits,
+    raise_open_files_limit,
+)
 from lawhub_actors.web.feed import GOING_AWAY, FeedHub
 from lawhub_actors.web.ingest_supervisor import IngestProcess, IngestState, passes_connections
 from lawhub_actors.web.ingest_wire import handover
@@ -44,6 +50,7 @@ from lawhub_actors.web.keys import (
     ADMIN_TOKEN,
     APP_SECRET,
     BRIDGE,
+    CONNECTIONS,
     FEED,
     INGEST,
     JOURNAL,
@@ -58,6 +65,10 @@ log = structlog.get_logger("lawhub.web")
 
 EXIT_OK = 0
 EXIT_GAVE_UP = 1
+BACKLOG = 65535
+"""Connections the kernel queues before they are accepted (it caps this at
+net.core.somaxconn): during a flood of new connections, a full queue drops
+SYNs, and a webhook's sender retries only a second later."""
 
 RuntimeFactory = Callable[[Settings, Secrets, Publish, GiveUp], AppRuntime]
 
@@ -70,7 +81,10 @@ def build_app(
     config_text: str | None = None,
 ) -> web.Application:
     """``config_text``: the TOML ``settings`` came from, kept for operators to edit."""
-    app = web.Application(client_max_size=settings.server.webhook_max_bytes)
+    connections = Connections(Limits.of(settings.server))
+    app = web.Application(client_max_size=settings.server.webhook_max_bytes,
+                          middlewares=[connections.middleware()])
+    app[CONNECTIONS] = connections
     app[WEBHOOK_MAX_BYTES] = settings.server.webhook_max_bytes
     app[INGEST] = IngestState()  # inline until run() starts the ack path's process
     app[TENANT_TOKENS] = TenantTokens((t.id, t.api_token_sha256) for t in settings.tenants)
@@ -122,14 +136,15 @@ async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Applicati
     connections it passes back (everything but the webhook's)."""
     loop = asyncio.get_running_loop()
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # IPv6 too
-    listener = socket.create_server((host, port), family=family, backlog=1024)
+    listener = socket.create_server((host, port), family=family, backlog=BACKLOG)
     taking: set[asyncio.Task[object]] = set()
     server = runner.server
     assert server is not None
+    guarded = app[CONNECTIONS].factory(server)
 
     def take(connection: socket.socket) -> None:
         connection.setblocking(False)
-        task = asyncio.ensure_future(loop.connect_accepted_socket(server, connection))
+        task = asyncio.ensure_future(loop.connect_accepted_socket(guarded, connection))
         taking.add(task)
         task.add_done_callback(taking.discard)
 
@@ -169,6 +184,14 @@ def serve(settings: Settings, secrets: Secrets, *, host: str, port: int,
           config_path: Path | None = None, config_text: str | None = None) -> int:
     """Run the gateway until a signal or the tree's end; the exit code.
     ``config_path``: the file SIGHUP reads again; ``config_text``: what it held."""
+    soft, raised, hard = raise_open_files_limit()
+    log.info("open_files_limit", soft_before=soft, soft=raised, hard=hard,
+             max_connections=settings.server.max_connections)
+    if raised < settings.server.max_connections + OTHER_FILES:
+        log.warning("open_files_limit_low", soft=raised,
+                    needed=settings.server.max_connections + OTHER_FILES,
+                    fix="raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower"
+                        " [server] max_connections")
     for wide in make_private(secrets.data_dir):
         log.warning("data_dir_not_private", detail=wide.describe(),
                     fix="chmod 700 on the data dir and 600 on its files")
@@ -220,15 +243,18 @@ async def run(
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     ingest: IngestProcess | None = None
+    listening: asyncio.Server | None = None
     try:
         if settings.server.ingest == "process":
             ingest, bound = await _start_ingest(
                 settings, secrets, app, runner, host=host, port=port,
                 give_up=lambda why: on_give_up(RuntimeError(why)))
         else:
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            bound = runner.addresses[0][1] if runner.addresses else port
+            assert runner.server is not None
+            listening = await loop.create_server(
+                app[CONNECTIONS].factory(runner.server), host, port, backlog=BACKLOG,
+                reuse_address=True)
+            bound = int(listening.sockets[0].getsockname()[1])
         gc.freeze()  # start-up's objects live as long as we do: no collection rescans them
         log.info("listening", url=f"http://{host}:{bound}", ingest=settings.server.ingest)
         if started is not None:
@@ -239,6 +265,8 @@ async def run(
             loop.remove_signal_handler(signum)
         if ingest is not None:  # no webhook is taken once the rest stops
             await ingest.stop(settings.server.shutdown_timeout_s)
+        if listening is not None:
+            listening.close()
         await runner.cleanup()
     if gave_up:
         log.critical("exiting_after_root_gave_up", reason=repr(gave_up[0]))

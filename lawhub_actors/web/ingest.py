@@ -52,6 +52,7 @@ from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.runtime import JOURNAL_FILE, journal_crypto
 from lawhub_actors.settings import Secrets, Settings
 from lawhub_actors.web import webhook
+from lawhub_actors.web.connections import TOO_MANY, Connections, Limits
 from lawhub_actors.web.ingest_wire import (
     COMMITTED,
     CONNECTION,
@@ -73,6 +74,11 @@ PARTIAL_LINE_S = 2.0
 PASS_TIMEOUT_S = 5.0
 """How long a connection may wait for room to be passed to the main process."""
 ACCEPT_PAUSE_S = 1.0
+ACCEPT_BATCH = 256
+"""Connections accepted per wake-up (asyncio's servers take their backlog's
+worth): one per wake-up cannot keep up with a flood, and once the listening
+backlog is full the kernel drops new SYNs, which their senders retry only a
+second later."""
 """Pause after a failed ``accept`` (as asyncio's servers do)."""
 CONTROL_SNDBUF = 4 * 1024 * 1024
 """The control pair's send buffer: room for a main process busy a while."""
@@ -129,8 +135,10 @@ async def _serve_ingest(settings: Settings, secrets: Secrets, listener: socket.s
                       batch_max=settings.storage.journal_batch_max, shared=True,
                       on_commit=committed)
     stats = _Stats(control)
+    connections = Connections(Limits.of(settings.server))
     app = web.Application(client_max_size=settings.server.webhook_max_bytes,
-                          middlewares=[timing_webhooks(stats.answered)])
+                          middlewares=[connections.middleware(),
+                                       timing_webhooks(stats.answered)])
     app[WEBHOOK_MAX_BYTES] = settings.server.webhook_max_bytes
     app[JOURNAL] = journal
     if secrets.app_secret is not None:
@@ -158,7 +166,7 @@ async def _serve_ingest(settings: Settings, secrets: Secrets, listener: socket.s
     control.send(READY)
     reporting = asyncio.create_task(stats.report_every(STATS_EVERY_S))
     routing: set[asyncio.Task[None]] = set()
-    accepting = asyncio.create_task(_accept(listener, control, runner, routing))
+    accepting = asyncio.create_task(_accept(listener, control, runner, connections, routing))
     await stop.wait()
     accepting.cancel()
     listener.close()  # refused at once from now on, not left in a backlog
@@ -193,38 +201,54 @@ async def _misdirected(request: web.Request) -> web.Response:
     return response
 
 
-async def _accept(listener: socket.socket, control: socket.socket,
-                  runner: web.AppRunner, routing: set[asyncio.Task[None]]) -> None:
+async def _accept(listener: socket.socket, control: socket.socket, runner: web.AppRunner,
+                  connections: Connections, routing: set[asyncio.Task[None]]) -> None:
     """Accept for as long as the child lives: a failed ``accept`` (out of
     file descriptors, a connection aborted) is waited out as asyncio's own
     servers do, never the end of accepting."""
     loop = asyncio.get_running_loop()
     while True:
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(listener.fileno(), _set_once, readable)
         try:
-            connection, _ = await loop.sock_accept(listener)
-        except ConnectionAbortedError:
-            continue
-        except OSError as error:
-            log.warning("accept_failed", error=error.strerror or repr(error))
-            await asyncio.sleep(ACCEPT_PAUSE_S)
-            continue
-        task = asyncio.create_task(_route(connection, control, runner))
-        routing.add(task)
-        task.add_done_callback(routing.discard)
+            await readable
+        finally:
+            loop.remove_reader(listener.fileno())
+        for _ in range(ACCEPT_BATCH):  # what waits, at once: a full backlog drops SYNs
+            try:
+                connection, _ = listener.accept()
+            except (BlockingIOError, ConnectionAbortedError):
+                break
+            except OSError as error:
+                log.warning("accept_failed", error=error.strerror or repr(error))
+                await asyncio.sleep(ACCEPT_PAUSE_S)
+                break
+            task = asyncio.create_task(_route(connection, control, runner, connections))
+            routing.add(task)
+            task.add_done_callback(routing.discard)
 
 
 async def _route(connection: socket.socket, control: socket.socket,
-                 runner: web.AppRunner) -> None:
+                 runner: web.AppRunner, connections: Connections) -> None:
+    """Serve the connection here (the webhook's) or pass it to the main
+    process; while its first line is awaited it counts as a connection of
+    ours waiting for a request (over the cap, the first to be closed)."""
     loop = asyncio.get_running_loop()
     connection.setblocking(False)
-    try:
-        ours = await _peek(connection)
-    except (OSError, TimeoutError):
-        connection.close()
-        return
+    with connections.hold(_Peeking(connection)) as admitted:
+        if not admitted:
+            with contextlib.suppress(OSError):
+                connection.send(TOO_MANY)
+            connection.close()
+            return
+        try:
+            ours = await _peek(connection)
+        except (OSError, TimeoutError):
+            connection.close()
+            return
     if ours:
         assert runner.server is not None
-        await loop.connect_accepted_socket(runner.server, connection)
+        await loop.connect_accepted_socket(connections.factory(runner.server), connection)
         return
     try:  # the main process takes it over; our copy is closed either way
         await _pass(control, connection)
@@ -280,6 +304,18 @@ async def _peek(connection: socket.socket) -> bool:
             raise TimeoutError("a partial request line")
         await asyncio.sleep(pause)  # the rest of the line is on its way
         pause = min(pause * 2, 0.05)
+
+
+class _Peeking:
+    """A connection whose first line is awaited, as the cap sees it."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection = connection
+
+    def drop(self) -> None:
+        """Its peek wakes to an end of stream and closes it."""
+        with contextlib.suppress(OSError):
+            self._connection.shutdown(socket.SHUT_RDWR)
 
 
 def _set_once(future: asyncio.Future[None]) -> None:

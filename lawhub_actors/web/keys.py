@@ -11,6 +11,7 @@ from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import TenantTokens
+from lawhub_actors.web.connections import Connections
 from lawhub_actors.web.feed import FeedHub
 from lawhub_actors.web.ingest_supervisor import IngestState
 
@@ -27,3 +28,5 @@ BRIDGE = web.AppKey("bridge", Bridge)
 RELOADS = web.AppKey("reloads", asyncio.Lock)
 """Held while a config reload applies: one at a time."""
 INGEST = web.AppKey("ingest", IngestState)
+CONNECTIONS = web.AppKey("connections", Connections)
+"""This process's connections: their cap and deadlines (web/connections.py)."""
