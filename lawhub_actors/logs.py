@@ -30,10 +30,10 @@ stream passes :func:`redact`:
   (``request_refused`` with the error's class and status): aiohttp's own
   line carries the raw request, tokens and message text included.
 - Other libraries' lines (aiohttp's, asyncio's, pykka's; not ours, which
-  log once per event) repeat at most :data:`REPEATS_PER_WINDOW` times per :data:`REPEAT_WINDOW_S` for one
-  logger and message; the next one after a quiet window says how many were
-  left out (``suppressed``). A flood of ``accept()`` failures once wrote
-  299,000 lines in a minute.
+  log once per event) repeat at most :data:`REPEATS_PER_WINDOW` times per
+  :data:`REPEAT_WINDOW_S` for one logger and message; the next one after a
+  quiet window says how many were left out (``suppressed``). A flood of
+  ``accept()`` failures once wrote 299,000 lines in a minute.
 
 Keys in :data:`ID_KEYS` carry our own identifiers, which may hold long digit
 runs legitimately (Meta's business ``phone_number_id``, actor paths such as
