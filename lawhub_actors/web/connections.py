@@ -144,6 +144,12 @@ class Connections:
     def busy(self, entry: Droppable) -> None:
         self._waiting.pop(entry, None)
 
+    def heard(self, entry: Droppable) -> None:
+        """A request has begun to arrive on ``entry``: the last to be evicted
+        (its headers' deadline bounds it), after every silent one."""
+        if entry in self._waiting:
+            self._waiting.move_to_end(entry)
+
     @contextmanager
     def hold(self, entry: Droppable) -> Iterator[bool]:
         """Count ``entry`` (not HTTP yet) as an open connection waiting for a
@@ -236,6 +242,7 @@ class Guarded(asyncio.Protocol):
             return
         if not self._heard and self._timer is not None:  # a request begins
             self._heard = True
+            self._connections.heard(self)
             self._arm(self._connections.limits.headers_s, self._headers_late)
         self._inner.data_received(data)
 
@@ -265,8 +272,8 @@ class Guarded(asyncio.Protocol):
         self._connections.busy(self)
         self._disarm()
         if request.body_exists and not request.content.is_eof():
-            self._arm(self._connections.limits.body_s, self._body_late)
-            request.content.on_eof(self._disarm)
+            timer = self._arm(self._connections.limits.body_s, self._body_late)
+            request.content.on_eof(lambda: self._disarm_if(timer))
 
     def request_ended(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -279,9 +286,16 @@ class Guarded(asyncio.Protocol):
         self._connections.wait(self)
         self._arm(self._connections.limits.idle_s, self._idle)
 
-    def _arm(self, seconds: float, then: Callable[[], None]) -> None:
+    def _arm(self, seconds: float, then: Callable[[], None]) -> asyncio.TimerHandle:
         self._disarm()
         self._timer = asyncio.get_running_loop().call_later(seconds, then)
+        return self._timer
+
+    def _disarm_if(self, timer: asyncio.TimerHandle) -> None:
+        """End ``timer`` if it is still this connection's deadline (a body may
+        end after its answer, once the idle deadline runs: that one stays)."""
+        if self._timer is timer:
+            self._disarm()
 
     def _disarm(self) -> None:
         if self._timer is not None:

@@ -154,3 +154,33 @@ async def test_over_the_cap_with_every_connection_busy_a_new_one_is_refused_503(
         assert (await asyncio.wait_for(reader.readuntil(b"done"), 3)).startswith(b"HTTP/1.1 200")
         writer.close()
     assert server.connections.counts["refused"] == 1
+
+
+async def test_a_body_that_ends_after_its_answer_leaves_the_idle_deadline_running(server) -> None:
+    """A handler that answers without reading the body (a refusal): the rest of
+    the body arrives later and must not end the deadline that runs by then."""
+    reader, writer = await server.open()
+    writer.write(b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")  # GET-only: 405
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    assert head.startswith(b"HTTP/1.1 405")
+    writer.write(b"0123456789" + b"GET /ok HTTP/1.1\r\n")  # the body's end, then half a request
+    started = time.monotonic()
+    await asyncio.wait_for(reader.read(), 3)  # closed: the header deadline ran
+    assert time.monotonic() - started < 2.0
+    writer.close()
+
+
+async def test_a_connection_whose_request_is_arriving_is_evicted_after_every_silent_one(
+        server) -> None:
+    first, writer = await server.open()
+    silent = [await server.open() for _ in range(2)]
+    await asyncio.sleep(0.05)
+    writer.write(b"GET /ok HTTP/1.1\r\n")  # the oldest, but its request has begun
+    await asyncio.sleep(0.05)
+    answer = await _ask(server, b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert await _answer(silent[0][0], 1.0) == b""  # the oldest silent one made room
+    writer.write(b"Host: x\r\n\r\n")
+    assert (await asyncio.wait_for(first.readuntil(b"ok"), 3)).startswith(b"HTTP/1.1 200")
+    for _, other in (*silent, (first, writer)):
+        other.close()
