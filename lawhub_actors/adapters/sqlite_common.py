@@ -14,6 +14,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,22 +24,34 @@ STOP = object()
 """Put on a writer's queue to end its thread after what is already queued."""
 
 
+BACKSTOP_PAGES = 10_000
+"""The WAL size (pages of 4 KiB: ~40 MB) at which a writer with a
+:class:`Checkpointer` checkpoints in its own commit after all."""
+
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes a WAL file is cut back to when it starts over (SQLite leaves it at
+its largest otherwise)."""
+
+
 def connect(
     path: Path, *, synchronous: Literal["FULL", "NORMAL"], busy_timeout_ms: int = 5000,
-    autocheckpoint: bool = True,
+    checkpointer: bool = False, backstop_pages: int = BACKSTOP_PAGES,
 ) -> sqlite3.Connection:
-    """A connection in WAL mode. ``autocheckpoint=False`` for a writer whose
-    file has a :class:`Checkpointer`: its commits then never run a checkpoint."""
+    """A connection in WAL mode. ``checkpointer=True`` for the writer of a
+    file a :class:`Checkpointer` looks after: its commits checkpoint only
+    past ``backstop_pages`` (instead of SQLite's 1,000)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-    if not autocheckpoint:
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+    if checkpointer:
+        conn.execute(f"PRAGMA wal_autocheckpoint={int(backstop_pages)}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     return conn
 
 
 CHECKPOINT_EVERY_S = 0.5
+FAILURE_LOG_EVERY_S = 60.0
 
 
 class Checkpointer:
@@ -50,10 +63,16 @@ class Checkpointer:
     and fsyncs it, and every request waiting on it (a webhook's 200) waits
     ~100 ms longer about once a second under load. A PASSIVE checkpoint
     from another connection copies the same pages while the writer goes on
-    appending (it takes no write lock and never waits for readers); the WAL
-    starts over at its beginning at the first commit after a checkpoint
-    that copied everything, as with the automatic one. Writers of this file
-    connect with ``autocheckpoint=False``."""
+    appending (it takes no write lock and never waits for readers).
+
+    The WAL starts over at its beginning only at a commit that finds every
+    frame copied, which a checkpoint racing a steady stream of commits never
+    leaves. So the writer keeps an automatic checkpoint as a backstop, at
+    :data:`BACKSTOP_PAGES` (``connect(checkpointer=True)``): by then this
+    thread has copied nearly everything, the writer's checkpoint copies the
+    rest (little: a short stall every ~40 MB of WAL, not ~100 ms every 4
+    MB), and the WAL starts over and is cut back to
+    :data:`WAL_SIZE_LIMIT`."""
 
     def __init__(self, path: Path, *, synchronous: Literal["FULL", "NORMAL"],
                  every_s: float = CHECKPOINT_EVERY_S) -> None:
@@ -63,6 +82,8 @@ class Checkpointer:
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self.checkpoints = 0
+        self.failures = 0
+        self._failure_logged = float("-inf")
         self._thread = threading.Thread(target=self._run, name=f"checkpoint-{path.stem}",
                                         daemon=True)
         self._thread.start()
@@ -86,15 +107,22 @@ class Checkpointer:
                 conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
-        """One PASSIVE checkpoint; the connection to use next time."""
+        """One PASSIVE checkpoint; the connection to use next time (a fresh
+        one after a failure)."""
         try:
             if conn is None:
                 conn = connect(self._path, synchronous=self._synchronous)
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as error:  # the next commit asks again; the WAL keeps all
-            log.warning("checkpoint failed", extra={"file": self._path.name,
-                                                    "error": repr(error)})
-            return conn
+            self.failures += 1
+            now = time.monotonic()
+            if now - self._failure_logged >= FAILURE_LOG_EVERY_S:
+                self._failure_logged = now
+                log.warning("checkpoint failed", extra={
+                    "file": self._path.name, "error": repr(error), "failures": self.failures})
+            if conn is not None:
+                conn.close()
+            return None
         self.checkpoints += 1
         return conn
 

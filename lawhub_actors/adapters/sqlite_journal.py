@@ -115,7 +115,7 @@ class Journal:
         self._readers = Readers(path, synchronous="FULL")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(path, synchronous="FULL", busy_timeout_ms=busy_timeout_ms,
-                               autocheckpoint=False)
+                               checkpointer=True)
         self._writer.executescript(_SCHEMA)
         self._checkpointer = Checkpointer(path, synchronous="FULL")
         row = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()

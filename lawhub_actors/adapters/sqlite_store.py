@@ -81,7 +81,7 @@ class Store:
         self._sealer = sealer
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = connect(path, synchronous="NORMAL", autocheckpoint=False)
+        self._writer = connect(path, synchronous="NORMAL", checkpointer=True)
         self._writer.executescript(SCHEMA + OUTBOUND_SCHEMA)
         self._checkpointer = Checkpointer(path, synchronous="NORMAL")
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -178,6 +178,6 @@ class Store:
         if self._thread.is_alive():
             self._queue.put(STOP)
             self._thread.join(10)
-            self._checkpointer.close()
             self._writer.close()
+        self._checkpointer.close()
         self._readers.close()
