@@ -137,12 +137,15 @@ PHONE_PATTERN = re.compile(r"\+?\(?\d(?:[ \-()]{0,2}\d){7,}")
 MIN_SECRET_LENGTH = 6
 
 CREDENTIAL_PATTERN = re.compile(
-    r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"
-    r"|((?:^|[?&;\s\\'\"])(?:hub\.verify_token|verify_token|access_token|api_token|token"
-    r"|app_secret|secret|password|signature)=)[^&;\s'\"\\]+"
+    r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(\bauthorization[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+(?:\s+[^\s\"',]+)?"
+    r"|((?<![A-Za-z0-9])(?:[a-z_.]*_)?(?:token|secret|password|signature)"
+    r"(?:[\"']?\s*[:=]\s*[\"']?|%3D))[^&;\s'\"\\,}]+"
 )
-"""A credential in free text: an ``Authorization`` scheme's token, or the
-value of a query or form parameter named like a credential."""
+"""A credential in free text: a bearer token, an ``Authorization`` header's
+value (any scheme), or the value of a parameter or key named like a
+credential (``token=``, ``hub.verify_token=``, ``client_secret=``,
+``'access_token': '...'``, ``"password":"..."``, ``token%3D...``)."""
 
 REPEAT_WINDOW_S = 10.0
 REPEATS_PER_WINDOW = 5
@@ -210,7 +213,7 @@ def scrub(text: str, *, phones: bool = True) -> str:
 
 
 def _credential(match: re.Match[str]) -> str:
-    return f"{match.group(1) or match.group(2)}{REDACTED}"
+    return f"{match.group(1) or match.group(2) or match.group(3)}{REDACTED}"
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -365,14 +368,14 @@ class RepeatLimiter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(OWN_LOGGERS):
             return True
-        key = (record.name, str(record.msg))
+        key = (record.name, _shape(record.msg))
         now = self._clock()
         with self._lock:
             window = self._windows.get(key)
             if window is None or now - window[0] >= self._window_s:
                 left_out = int(window[2]) if window is not None else 0
-                if len(self._windows) > 1000:  # keys are templates: few; never unbounded
-                    self._windows.clear()
+                if len(self._windows) > MAX_SHAPES:
+                    self._forget(now)
                 self._windows[key] = [now, 1, 0]
                 if left_out:
                     record.suppressed = left_out
@@ -382,3 +385,21 @@ class RepeatLimiter(logging.Filter):
                 return True
             window[2] += 1
             return False
+
+    def _forget(self, now: float) -> None:
+        """Drop the windows that have ended (their counts are lost: the lines
+        they left out are not reported), all of them if none has."""
+        ended = [key for key, window in self._windows.items() if now - window[0] >= self._window_s]
+        for key in ended or list(self._windows):
+            del self._windows[key]
+
+
+MAX_SHAPES = 1000
+_VARYING = re.compile(r"0x[0-9a-fA-F]+|\d+")
+
+
+def _shape(message: object) -> str:
+    """A message's first line with its numbers and addresses blanked: asyncio
+    writes each connection's repr (fd, addresses) into the same complaint."""
+    first = str(message).split("\n", 1)[0]
+    return _VARYING.sub("#", first)[:200]

@@ -210,8 +210,15 @@ def test_a_short_secret_is_redacted_as_a_whole_word_only() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("Authorization: Bearer tok_live.AbC-123/x=", "Authorization: Bearer [redacted]"),
-    ("authorization: basic dXNlcjpwYXNz", "authorization: basic [redacted]"),
+    ("Authorization: Bearer tok_live.AbC-123/x=", "Authorization: [redacted]"),
+    ("retrying with Bearer tok_live.AbC-123/x= now", "retrying with Bearer [redacted] now"),
+    ("authorization: basic dXNlcjpwYXNz", "authorization: [redacted]"),
+    ("{'Authorization': 'Basic dXNlcjpwYXNz', 'X': 1}", "{'Authorization': '[redacted]', 'X': 1}"),
+    ("{'access_token': 'EAABsecret', 'n': 1}", "{'access_token': '[redacted]', 'n': 1}"),
+    ('{"access_token":"EAABsecret","n":1}', '{"access_token":"[redacted]","n":1}'),
+    ("client_secret=abc&fb_exchange_token=def", "client_secret=[redacted]&fb_exchange_token=[redacted]"),
+    ("/x?token%3Dabc123", "/x?token%3D[redacted]"),
+    ("a basic configuration error", "a basic configuration error"),
     ("GET /ws?since=3&token=t0k3n HTTP/1.1", "GET /ws?since=3&token=[redacted] HTTP/1.1"),
     ("/webhook?hub.mode=subscribe&hub.verify_token=v&hub.challenge=1",
      "/webhook?hub.mode=subscribe&hub.verify_token=[redacted]&hub.challenge=1"),
@@ -353,3 +360,15 @@ def test_no_phone_like_digit_run_survives_redaction(before: str, phone: str, aft
 
     assert phone.strip(" -") not in out
     assert logs.PHONE_PATTERN.search(out) is None
+
+
+def test_a_line_per_connection_from_asyncio_counts_as_one_line() -> None:
+    limiter = logs.RepeatLimiter(per_window=2, window_s=10.0, clock=lambda: 0.0)
+
+    def record(fd: int) -> logging.LogRecord:
+        message = (f"Fatal read error on socket transport\nprotocol: <Guarded object at "
+                   f"0x7f{fd:08x}>\ntransport: <_SelectorSocketTransport fd={fd}>")
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, (), None)
+
+    assert [limiter.filter(record(fd)) for fd in range(10, 15)] == [True, True, False, False,
+                                                                    False]
