@@ -10,12 +10,20 @@ phone numbers — by its type and size.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
-KEPT = frozenset({"error", "field", "waba_id", "tenant", "index", "dedupe_key", "unstorable"})
+KEPT = frozenset({"field", "waba_id", "tenant", "index", "dedupe_key"})
 """Keys whose values are our own words or Meta's ids: shown as they are."""
+
+ERRORS = frozenset({"error", "unstorable"})
+"""Keys holding an error as ``"ExceptionName: message"``: only the name is
+shown (an exception's message may quote its input, a client's words);
+an error of ours without a name (a payload's refusal) is shown whole."""
+
+_ERROR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")
 
 _MESSAGE_IDS = ("id", "type", "timestamp")
 _STATUS_IDS = ("id", "status", "timestamp")
@@ -71,6 +79,9 @@ def for_operators(data: Any) -> dict[str, Any]:
     for key, value in data.items():
         if key in KEPT and isinstance(value, str | int | float | bool | type(None)):
             view[key] = value
+        elif key in ERRORS and isinstance(value, str):
+            named = _ERROR_NAME.match(value)
+            view[key] = named.group(1) if named else value
         elif key == "change":
             view[key] = _change(value)
         else:

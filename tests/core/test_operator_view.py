@@ -33,9 +33,16 @@ def test_no_text_name_or_number_of_the_client_is_shown() -> None:
         assert private not in shown
 
 
-def test_our_own_errors_and_ids_are_shown_as_they_are() -> None:
-    data = {"dedupe_key": "wamid.poison", "error": "OverflowError('too big')", "index": 3}
-    assert for_operators(data) == data
+def test_ids_are_shown_as_they_are_and_an_exception_by_its_name_only() -> None:
+    data = {"dedupe_key": "wamid.poison", "index": 3,
+            "error": "ValueError: invalid literal for int() with base 10: 'Halo, Ibu Siti'"}
+    assert for_operators(data) == {"dedupe_key": "wamid.poison", "index": 3,
+                                   "error": "ValueError"}
+
+
+def test_an_error_of_ours_without_an_exception_name_is_shown_whole() -> None:
+    assert for_operators({"error": "the body is not a JSON object"}) == {
+        "error": "the body is not a JSON object"}
 
 
 def test_anything_else_is_replaced_by_its_kind_and_size() -> None:
@@ -64,5 +71,6 @@ def test_a_secret_word_anywhere_outside_the_kept_keys_never_shows(data: dict, wo
                                          "contacts": [{"profile": {"name": word}}]}}}
     kept = {k: v for k, v in data.items() if k in {"error", "field", "waba_id", "tenant",
                                                    "index", "dedupe_key", "unstorable"}}
+    # (an error without an exception's name is ours, shown whole: the kept keys)
     shown = for_operators(data)
     assert word not in orjson.dumps({k: v for k, v in shown.items() if k not in kept}).decode()
