@@ -113,7 +113,7 @@ def generator_first() -> Iterator[str]:
     try:
         os.setpriority(os.PRIO_PROCESS, 0, GENERATOR_NICE)
     except OSError:
-        yield f"load generator at nice {before} (not allowed more), servers at 0"
+        yield f"load generator and servers at nice {before} (raising it is not allowed)"
         return
     try:
         yield f"load generator at nice {GENERATOR_NICE}, servers at 0"
@@ -122,10 +122,11 @@ def generator_first() -> Iterator[str]:
 
 
 def _at_nice_0(command: Sequence[str]) -> list[str]:
-    """``command`` run at nice 0 whatever this thread's (``nice`` execs it:
-    the process's id is the command's)."""
+    """``command`` run at nice 0 when this thread runs ahead of it
+    (:func:`generator_first`; ``nice`` execs it: the process's id is the
+    command's); as this thread otherwise (lowering is all one may do)."""
     mine = os.getpriority(os.PRIO_PROCESS, 0)
-    return ["nice", "-n", str(-mine), *command] if mine else list(command)
+    return ["nice", "-n", str(-mine), *command] if mine < 0 else list(command)
 
 
 @contextlib.contextmanager

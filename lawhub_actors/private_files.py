@@ -43,7 +43,10 @@ def make_private(data_dir: Path, *, limit: int = 20) -> list[Open]:
         data_dir.mkdir(mode=DIR_MODE, parents=True)
         data_dir.chmod(DIR_MODE)  # mkdir's mode passes through the umask of a parent's making
     found: list[Open] = []
-    for path in (data_dir, *sorted(data_dir.iterdir())):
+    mode = data_dir.stat().st_mode  # the directory itself, through a symlink
+    if mode & 0o077:
+        found.append(Open(data_dir, mode))
+    for path in sorted(data_dir.iterdir()):
         if len(found) >= limit:
             break
         try:

@@ -101,8 +101,8 @@ class Subscriber:
     def __init__(self, tenant: str | None, size: int, max_bytes: int = 8 * 1024 * 1024,
                  send_timeout_s: float = 20.0) -> None:
         self.tenant = tenant
-        self.send_timeout_s = send_timeout_s
         """The tenant whose events it gets; ``None``: every tenant's."""
+        self.send_timeout_s = send_timeout_s
         self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue(size)
         self.queued_bytes = 0
         self._max_bytes = max_bytes

@@ -74,12 +74,12 @@ PARTIAL_LINE_S = 2.0
 PASS_TIMEOUT_S = 5.0
 """How long a connection may wait for room to be passed to the main process."""
 ACCEPT_PAUSE_S = 1.0
+"""Pause after a failed ``accept`` (as asyncio's servers do)."""
 ACCEPT_BATCH = 256
 """Connections accepted per wake-up (asyncio's servers take their backlog's
 worth): one per wake-up cannot keep up with a flood, and once the listening
 backlog is full the kernel drops new SYNs, which their senders retry only a
 second later."""
-"""Pause after a failed ``accept`` (as asyncio's servers do)."""
 CONTROL_SNDBUF = 4 * 1024 * 1024
 """The control pair's send buffer: room for a main process busy a while."""
 STATS_EVERY_S = 0.25

@@ -25,8 +25,9 @@ def _customer(value: str) -> str:
 CustomerId = Annotated[str, AfterValidator(_customer)]
 
 Line = Annotated[str, StringConstraints(min_length=1, max_length=200,
-                                        pattern=r"^[^\x00-\x1f\x7f]+$")]
-"""One line of free text: no control characters (a newline included)."""
+                                        pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")]
+"""One line of free text: no control characters and no line separators
+(``\n``, ``\x85``, U+2028, U+2029)."""
 
 
 class _Body(BaseModel):
