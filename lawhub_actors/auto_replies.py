@@ -47,7 +47,7 @@ def answer(tx: Tx, settings: Settings, tenant: str, phone_number_id: str, *, cus
     admitted: list[tuple[str, str]] = []
     for reply in due(rules=rules, hours=_hours(config), tenant=tenant, customer=customer,
                      wamid=wamid, new_lead=new_lead, urgent=urgent, at_epoch_s=float(at)):
-        if not tx.audit(reply.key, tenant, "auto_reply", customer,
+        if not tx.audit(reply.key, tenant, "auto_reply", tx.ref(tenant, customer),
                         {"rule": reply.rule.value, "wamid": wamid}):
             continue  # sent (or refused) once already
         content = getattr(config, reply.rule.value).content()

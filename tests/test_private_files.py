@@ -64,7 +64,7 @@ def test_an_existing_dir_or_file_open_to_others_is_reported_and_left_as_it_is(
     assert _mode(tmp_path / "lawhub.sqlite3") == 0o644
 
 
-def test_the_real_process_makes_every_file_its_owners_and_warns_of_a_wide_data_dir(
+def test_the_real_process_keeps_every_file_its_owners_and_no_number_in_clear(
         tmp_path: Path, gateways: Gateways) -> None:  # noqa: F811
     data_dir = tmp_path / "var"
     data_dir.mkdir(mode=0o755)
@@ -85,3 +85,7 @@ def test_the_real_process_makes_every_file_its_owners_and_warns_of_a_wide_data_d
     assert any(p.name.endswith("-wal") for p in made)
     for path in made:
         assert _mode(path) == (0o700 if path.is_dir() else 0o600), path
+    assert gateway.stop() == 0
+    for path in data_dir.rglob("*"):  # the log included: no client's number in clear anywhere
+        if path.is_file():
+            assert customer.encode() not in path.read_bytes(), path

@@ -121,7 +121,8 @@ def record_intake(tx: Tx, result: Classification, *, tenant: str, customer: str,
         "confidence": result.confidence,
         "reasons": list(result.reasons),
     }
-    if tx.audit(intake_source(tenant, wamid), tenant, "intake", customer, data):
+    if tx.audit(intake_source(tenant, wamid), tenant, "intake", tx.ref(tenant, customer),
+                data):
         tx.emit(tenant, "intake.updated", data)
         if result.urgency in URGENT:
             tx.emit(tenant, "intake.urgent", data)

@@ -298,7 +298,7 @@ def take_up_unfinished(store: Store, registry: Registry) -> int:
     """Hand every message not yet sent nor dead to its worker, in accepted
     order; how many. Never blocks: a full queue leaves a message pending in
     the store, logged."""
-    unfinished = store.read(outbound_store.unfinished)
+    unfinished = store.read_tx(outbound_store.unfinished)
     for message_id, _tenant, recipient in unfinished:
         try:
             registry.tell(WORKERS_PATH, Send(message_id, recipient), key=recipient, wait=False)

@@ -254,7 +254,7 @@ class SessionShard(Actor):
     def _consent(self, tx: Tx, customer: str, current: consent.ConsentState,
                  change: consent.ConsentChange, *, source: str, via: str) -> None:
         new_state, changed = consent.apply(current, change)
-        if changed and tx.audit(source, self._tenant, "consent", customer, {
+        if changed and tx.audit(source, self._tenant, "consent", tx.ref(self._tenant, customer), {
             "from": current.value, "to": new_state.value, "via": via,
         }):
             tx.set_consent(self._tenant, customer, new_state.value)

@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS outbound (
     id TEXT PRIMARY KEY,                -- = messages.id (the sealed content lives there)
     tenant TEXT NOT NULL,
     phone_number_id TEXT NOT NULL,
-    recipient TEXT NOT NULL,
+    recipient TEXT NOT NULL,            -- the customer's ref (a keyed hash), never the number
+    key_id TEXT,
+    number BLOB,                        -- sealed: the recipient's number, for Meta
     client_ref TEXT,                    -- the caller's: a repeat returns the same id
     state TEXT NOT NULL,                -- pending | sending | sent | unknown | dead | discarded
     attempts INTEGER NOT NULL DEFAULT 0,

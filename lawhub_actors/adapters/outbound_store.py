@@ -19,6 +19,9 @@ from lawhub_actors.core.status import DeliveryState
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
+    """An outbound message; ``recipient`` is the number (opened from its
+    sealed copy: the row keys it by its ref only)."""
+
     id: str
     tenant: str
     phone_number_id: str
@@ -37,13 +40,14 @@ def find_by_client_ref(tx: Tx, tenant: str, client_ref: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def tier_usage(tx: Tx, phone_number_id: str, recipient: str, since: float) -> tuple[int, bool]:
+def tier_usage(tx: Tx, phone_number_id: str, recipient_ref: str,
+               since: float) -> tuple[int, bool]:
     """Unique users reached by business-initiated messages of the number since
-    ``since``, and whether ``recipient`` is one of them."""
+    ``since``, and whether the one keyed ``recipient_ref`` is one of them."""
     row = tx.conn.execute(
         "SELECT COUNT(DISTINCT recipient), MAX(recipient = ?) FROM outbound"
         " WHERE phone_number_id=? AND business_initiated=1 AND accepted_at >= ?",
-        (recipient, phone_number_id, since),
+        (recipient_ref, phone_number_id, since),
     ).fetchone()
     return int(row[0]), bool(row[1])
 
@@ -58,28 +62,40 @@ def insert(
         status="pending", content=content, sent_at=None, journal_seq=None,
     )
     assert message_id is not None  # no wamid yet: never a duplicate
+    key_id, number = tx.seal(tenant, recipient, number_aad(tenant, message_id))
     tx.conn.execute(
-        "INSERT INTO outbound (id, tenant, phone_number_id, recipient, client_ref, state,"
-        " automatic, business_initiated, accepted_at)"
-        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-        (message_id, tenant, phone_number_id, recipient, client_ref, int(automatic),
-         int(business_initiated), tx.now),
+        "INSERT INTO outbound (id, tenant, phone_number_id, recipient, key_id, number,"
+        " client_ref, state, automatic, business_initiated, accepted_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        (message_id, tenant, phone_number_id, tx.ref(tenant, recipient), key_id, number,
+         client_ref, int(automatic), int(business_initiated), tx.now),
     )
     return message_id
 
 
+def number_aad(tenant: str, message_id: str) -> str:
+    """What binds a sealed recipient number to its outbound row."""
+    return f"outbound:{tenant}:{message_id}"
+
+
+def _number(tx: Tx, tenant: str, message_id: str, key_id: str, number: bytes) -> str:
+    """The recipient's number, opened from its sealed copy."""
+    return str(tx.unseal(tenant, key_id, number, number_aad(tenant, message_id)))
+
+
 def load(tx: Tx, message_id: str) -> Outbound | None:
     row = tx.conn.execute(
-        "SELECT o.tenant, o.phone_number_id, o.recipient, o.state, o.attempts, o.automatic,"
-        " m.wamid FROM outbound o JOIN messages m ON m.id = o.id WHERE o.id=?",
+        "SELECT o.tenant, o.phone_number_id, o.key_id, o.number, o.state, o.attempts,"
+        " o.automatic, m.wamid FROM outbound o JOIN messages m ON m.id = o.id WHERE o.id=?",
         (message_id,),
     ).fetchone()
     if row is None:
         return None
-    tenant, phone_number_id, recipient, state, attempts, automatic, wamid = row
+    tenant, phone_number_id, key_id, number, state, attempts, automatic, wamid = row
     content = tx.message_content(tenant, message_id)
     assert content is not None
-    return Outbound(message_id, tenant, phone_number_id, recipient, state, int(attempts),
+    return Outbound(message_id, tenant, phone_number_id,
+                    _number(tx, tenant, message_id, key_id, number), state, int(attempts),
                     bool(automatic), content, wamid)
 
 
@@ -134,13 +150,14 @@ def outbound_of_callback(tx: Tx, tenant: str, callback: str | None) -> str | Non
 # -- reads ---------------------------------------------------------------------
 
 
-def unfinished(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
-    """(id, tenant, recipient) of every message not yet sent nor dead, in
-    the order they were accepted: what a (re)start must take up again."""
-    return [(str(i), str(t), str(r)) for i, t, r in conn.execute(
-        "SELECT id, tenant, recipient FROM outbound"
+def unfinished(tx: Tx) -> list[tuple[str, str, str]]:
+    """(id, tenant, recipient's number) of every message not yet sent nor
+    dead, in the order they were accepted: what a (re)start must take up
+    again."""
+    return [(str(i), str(t), _number(tx, t, i, k, n)) for i, t, k, n in tx.conn.execute(
+        "SELECT id, tenant, key_id, number FROM outbound"
         " WHERE state IN ('pending', 'sending', 'unknown') ORDER BY accepted_at, rowid"
-    )]
+    ).fetchall()]
 
 
 def unfinished_by_number(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
@@ -151,18 +168,20 @@ def unfinished_by_number(conn: sqlite3.Connection) -> dict[tuple[str, str], int]
     )}
 
 
-def describe(conn: sqlite3.Connection, tenant: str, message_id: str) -> dict[str, Any] | None:
+def describe(tx: Tx, tenant: str, message_id: str) -> dict[str, Any] | None:
     """One of the tenant's outbound messages with its status history (API)."""
+    conn = tx.conn
     row = conn.execute(
-        "SELECT o.phone_number_id, o.recipient, o.client_ref, o.state, o.attempts,"
+        "SELECT o.phone_number_id, o.key_id, o.number, o.client_ref, o.state, o.attempts,"
         " o.automatic, o.accepted_at, m.wamid, m.type, m.status, m.status_error"
         " FROM outbound o JOIN messages m ON m.id = o.id WHERE o.tenant=? AND o.id=?",
         (tenant, message_id),
     ).fetchone()
     if row is None:
         return None
-    (phone_number_id, recipient, client_ref, state, attempts, automatic, accepted_at,
+    (phone_number_id, key_id, number, client_ref, state, attempts, automatic, accepted_at,
      wamid, type_, status, status_error) = row
+    recipient = _number(tx, tenant, message_id, key_id, number)
     history: list[dict[str, Any]] = [{"status": "accepted", "at": accepted_at}]
     if wamid is not None:
         history += [
@@ -181,15 +200,18 @@ def describe(conn: sqlite3.Connection, tenant: str, message_id: str) -> dict[str
     }
 
 
-def dead_letters(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT d.id, d.tenant, d.at, d.reason, d.error, o.phone_number_id, o.recipient,"
-        " o.attempts FROM dlq d JOIN outbound o ON o.id = d.id ORDER BY d.at DESC LIMIT ?",
+def dead_letters(tx: Tx, limit: int = 200) -> list[dict[str, Any]]:
+    rows = tx.conn.execute(
+        "SELECT d.id, d.tenant, d.at, d.reason, d.error, o.phone_number_id, o.attempts,"
+        " o.key_id, o.number FROM dlq d JOIN outbound o ON o.id = d.id"
+        " ORDER BY d.at DESC LIMIT ?",
         (limit,),
     ).fetchall()
-    keys = ("id", "tenant", "at", "reason", "error", "phone_number_id", "to", "attempts")
     return [
-        {**dict(zip(keys, row, strict=True)),
-         "error": None if row[4] is None else orjson.loads(row[4])}
-        for row in rows
+        {"id": message_id, "tenant": tenant, "at": at, "reason": reason,
+         "error": None if error is None else orjson.loads(error),
+         "phone_number_id": phone_number_id,
+         "to": _number(tx, tenant, message_id, key_id, number), "attempts": attempts}
+        for message_id, tenant, at, reason, error, phone_number_id, attempts, key_id, number
+        in rows
     ]

@@ -38,6 +38,7 @@ from lawhub_actors.adapters.sqlite_common import (
     take_batch,
 )
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
+from lawhub_actors.adapters.store_migrations import migrate
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Sealer, Tx
 
@@ -83,6 +84,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(path, synchronous="NORMAL", checkpointer=True)
         self._writer.executescript(SCHEMA + OUTBOUND_SCHEMA)
+        migrate(self._writer, lambda conn: Tx(conn, sealer, clock()))
         self._checkpointer = Checkpointer(path, synchronous="NORMAL")
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._readers = Readers(path, synchronous="NORMAL")

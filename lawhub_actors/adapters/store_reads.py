@@ -43,7 +43,7 @@ def conversation(
         " ON x.tenant = m.tenant AND x.message_id = m.id"
         " WHERE m.tenant=? AND m.customer=? AND m.conv_seq < ?"
         " ORDER BY m.conv_seq DESC LIMIT ?",
-        (tenant, customer, before if before is not None else 2**62, limit),
+        (tenant, tx.ref(tenant, customer), before if before is not None else 2**62, limit),
     ).fetchall()
     return [
         StoredMessage(

@@ -35,6 +35,8 @@ class Sealer(Protocol):
 
     def open(self, tenant: str, key_id: str, blob: bytes, aad: bytes = b"") -> bytes: ...
 
+    def blind(self, tenant: str, value: str) -> str: ...
+
 
 class Tx:
     """One transaction: the operations a write composes. ``Store.read_tx``
@@ -54,32 +56,39 @@ class Tx:
         """What :meth:`seal` sealed with ``aad``, opened."""
         return orjson.loads(self._sealer.open(tenant, key_id, blob, aad.encode()))
 
+    def ref(self, tenant: str, customer: str) -> str:
+        """What the store keys ``customer`` (a number, a BSUID) by: a keyed
+        hash, never the number itself (``Keyring.blind``)."""
+        return str(self._sealer.blind(tenant, customer))
+
     def customer(self, tenant: str, customer: str) -> Customer | None:
         row = self.conn.execute(
             "SELECT kind, consent, last_inbound_at FROM customers WHERE tenant=? AND customer=?",
-            (tenant, customer),
+            (tenant, self.ref(tenant, customer)),
         ).fetchone()
         return None if row is None else Customer(tenant, customer, row[0], row[1], row[2])
 
     def add_lead(self, tenant: str, customer: str, profile_name: str | None) -> None:
-        key_id, blob = self.seal(tenant, {"name": profile_name}, f"customer:{tenant}:{customer}")
+        ref = self.ref(tenant, customer)
+        key_id, blob = self.seal(tenant, {"name": profile_name, "number": customer},
+                                 f"customer:{tenant}:{ref}")
         self.conn.execute(
             "INSERT INTO customers (tenant, customer, kind, consent, created_at, key_id, profile)"
             " VALUES (?, ?, 'lead', 'unknown', ?, ?, ?)",
-            (tenant, customer, self.now, key_id, blob),
+            (tenant, ref, self.now, key_id, blob),
         )
 
     def touch_window(self, tenant: str, customer: str, at: float) -> None:
         self.conn.execute(
             "UPDATE customers SET last_inbound_at = MAX(COALESCE(last_inbound_at, 0), ?)"
             " WHERE tenant=? AND customer=?",
-            (at, tenant, customer),
+            (at, tenant, self.ref(tenant, customer)),
         )
 
     def set_consent(self, tenant: str, customer: str, consent: str) -> None:
         self.conn.execute(
             "UPDATE customers SET consent=? WHERE tenant=? AND customer=?",
-            (consent, tenant, customer),
+            (consent, tenant, self.ref(tenant, customer)),
         )
 
     def insert_message(
@@ -90,16 +99,17 @@ class Tx:
         if wamid is not None and self.message_id(tenant, wamid) is not None:
             return None
         message_id = uuid.uuid4().hex
+        ref = self.ref(tenant, customer)
         (last,) = self.conn.execute(
             "SELECT COALESCE(MAX(conv_seq), 0) FROM messages WHERE tenant=? AND customer=?",
-            (tenant, customer),
+            (tenant, ref),
         ).fetchone()
         key_id, blob = self.seal(tenant, content, f"message:{tenant}:{message_id}")
         self.conn.execute(
             "INSERT INTO messages (id, tenant, customer, conv_seq, direction, wamid, type, status,"
             " created_at, sent_at, journal_seq, key_id, content)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (message_id, tenant, customer, last + 1, direction, wamid, type_, status, self.now,
+            (message_id, tenant, ref, last + 1, direction, wamid, type_, status, self.now,
              sent_at, journal_seq, key_id, blob),
         )
         return message_id

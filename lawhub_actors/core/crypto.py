@@ -42,6 +42,8 @@ Randomness (nonces, stream prefixes) comes from ``nonce_source``, default
 
 from __future__ import annotations
 
+import base64
+import hmac
 import itertools
 import os
 import re
@@ -63,6 +65,9 @@ DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
 _HEADER = struct.Struct(">4sII8s")
 _MAX_FRAMES = 2**32
+BLIND_PREFIX = "h."
+"""What every :meth:`Keyring.blind` value starts with (no customer key does)."""
+
 _KEY_ID = re.compile(r"v(0|[1-9][0-9]{0,9})")
 
 
@@ -124,6 +129,7 @@ class Keyring:
         self._current = current
         self._nonce_source = nonce_source
         self._cache: dict[tuple[str, int], AESGCM] = {}
+        self._blind_keys: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"Keyring(versions={sorted(self._masters)}, current={self._current})"
@@ -159,6 +165,25 @@ class Keyring:
         if len(value) != n:
             raise ValueError(f"nonce source returned {len(value)} bytes, wanted {n}")
         return value
+
+    # -- lookups by a keyed hash ----------------------------------------------
+
+    def blind(self, tenant: str, value: str) -> str:
+        """A stable keyed hash of ``value`` for ``tenant`` (``"h."`` and 32
+        base32 letters): what the store keys a customer by, so the database
+        alone reveals no client's number, and one person's refs at two firms
+        cannot be linked. Its key comes from the *oldest* master key version,
+        so it stays the same across rotations: keep that version for as long
+        as the data it keys exists (as for opening old data)."""
+        if not tenant:
+            raise ValueError("tenant must not be empty")
+        key = self._blind_keys.get(tenant)
+        if key is None:
+            info = b"lawhub/blind/" + tenant.encode()
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info)
+            key = self._blind_keys[tenant] = hkdf.derive(self._masters[min(self._masters)])
+        digest = hmac.digest(key, value.encode(), "sha256")
+        return BLIND_PREFIX + base64.b32encode(digest[:20]).decode().lower()
 
     # -- small values ---------------------------------------------------------
 

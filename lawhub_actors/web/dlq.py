@@ -35,7 +35,7 @@ async def listing(request: web.Request) -> web.Response:
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    entries = await asyncio.to_thread(request.app[STORE].read, outbound_store.dead_letters)
+    entries = await asyncio.to_thread(request.app[STORE].read_tx, outbound_store.dead_letters)
     return web.json_response({"entries": entries})
 
 

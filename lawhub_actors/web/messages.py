@@ -122,7 +122,7 @@ async def message(request: web.Request) -> web.Response:
         return tenant_refusal()
     message_id = request.match_info["id"]
     found = await asyncio.to_thread(
-        request.app[STORE].read, lambda conn: outbound_store.describe(conn, tenant, message_id)
+        request.app[STORE].read_tx, outbound_store.describe, tenant, message_id
     )
     if found is None:
         return error_response(404, "not_found", "no such message")
@@ -149,7 +149,7 @@ async def set_consent(request: web.Request) -> web.Response:
         current = consent.ConsentState(customer.consent) if customer else (
             consent.ConsentState.UNKNOWN)
         new, changed = consent.apply(current, change)
-        tx.audit(f"consent-api:{uuid.uuid4().hex}", tenant, "consent", wa_id, {
+        tx.audit(f"consent-api:{uuid.uuid4().hex}", tenant, "consent", tx.ref(tenant, wa_id), {
             "from": current.value, "to": new.value, "via": "api", "source": body.source,
         })
         if changed:

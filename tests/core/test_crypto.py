@@ -233,3 +233,30 @@ def test_a_stream_with_a_bad_chunk_size_is_refused(ring: Keyring) -> None:
 
 def test_sealed_is_a_small_value_object() -> None:
     assert Sealed("v1", b"x") == Sealed("v1", b"x")
+
+
+# -- blind: what the store keys a customer by ---------------------------------------
+
+
+def test_blind_is_stable_per_tenant_and_reveals_nothing_of_the_number(ring: Keyring) -> None:
+    ref = ring.blind("firm-a", "6281234500001")
+    assert ref == ring.blind("firm-a", "6281234500001")
+    assert ref.startswith("h.") and len(ref) == 34 and ref[2:].isalnum()
+    assert not any(ch.isdigit() and ch not in "234567" for ch in ref[2:])  # base32: no 0, 1, 8, 9
+    assert "6281234500001" not in ref
+    assert ring.blind("firm-b", "6281234500001") != ref  # one person at two firms: unlinkable
+    assert ring.blind("firm-a", "6281234500002") != ref
+
+
+def test_blind_survives_a_key_rotation_and_needs_the_key(ring: Keyring) -> None:
+    ref = ring.blind("firm-a", "6281234500001")
+    rotated = Keyring({1: K1, 2: K2}, current=2)
+    assert rotated.blind("firm-a", "6281234500001") == ref  # the oldest version keys it
+    assert Keyring({1: K2}, current=1).blind("firm-a", "6281234500001") != ref
+
+
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+@settings(max_examples=50)
+def test_blind_never_maps_two_customers_of_a_tenant_to_one_ref(a: str, b: str) -> None:
+    ring = Keyring({1: K1}, current=1)
+    assert (ring.blind("t", a) == ring.blind("t", b)) == (a == b)

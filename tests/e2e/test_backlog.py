@@ -54,12 +54,20 @@ async def _drained(client, timeout: float) -> None:
 
 
 def _stored_order(client) -> Posted:
+    """Each customer's stored inbound wamids in conversation order, by number
+    (the store keys customers by a keyed hash; their profile holds the number)."""
+    def numbers(tx) -> dict[tuple[str, str], str]:
+        return {(tenant, ref): tx.unseal(tenant, key_id, profile, f"customer:{tenant}:{ref}")[
+            "number"] for tenant, ref, key_id, profile in tx.conn.execute(
+            "SELECT tenant, customer, key_id, profile FROM customers")}
+
+    number_of = client.app[STORE].read_tx(numbers)
     with sqlite3.connect(client.app[STORE].path) as db:
         rows = db.execute("SELECT tenant, customer, wamid FROM messages"
                           " WHERE direction = 'in' ORDER BY tenant, customer, conv_seq").fetchall()
     stored: Posted = defaultdict(list)
-    for tenant, customer, wamid in rows:
-        stored[tenant, customer].append(wamid)
+    for tenant, ref, wamid in rows:
+        stored[tenant, number_of[tenant, ref]].append(wamid)
     return stored
 
 

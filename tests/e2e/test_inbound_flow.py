@@ -363,5 +363,5 @@ async def test_after_a_key_rotation_old_messages_still_open_and_new_ones_use_the
     assert [m["text"] for m in page["messages"]] == ["lama", "baru"]
     with sqlite3.connect(settings.storage.sqlite_path(tmp_path)) as db:
         key_ids = [row[0] for row in db.execute(
-            "SELECT key_id FROM messages WHERE customer=? ORDER BY conv_seq", (wa_id,))]
+            "SELECT key_id FROM messages WHERE tenant='firm-a' ORDER BY conv_seq")]
     assert key_ids == ["v1", "v2"]

@@ -47,8 +47,8 @@ async def test_a_slow_classification_parks_only_its_own_conversation(
     assert _received(feed, OTHER) == ["lain satu", "lain dua"]
     assert _received(feed, SLOW) == ["tunggu satu"]
     store = client.app[STORE]
-    stored = await asyncio.to_thread(
-        store.read, store_reads.count, "messages", tenant="firm-a", customer=SLOW)
+    stored = await asyncio.to_thread(store.read_tx, lambda tx: store_reads.count(
+        tx.conn, "messages", tenant="firm-a", customer=tx.ref("firm-a", SLOW)))
     assert stored == 1
 
     gate.set()
