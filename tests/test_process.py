@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import json
@@ -25,7 +26,7 @@ from lawhub_actors.settings import parse_text
 from lawhub_actors.web.app import EXIT_GAVE_UP, EXIT_OK, run
 from supervisors import Actor, ChildSpec, SupervisorFlags, Tree, supervisor_spec
 from tests import payloads
-from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, TENANT_TOKENS
+from tests.conftest import ADMIN_TOKEN, APP_SECRET, MASTER_KEY, REPO, TENANT_TOKENS
 from tests.e2e.outbound_helpers import Gateways, gateways  # noqa: F401 - fixture
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -138,7 +139,7 @@ def test_run_logs_why_and_exits_1_when_the_root_gives_up(
     store_file = parse_text(GIVES_UP_ON_FIRST_CRASH, str(config)).storage.sqlite_path(data_dir)
     # An earlier run's store, closed cleanly: everything is in the main file
     # (checkpointed, no WAL), none of it in the next process's page cache.
-    Store(store_file, Keyring({1: os.urandom(32)}, 1)).close()
+    Store(store_file, Keyring({1: base64.b64decode(MASTER_KEY)}, 1)).close()
     assert not store_file.with_name(store_file.name + "-wal").exists()
 
     gateway = gateways.start(data_dir, config)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from lawhub_actors.adapters.store_tx import Tx
+from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.core.status import DeliveryState
 
 
@@ -85,15 +85,16 @@ def _number(tx: Tx, tenant: str, message_id: str, key_id: str, number: bytes) ->
 
 def load(tx: Tx, message_id: str) -> Outbound | None:
     row = tx.conn.execute(
-        "SELECT o.tenant, o.phone_number_id, o.key_id, o.number, o.state, o.attempts,"
-        " o.automatic, m.wamid FROM outbound o JOIN messages m ON m.id = o.id WHERE o.id=?",
+        "SELECT tenant, phone_number_id, key_id, number, state, attempts, automatic"
+        " FROM outbound WHERE id=?",
         (message_id,),
     ).fetchone()
     if row is None:
         return None
-    tenant, phone_number_id, key_id, number, state, attempts, automatic, wamid = row
+    tenant, phone_number_id, key_id, number, state, attempts, automatic = row
     content = tx.message_content(tenant, message_id)
     assert content is not None
+    wamid = content.pop(WAMID, None)
     return Outbound(message_id, tenant, phone_number_id,
                     _number(tx, tenant, message_id, key_id, number), state, int(attempts),
                     bool(automatic), content, wamid)
@@ -180,15 +181,17 @@ def describe(tx: Tx, tenant: str, message_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     (phone_number_id, key_id, number, client_ref, state, attempts, automatic, accepted_at,
-     wamid, type_, status, status_error) = row
+     wamid_ref, type_, status, status_error) = row
     recipient = _number(tx, tenant, message_id, key_id, number)
+    content = tx.message_content(tenant, message_id) or {}
+    wamid = content.get(WAMID)
     history: list[dict[str, Any]] = [{"status": "accepted", "at": accepted_at}]
-    if wamid is not None:
+    if wamid_ref is not None:
         history += [
             {"status": status_, "at": float(at)}
             for status_, at in conn.execute(
                 "SELECT status, received_at FROM statuses WHERE tenant=? AND wamid=?"
-                " ORDER BY received_at", (tenant, wamid),
+                " ORDER BY received_at", (tenant, wamid_ref),
             )
         ]
     return {

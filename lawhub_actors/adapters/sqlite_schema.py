@@ -12,13 +12,13 @@ finds its rows already there. Sealed columns (``profile``, ``content``,
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
     tenant TEXT NOT NULL,
-    customer TEXT NOT NULL,
+    customer TEXT NOT NULL,             -- the customer's ref (Tx.ref), never the number
     kind TEXT NOT NULL,                 -- lead | client
     consent TEXT NOT NULL,              -- unknown | granted | opted_out
     created_at REAL NOT NULL,
     last_inbound_at REAL,
     key_id TEXT,
-    profile BLOB,                       -- sealed {"name": ...}
+    profile BLOB,                       -- sealed {"name": ..., "number": ...}
     PRIMARY KEY (tenant, customer)
 );
 CREATE TABLE IF NOT EXISTS messages (

@@ -38,7 +38,7 @@ from lawhub_actors.adapters.sqlite_common import (
     take_batch,
 )
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
-from lawhub_actors.adapters.store_migrations import migrate
+from lawhub_actors.adapters.store_migrations import check_refs, migrate
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Sealer, Tx
 
@@ -83,8 +83,13 @@ class Store:
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(path, synchronous="NORMAL", checkpointer=True)
-        self._writer.executescript(SCHEMA + OUTBOUND_SCHEMA)
-        migrate(self._writer, lambda conn: Tx(conn, sealer, clock()))
+        try:
+            self._writer.executescript(SCHEMA + OUTBOUND_SCHEMA)
+            migrate(self._writer, lambda conn: Tx(conn, sealer, clock()))
+            check_refs(self._writer, Tx(self._writer, sealer, clock()))
+        except BaseException:
+            self._writer.close()
+            raise
         self._checkpointer = Checkpointer(path, synchronous="NORMAL")
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._readers = Readers(path, synchronous="NORMAL")

@@ -10,7 +10,7 @@ import sqlite3
 from typing import Any
 
 from lawhub_actors.adapters.store_rows import FeedEvent, MediaRecord, StoredMessage
-from lawhub_actors.adapters.store_tx import OPERATORS, Tx
+from lawhub_actors.adapters.store_tx import OPERATORS, WAMID, Tx
 from lawhub_actors.core.operator_view import for_operators
 
 
@@ -45,15 +45,14 @@ def conversation(
         " ORDER BY m.conv_seq DESC LIMIT ?",
         (tenant, tx.ref(tenant, customer), before if before is not None else 2**62, limit),
     ).fetchall()
-    return [
-        StoredMessage(
-            message_id, customer, conv_seq, direction, wamid, type_, status, created_at,
-            tx.unseal(tenant, key_id, content, f"message:{tenant}:{message_id}"),
-            None if media[0] is None else MediaRecord(*media),
-        )
-        for message_id, conv_seq, direction, wamid, type_, status, created_at, key_id, content,
-        *media in reversed(rows)
-    ]
+    messages = []
+    for (message_id, conv_seq, direction, _wamid_ref, type_, status, created_at, key_id, sealed,
+         *media) in reversed(rows):
+        content = tx.unseal(tenant, key_id, sealed, f"message:{tenant}:{message_id}")
+        messages.append(StoredMessage(
+            message_id, customer, conv_seq, direction, content.get(WAMID), type_, status,
+            created_at, content, None if media[0] is None else MediaRecord(*media)))
+    return messages
 
 
 def quarantined(tx: Tx, limit: int = 100) -> list[dict[str, Any]]:

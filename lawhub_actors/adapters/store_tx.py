@@ -25,6 +25,10 @@ from lawhub_actors.adapters.store_rows import Customer, FeedEvent, MediaRecord
 from lawhub_actors.core.status import DeliveryState, Status, StatusError, merge, merge_all
 from lawhub_actors.core.status import parse as parse_status
 
+WAMID = "wamid"
+"""Where a message's content keeps Meta's id (sealed; the row has its ref:
+a wamid is the customer's number in base64 and more)."""
+
 OPERATORS = "_operators"
 """The key space of what belongs to no tenant (quarantined webhook data,
 operators' audit entries)."""
@@ -98,6 +102,8 @@ class Tx:
         """Our id for the new message; ``None`` when ``wamid`` is already stored."""
         if wamid is not None and self.message_id(tenant, wamid) is not None:
             return None
+        if wamid is not None:
+            content = {**content, WAMID: wamid}
         message_id = uuid.uuid4().hex
         ref = self.ref(tenant, customer)
         (last,) = self.conn.execute(
@@ -109,14 +115,15 @@ class Tx:
             "INSERT INTO messages (id, tenant, customer, conv_seq, direction, wamid, type, status,"
             " created_at, sent_at, journal_seq, key_id, content)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (message_id, tenant, ref, last + 1, direction, wamid, type_, status, self.now,
+            (message_id, tenant, ref, last + 1, direction,
+             None if wamid is None else self.ref(tenant, wamid), type_, status, self.now,
              sent_at, journal_seq, key_id, blob),
         )
         return message_id
 
     def message_id(self, tenant: str, wamid: str) -> str | None:
         row = self.conn.execute(
-            "SELECT id FROM messages WHERE tenant=? AND wamid=?", (tenant, wamid)
+            "SELECT id FROM messages WHERE tenant=? AND wamid=?", (tenant, self.ref(tenant, wamid))
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -126,7 +133,7 @@ class Tx:
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO statuses (tenant, wamid, status, at, received_at, key_id, raw)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tenant, wamid, status, at, self.now, key_id, blob),
+            (tenant, self.ref(tenant, wamid), status, at, self.now, key_id, blob),
         )
         return cursor.rowcount == 1
 
@@ -139,7 +146,7 @@ class Tx:
         row = self.conn.execute(
             "SELECT id, status, status_error FROM messages"
             " WHERE tenant=? AND wamid=? AND direction='out'",
-            (tenant, wamid),
+            (tenant, self.ref(tenant, wamid)),
         ).fetchone()
         if row is None:
             return None
@@ -159,12 +166,17 @@ class Tx:
         ).fetchone()
         if row is None:
             raise KeyError(message_id)
-        self.conn.execute("UPDATE messages SET wamid=? WHERE id=?", (wamid, message_id))
+        content = self.message_content(tenant, message_id)
+        assert content is not None
+        key_id, blob = self.seal(tenant, {**content, WAMID: wamid},
+                                 f"message:{tenant}:{message_id}")
+        self.conn.execute("UPDATE messages SET wamid=?, key_id=?, content=? WHERE id=?",
+                          (self.ref(tenant, wamid), key_id, blob, message_id))
         parked = [
             state_from_status(self.unseal(tenant, key_id, raw, f"status:{tenant}:{wamid}:{status}"))
             for status, key_id, raw in self.conn.execute(
                 "SELECT status, key_id, raw FROM statuses WHERE tenant=? AND wamid=?",
-                (tenant, wamid),
+                (tenant, self.ref(tenant, wamid)),
             )
         ]
         current = DeliveryState(Status(row[0]), _error_from(row[1]))
@@ -181,7 +193,8 @@ class Tx:
         )
 
     def message_content(self, tenant: str, message_id: str) -> dict[str, Any] | None:
-        """A message's sealed content, opened."""
+        """A message's sealed content, opened (Meta's id under :data:`WAMID`
+        once known: the row keys it by its ref only)."""
         row = self.conn.execute(
             "SELECT key_id, content FROM messages WHERE tenant=? AND id=?", (tenant, message_id)
         ).fetchone()
@@ -192,12 +205,15 @@ class Tx:
         return content
 
     def audit(self, source: str, tenant: str, kind: str, subject: str, data: Any) -> bool:
-        """Whether the entry is new (``source`` makes replays no-ops)."""
-        key_id, blob = self.seal(tenant, data, f"audit:{source}")
+        """Whether the entry is new (``source`` makes replays no-ops; it is
+        kept as its ref: sources name customers and wamids, and a wamid
+        encodes the customer's number)."""
+        ref = self.ref(tenant, source)
+        key_id, blob = self.seal(tenant, data, f"audit:{ref}")
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO audit (source, tenant, at, kind, subject, key_id, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (source, tenant, self.now, kind, subject, key_id, blob),
+            (ref, tenant, self.now, kind, subject, key_id, blob),
         )
         return cursor.rowcount == 1
 

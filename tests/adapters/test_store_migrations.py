@@ -15,7 +15,8 @@ from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.core.crypto import Keyring
 
 NUMBER = "6281234500301"
-KEYRING = Keyring({1: os.urandom(32)}, 1)
+KEYRING_KEY = os.urandom(32)
+KEYRING = Keyring({1: KEYRING_KEY}, 1)
 OLD_OUTBOUND = """
 CREATE TABLE outbound (
     id TEXT PRIMARY KEY, tenant TEXT NOT NULL, phone_number_id TEXT NOT NULL,
@@ -65,14 +66,18 @@ def test_an_old_store_is_keyed_by_refs_at_open_and_loses_nothing(tmp_path: Path)
         assert customer is not None and customer.consent == "granted"
         sent = store.read_tx(outbound_store.load, "m3")
         assert sent is not None and sent.recipient == NUMBER
-        ref = KEYRING.blind("firm-a", NUMBER)
+        assert [m.wamid for m in messages] == ["wamid.m1", "wamid.m2", "wamid.m3"]
+        assert sent.wamid == "wamid.m3" and "wamid" not in sent.content
         assert store.read(lambda conn: conn.execute(
-            "SELECT subject FROM audit WHERE source='consent-1'").fetchone()[0]) == ref
-        assert store.read(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0]) == 2
+            "SELECT subject FROM audit WHERE source=?", (KEYRING.blind("firm-a", "consent-1"),)
+        ).fetchone()[0]) == KEYRING.blind("firm-a", NUMBER)
+        assert store.read(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0]) == 4
     finally:
         store.close()
     for name in os.listdir(tmp_path):
-        assert NUMBER.encode() not in (tmp_path / name).read_bytes(), name
+        kept = (tmp_path / name).read_bytes()
+        for clear in (NUMBER.encode(), b"wamid.m", b"consent-1"):
+            assert clear not in kept, (name, clear)
 
 
 def test_a_migrated_store_opens_again_unchanged(tmp_path: Path) -> None:
@@ -111,3 +116,16 @@ def test_a_new_store_keeps_no_number_in_clear(tmp_path: Path) -> None:
         store.close()
     for name in os.listdir(tmp_path):
         assert NUMBER.encode() not in (tmp_path / name).read_bytes(), name
+
+
+def test_a_store_refuses_to_open_with_another_key_for_its_refs(tmp_path: Path) -> None:
+    import pytest
+
+    from lawhub_actors.adapters.store_migrations import RefKeyChanged
+
+    path = tmp_path / "lawhub.sqlite3"
+    Store(path, KEYRING).close()
+    rotated = Keyring({1: KEYRING_KEY, 2: os.urandom(32)}, 2)
+    Store(path, rotated).close()  # the oldest version is kept: the same refs
+    with pytest.raises(RefKeyChanged, match="LAWHUB_RETIRED_MASTER_KEYS"):
+        Store(path, Keyring({2: os.urandom(32)}, 2))  # version 1 dropped: every ref would change

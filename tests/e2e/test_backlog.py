@@ -3,7 +3,6 @@ with no actor restarting, and no single input can wedge a stage."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from lawhub_actors.actors import dispatcher as dispatcher_module
 from lawhub_actors.adapters import store_reads
-from lawhub_actors.adapters.store_tx import Tx
+from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import JOURNAL, RUNTIME, STORE
@@ -55,20 +54,22 @@ async def _drained(client, timeout: float) -> None:
 
 def _stored_order(client) -> Posted:
     """Each customer's stored inbound wamids in conversation order, by number
-    (the store keys customers by a keyed hash; their profile holds the number)."""
-    def numbers(tx) -> dict[tuple[str, str], str]:
-        return {(tenant, ref): tx.unseal(tenant, key_id, profile, f"customer:{tenant}:{ref}")[
-            "number"] for tenant, ref, key_id, profile in tx.conn.execute(
-            "SELECT tenant, customer, key_id, profile FROM customers")}
+    (the store keys customers and wamids by keyed hashes; the profile holds
+    the number, the sealed content the wamid)."""
+    def read(tx) -> Posted:
+        number_of = {(tenant, ref): tx.unseal(tenant, key_id, profile,
+                                              f"customer:{tenant}:{ref}")["number"]
+                     for tenant, ref, key_id, profile in tx.conn.execute(
+                         "SELECT tenant, customer, key_id, profile FROM customers")}
+        stored: Posted = defaultdict(list)
+        for message_id, tenant, ref, key_id, content in tx.conn.execute(
+                "SELECT id, tenant, customer, key_id, content FROM messages"
+                " WHERE direction = 'in' ORDER BY tenant, customer, conv_seq"):
+            opened = tx.unseal(tenant, key_id, content, f"message:{tenant}:{message_id}")
+            stored[tenant, number_of[tenant, ref]].append(opened[WAMID])
+        return stored
 
-    number_of = client.app[STORE].read_tx(numbers)
-    with sqlite3.connect(client.app[STORE].path) as db:
-        rows = db.execute("SELECT tenant, customer, wamid FROM messages"
-                          " WHERE direction = 'in' ORDER BY tenant, customer, conv_seq").fetchall()
-    stored: Posted = defaultdict(list)
-    for tenant, ref, wamid in rows:
-        stored[tenant, number_of[tenant, ref]].append(wamid)
-    return stored
+    return client.app[STORE].read_tx(read)
 
 
 def _restarts(client) -> dict[str, int]:

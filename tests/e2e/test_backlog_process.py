@@ -4,6 +4,7 @@ no actor restarting and another firm never waiting behind the flood."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import time
@@ -12,10 +13,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from lawhub_actors.adapters.store_tx import WAMID
+from lawhub_actors.core.crypto import Keyring
 from lawhub_actors.simulator import traffic
-from tests.conftest import ADMIN_TOKEN, APP_SECRET
+from tests.conftest import ADMIN_TOKEN, APP_SECRET, MASTER_KEY
 from tests.e2e.outbound_helpers import NUMBER_A, Gateway, Gateways, gateways  # noqa: F401
 from tests.waits import until_sync
 
@@ -53,9 +57,17 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         return int(response.status)
 
 
+KEYRING = Keyring({1: base64.b64decode(MASTER_KEY)}, 1)
+
+
 def _stored(data_dir: Path) -> Counter[str]:
+    """Stored messages by wamid (kept sealed in their content: the row has a ref)."""
     with sqlite3.connect(data_dir / "lawhub.sqlite3", timeout=30) as db:
-        return Counter(row[0] for row in db.execute("SELECT wamid FROM messages"))
+        rows = db.execute("SELECT id, tenant, key_id, content FROM messages").fetchall()
+    return Counter(
+        orjson.loads(KEYRING.open(tenant, key_id, content,
+                                  f"message:{tenant}:{message_id}".encode()))[WAMID]
+        for message_id, tenant, key_id, content in rows)
 
 
 def _stored_count(data_dir: Path) -> int:
