@@ -43,6 +43,7 @@ Randomness (nonces, stream prefixes) comes from ``nonce_source``, default
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import itertools
 import os
@@ -65,6 +66,9 @@ DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
 _HEADER = struct.Struct(">4sII8s")
 _MAX_FRAMES = 2**32
+BLIND_CACHE = 65_536
+"""Refs :meth:`Keyring.blind` remembers (least recently used go first)."""
+
 BLIND_PREFIX = "h."
 """What every :meth:`Keyring.blind` value starts with (no customer key does)."""
 
@@ -130,6 +134,7 @@ class Keyring:
         self._nonce_source = nonce_source
         self._cache: dict[tuple[str, int], AESGCM] = {}
         self._blind_keys: dict[str, bytes] = {}
+        self._blind_cached = functools.lru_cache(maxsize=BLIND_CACHE)(self._blind)
 
     def __repr__(self) -> str:
         return f"Keyring(versions={sorted(self._masters)}, current={self._current})"
@@ -174,9 +179,14 @@ class Keyring:
         alone reveals no client's number, and one person's refs at two firms
         cannot be linked. Its key comes from the *oldest* master key version,
         so it stays the same across rotations: keep that version for as long
-        as the data it keys exists (as for opening old data)."""
+        as the data it keys exists (as for opening old data). The last
+        :data:`BLIND_CACHE` values are remembered: one message asks for its
+        customer's ref several times."""
         if not tenant:
             raise ValueError("tenant must not be empty")
+        return self._blind_cached(tenant, value)
+
+    def _blind(self, tenant: str, value: str) -> str:
         key = self._blind_keys.get(tenant)
         if key is None:
             info = b"lawhub/blind/" + tenant.encode()
