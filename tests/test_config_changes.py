@@ -49,3 +49,17 @@ def test_keys_read_at_start_are_refused_by_name_and_the_rest_pass() -> None:
 
     assert sorted(issue.key for issue in issues) == ["limits.send_in_flight", "server.port"]
     assert all("restart" in issue.reason for issue in issues)
+
+
+def test_connection_limits_and_the_ack_priority_are_read_only_at_start() -> None:
+    old = parse_text(BASE)
+    new = old.model_copy(update={"server": old.server.model_copy(update={
+        "max_connections": 5, "idle_timeout_s": 1.0, "headers_timeout_s": 1.0,
+        "body_timeout_s": 1.0, "ingest_nice": 0}),
+        "limits": old.limits.model_copy(update={"feed_send_timeout_s": 5.0})})
+
+    issues = restart_only(diff(old, new), "put")
+
+    assert sorted(issue.key for issue in issues) == [
+        "limits.feed_send_timeout_s", "server.body_timeout_s", "server.headers_timeout_s",
+        "server.idle_timeout_s", "server.ingest_nice", "server.max_connections"]

@@ -47,3 +47,25 @@ async def test_a_partial_request_line_is_given_up_after_a_bounded_time() -> None
     for sock in (connection, client, listener):
         sock.close()
 
+
+
+def test_the_ack_process_runs_ahead_of_the_actors_where_it_may() -> None:
+    import os
+    import threading
+
+    from lawhub_actors.web.ingest import ahead_of_processing
+
+    seen: list[tuple[bool, int, bool, int]] = []
+
+    def in_a_thread() -> None:  # Linux sets nice per thread: the test's own stays as it is
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        unchanged = ahead_of_processing(0), os.getpriority(os.PRIO_PROCESS, 0)
+        applied = ahead_of_processing(before - 3)
+        seen.append((*unchanged, applied, os.getpriority(os.PRIO_PROCESS, 0) - before))
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join(5)
+    [(zero_applied, _, applied, moved)] = seen
+    assert zero_applied
+    assert (applied, moved) == ((True, -3) if os.geteuid() == 0 else (False, 0))
