@@ -55,7 +55,7 @@ def test_connection_limits_and_the_ack_priority_are_read_only_at_start() -> None
     old = parse_text(BASE)
     new = old.model_copy(update={"server": old.server.model_copy(update={
         "max_connections": 5, "idle_timeout_s": 1.0, "headers_timeout_s": 1.0,
-        "body_timeout_s": 1.0, "ingest_nice": 0}),
+        "body_timeout_s": 1.0, "ingest_nice": -3}),
         "limits": old.limits.model_copy(update={"feed_send_timeout_s": 5.0})})
 
     issues = restart_only(diff(old, new), "put")
