@@ -80,7 +80,8 @@ def breaker_path(phone_number_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PairPermit:
-    """Ask: seconds until the recipient's pair-rate slot (reserved now)."""
+    """Ask: seconds until the recipient's pair-rate slot (reserved now); the
+    recipient by its ref (the limiter's state may live in Redis: no number)."""
 
     recipient: str
 
@@ -371,7 +372,8 @@ class OutboundWorker(Actor):
         if not allowed:
             self.context.tell_self_later(max(retry_after, 0.05), _Begin(message_id))
             return
-        wait = self._ask(limiter_path(message.phone_number_id), PairPermit(message.recipient))
+        wait = self._ask(limiter_path(message.phone_number_id),
+                         PairPermit(message.recipient_ref))
         if wait > 0:
             self.context.tell_self_later(wait, _PairSlot(message_id))
         else:

@@ -20,7 +20,7 @@ from lawhub_actors.core.status import DeliveryState
 @dataclass(frozen=True, slots=True)
 class Outbound:
     """An outbound message; ``recipient`` is the number (opened from its
-    sealed copy: the row keys it by its ref only)."""
+    sealed copy: the row keys it by ``recipient_ref`` only)."""
 
     id: str
     tenant: str
@@ -31,6 +31,7 @@ class Outbound:
     automatic: bool
     content: dict[str, Any]
     wamid: str | None
+    recipient_ref: str
 
 
 def find_by_client_ref(tx: Tx, tenant: str, client_ref: str) -> str | None:
@@ -85,19 +86,19 @@ def _number(tx: Tx, tenant: str, message_id: str, key_id: str, number: bytes) ->
 
 def load(tx: Tx, message_id: str) -> Outbound | None:
     row = tx.conn.execute(
-        "SELECT tenant, phone_number_id, key_id, number, state, attempts, automatic"
+        "SELECT tenant, phone_number_id, key_id, number, state, attempts, automatic, recipient"
         " FROM outbound WHERE id=?",
         (message_id,),
     ).fetchone()
     if row is None:
         return None
-    tenant, phone_number_id, key_id, number, state, attempts, automatic = row
+    tenant, phone_number_id, key_id, number, state, attempts, automatic, ref = row
     content = tx.message_content(tenant, message_id)
     assert content is not None
     wamid = content.pop(WAMID, None)
     return Outbound(message_id, tenant, phone_number_id,
                     _number(tx, tenant, message_id, key_id, number), state, int(attempts),
-                    bool(automatic), content, wamid)
+                    bool(automatic), content, wamid, ref)
 
 
 def set_state(tx: Tx, message_id: str, state: str, *, attempt: bool = False) -> None:

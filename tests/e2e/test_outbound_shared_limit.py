@@ -12,6 +12,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis
+import redis.asyncio
 
 from lawhub_actors.simulator.graph import GraphStandIn
 from tests.conftest import TENANT_TOKENS
@@ -105,10 +107,28 @@ def window_report(times: list[float]) -> str:
     return f"arrivals at {[round(t - inside[0], 3) for t in inside]} s"
 
 
+async def _pair_keys(redis_url: str, seen: set[str]) -> None:
+    """Every pair-rate key Redis holds while the sends go on (they expire)."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        while True:
+            seen.update(key.decode() for key in await client.keys("lawhub:gcra:pair:*"))
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
 async def test_two_gateways_sharing_a_number_through_redis_never_exceed_its_rate(
     tmp_path: Path, gateways: Gateways, meta: GraphStandIn, redis_url: str,  # noqa: F811
 ) -> None:
-    each = await two_gateways_send(tmp_path, gateways, meta, LAWHUB_REDIS_URL=redis_url)
+    seen: set[str] = set()
+    watching = asyncio.create_task(_pair_keys(redis_url, seen))
+    try:
+        each = await two_gateways_send(tmp_path, gateways, meta, LAWHUB_REDIS_URL=redis_url)
+    finally:
+        watching.cancel()
+    # the recipients' pair-rate state names each by its ref, never its number
+    assert seen and all("62815" not in key and ":h." in key for key in seen), sorted(seen)[:3]
     # sharp only if both sent at the same time: their spans overlap by most of their length
     overlap = min(max(t) for t in each) - max(min(t) for t in each)
     assert overlap >= PER_GATEWAY / RATE_MPS, f"the gateways overlapped {overlap:.2f} s only"
