@@ -13,6 +13,7 @@ from aiohttp import web
 from lawhub_actors.web.connections import Connections, Limits
 
 LIMITS = Limits(max_connections=3, idle_s=0.3, headers_s=0.3, body_s=0.3)
+BIG = 32 * 1024 * 1024
 
 
 class Server:
@@ -36,6 +37,9 @@ async def server() -> AsyncIterator[Server]:
     async def echo(request: web.Request) -> web.Response:
         return web.Response(body=await request.read())
 
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * BIG)
+
     async def busy(request: web.Request) -> web.Response:
         await release.wait()
         return web.Response(text="done")
@@ -44,6 +48,7 @@ async def server() -> AsyncIterator[Server]:
     app.router.add_get("/ok", ok)
     app.router.add_post("/echo", echo)
     app.router.add_get("/busy", busy)
+    app.router.add_get("/big", big)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     assert runner.server is not None
@@ -184,3 +189,17 @@ async def test_a_connection_whose_request_is_arriving_is_evicted_after_every_sil
     assert (await asyncio.wait_for(first.readuntil(b"ok"), 3)).startswith(b"HTTP/1.1 200")
     for _, other in (*silent, (first, writer)):
         other.close()
+
+
+async def test_a_slow_reader_of_a_big_answer_gets_all_of_it_past_the_idle_deadline(
+        server) -> None:
+    """The idle deadline runs once the handler returned, while the answer is
+    still being written; closing then must let the buffered answer out (a
+    graceful close, never an abort)."""
+    reader, writer = await server.open()
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await asyncio.sleep(1.0)  # past idle_s, the answer still in the server's buffers
+    answer = await _answer(reader, timeout=10)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"x" * 1000)
+    assert len(answer) > BIG
+    writer.close()
