@@ -39,6 +39,22 @@ async def _closing(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) ->
     return message
 
 
+async def _feed_client_that_stops_reading(host: str, port: int) -> asyncio.StreamWriter:
+    """A tenant's ``/ws`` client, upgraded, that reads nothing more (a small
+    receive buffer, so the server's sends soon wait); its writer, to close."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write((f"GET /ws?since=0 HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Authorization: {auth('firm-a')['Authorization']}\r\n\r\n").encode())
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    reader._transport.pause_reading()  # type: ignore[attr-defined]  # and reads no more
+    return writer
+
+
 # -- shutdown --------------------------------------------------------------------------
 
 
@@ -85,16 +101,7 @@ async def test_a_client_that_stopped_reading_does_not_hold_the_shutdown(settings
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    writer.write((f"GET /ws?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                  f"Authorization: {auth('firm-a')['Authorization']}\r\n\r\n").encode())
-    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
-    reader._transport.pause_reading()  # type: ignore[attr-defined]  # and reads no more
+    writer = await _feed_client_that_stops_reading("127.0.0.1", port)
     hub = runner.app[FEED]  # type: ignore[union-attr]
     await until(lambda: hub.count() == 1, timeout=5)
     big = "x" * 65536
@@ -203,16 +210,7 @@ async def test_a_client_that_stopped_reading_is_dropped_after_the_send_timeout(
         "\n[limits]\nfeed_send_timeout_s = 0.5\n")
     client = await aiohttp_client(build_app(make_settings(config), secrets,
                                             on_give_up=lambda r: None))
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((client.server.host, client.server.port))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    writer.write((f"GET /ws?since=0 HTTP/1.1\r\nHost: {client.server.host}\r\n"
-                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                  f"Authorization: {auth('firm-a')['Authorization']}\r\n\r\n").encode())
-    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
-    reader._transport.pause_reading()  # type: ignore[attr-defined]  # and reads no more
+    writer = await _feed_client_that_stops_reading(client.server.host, client.server.port)
     hub = client.app[FEED]
     await until(lambda: hub.count() == 1, timeout=5)
     text = "x" * 60_000  # 120 of them: past the sockets' buffers, within the queue's 8 MiB
