@@ -134,9 +134,16 @@ class Connections:
         self.open += 1
         return True
 
-    def left(self, entry: Droppable) -> None:
+    def serving(self, transport: asyncio.BaseTransport, connection: Guarded) -> None:
+        """``connection`` (admitted) serves HTTP on ``transport``: the
+        middleware finds it by its request's transport."""
+        self._by_transport[transport] = connection
+
+    def left(self, entry: Droppable, transport: asyncio.BaseTransport | None = None) -> None:
         self.open -= 1
         self._waiting.pop(entry, None)
+        if transport is not None:
+            self._by_transport.pop(transport, None)
 
     def wait(self, entry: Droppable) -> None:
         self._waiting[entry] = None
@@ -233,7 +240,7 @@ class Guarded(asyncio.Protocol):
             transport.close()
             return
         self._admitted = True
-        self._connections._by_transport[transport] = self
+        self._connections.serving(transport, self)
         self._inner.connection_made(transport)
         self._waiting()
 
@@ -253,9 +260,7 @@ class Guarded(asyncio.Protocol):
         self._disarm()
         if not self._admitted:
             return
-        self._connections.left(self)
-        if self._transport is not None:
-            self._connections._by_transport.pop(self._transport, None)
+        self._connections.left(self, self._transport)
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
