@@ -44,7 +44,7 @@ from lawhub_actors.actors.outbound import (
     Send,
     take_up_unfinished,
 )
-from lawhub_actors.actors.services import Publish, Services, Wakeup
+from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
@@ -56,7 +56,7 @@ from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.sqlite_journal import Journal
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.sqlite_store import OnCommit, Store
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
@@ -84,17 +84,17 @@ class AppRuntime:
         self,
         settings: Settings,
         secrets: Secrets,
-        publish: Publish,
+        publish: OnCommit,
         on_give_up: GiveUp | None = None,
     ) -> None:
         if secrets.master_key is None:
             raise ValueError("the runtime needs a master key (provision() creates one)")
         self.config = LiveConfig(settings)
         self._stopping = False
-        self._publish = publish
         keyring = keyring_of(secrets)
         data_dir = secrets.data_dir
-        self.store = Store(settings.storage.sqlite_path(data_dir), keyring)
+        # The store hands committed events to the feed itself, in commit order.
+        self.store = Store(settings.storage.sqlite_path(data_dir), keyring, on_commit=publish)
         seal, open_ = journal_crypto(secrets, keyring)
         self.journal = Journal(
             data_dir / JOURNAL_FILE, seal=seal, open_=open_,
@@ -124,7 +124,7 @@ class AppRuntime:
             log.warning("media_download_off", reason="LAWHUB_ACCESS_TOKEN is not set")
         self._classifier = _classifier(settings)
         remote = isinstance(self._classifier, HttpClassifier)
-        services = Services(self.config, self.store, self.journal, self.dedupe, publish,
+        services = Services(self.config, self.store, self.journal, self.dedupe,
                             inline_classifier=None if remote else self._classifier)
         self.flow = services.flow
         """The dispatcher's flow control as it is now (lag, window, left behind)."""
@@ -219,7 +219,7 @@ class AppRuntime:
                 })
 
         try:
-            self._publish(self.store.write(record).events)
+            self.store.write(record)
         except Exception:
             log.exception("dead_letter_send_unrecorded", msg_id=message_id)
 

@@ -100,8 +100,6 @@ class AssistWorker(Actor):
             )
 
         written = self._services.store.write(record)
-        if written.events:
-            self._services.publish(written.events)
         for reply_id, recipient in written.value:
             self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient,
                                        bounded=False)  # bounded by the inbound window

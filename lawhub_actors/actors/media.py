@@ -91,9 +91,7 @@ class MediaWorker(Actor):
                     "scanner": media.scanner,
                 })
 
-        events = self._services.store.write(record).events
-        if events:
-            self._services.publish(events)
+        self._services.store.write(record)
         log.info("media_checked", tenant=tenant, msg_id=message.message_id,
                  verdict=media.verdict, reason=media.reason, scanner=media.scanner)
         if message.then is not None:

@@ -257,8 +257,7 @@ class NumberBreaker(Actor):
         data = {"phone_number_id": self._number, "from": old.name.value, "to": new.name.value,
                 "retry_after_s": round(breaker.retry_after(new, now), 3)}
         tenant = self._tenant
-        written = self._services.store.write(lambda tx: tx.emit(tenant, "circuit.changed", data))
-        self._services.publish(written.events)
+        self._services.store.write(lambda tx: tx.emit(tenant, "circuit.changed", data))
 
 
 # -- workers -----------------------------------------------------------------------
@@ -504,7 +503,7 @@ class OutboundWorker(Actor):
                     "automatic": message.automatic,
                 })
 
-        self._services.publish(self._services.store.write(record).events)
+        self._services.store.write(record)
         self._finish(message.id)
 
     def _dead(self, message: Outbound, reason: str, error: dict[str, Any]) -> None:
@@ -515,7 +514,7 @@ class OutboundWorker(Actor):
                     "error": error, "wamid": message.wamid,
                 })
 
-        self._services.publish(self._services.store.write(record).events)
+        self._services.store.write(record)
         self._finish(message.id)
 
     def _number_removed(self, message: Outbound) -> None:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lawhub_actors.adapters.dedupe import Dedupe
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import Store
-from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.core.assist import Classifier
 from lawhub_actors.live_config import LiveConfig
 from lawhub_actors.settings import Settings
-
-Publish = Callable[[Sequence[FeedEvent]], None]
 
 
 @dataclass
@@ -44,8 +41,6 @@ class Services:
     store: Store
     journal: Journal
     dedupe: Dedupe
-    publish: Publish
-    """Hands committed feed events to live websocket subscribers."""
     flow: InboundFlow = field(default_factory=InboundFlow)
     inline_classifier: Classifier | None = None
     """The built-in rules, run by shards in the message's own transaction;

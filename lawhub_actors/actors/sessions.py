@@ -7,8 +7,9 @@ once; for each update, one savepoint of that commit records every effect —
 a new customer as a temporary lead, the message (sealed), the refreshed
 24-hour window, a consent change and its audit entry, the feed event —
 or, on a replay, finds it all there and does nothing; an update that fails
-is undone alone and settled as failed. Only after the commit are the events
-published and the dispatcher told the batch is durable (one ``Settled``).
+is undone alone and settled as failed. Only after the commit (which puts
+its events on the feed) is the dispatcher told the batch is durable (one
+``Settled``).
 The built-in classifier runs here, on the masked text, and its
 ``intake.updated`` is written in the message's own savepoint. A message
 that takes a slow step is handed on instead: its media to the media pool,
@@ -46,7 +47,7 @@ from lawhub_actors.actors.outbound import WORKERS_PATH, Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.media_pipeline import MediaJob
-from lawhub_actors.adapters.store_rows import Customer, FeedEvent
+from lawhub_actors.adapters.store_rows import Customer
 from lawhub_actors.adapters.store_tx import Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
@@ -90,16 +91,12 @@ class SessionShard(Actor):
             except Exception as error:  # noqa: BLE001 - this update's fault alone
                 settled.append(self._failed(inbound, error))
         outcomes = self._services.store.write_each([plan.work for plan in plans]) if plans else []
-        events: list[FeedEvent] = []
         done: list[tuple[_Plan, Any]] = []
         for plan, outcome in zip(plans, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 settled.append(self._failed(plan.inbound, outcome))
             else:
-                events.extend(outcome.events)
                 done.append((plan, outcome.value))
-        if events:
-            self._services.publish(events)
         for plan, value in done:
             if plan.after(value):
                 settled.append(Processed(plan.inbound.journal_seq, plan.inbound.event.dedupe_key))

@@ -13,6 +13,13 @@ on a lock for one commit each. ``synchronous=NORMAL`` is enough here: the
 journal (``synchronous=FULL``) is the truth and the cursor commits with the
 facts, so a lost tail is replayed.
 
+Committed feed events are handed to ``on_commit`` by the writer thread,
+right after their commit and before any caller hears of it: in commit
+order, so a tenant's events reach the live feed in their ``seq`` order by
+construction (callers publishing after their own write raced each other,
+and every event that overtook another sent its subscribers back to the
+store for the gap).
+
 Reads use one connection per thread, off the writer.
 """
 
@@ -75,12 +82,16 @@ _BATCH_MAX = 256
 
 _Request = list[tuple[Callable[[Tx], Any], "Future[Any]"]]
 
+OnCommit = Callable[[Sequence[FeedEvent]], None]
+
 
 class Store:
-    def __init__(self, path: Path, sealer: Sealer, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, sealer: Sealer, clock: Callable[[], float] = time.time,
+                 on_commit: OnCommit | None = None) -> None:
         self.path = path
         self._sealer = sealer
         self._clock = clock
+        self._on_commit = on_commit
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(path, synchronous="NORMAL", checkpointer=True)
         try:
@@ -160,11 +171,21 @@ class Store:
             return
         self.commits += 1
         self._checkpointer.noted()
+        self._committed([event for _, value, failure in answers if failure is None
+                         for event in value.events])
         for future, value, failure in answers:
             if failure is None:
                 future.set_result(value)
             else:
                 future.set_exception(failure)
+
+    def _committed(self, events: list[FeedEvent]) -> None:
+        if not events or self._on_commit is None:
+            return
+        try:
+            self._on_commit(events)
+        except Exception as error:  # noqa: BLE001 - durable already: a feed client catches up
+            log.error("feed publish failed", extra={"error": repr(error), "events": len(events)})
 
     def read(
         self, work: Callable[Concatenate[sqlite3.Connection, P], T],

@@ -18,8 +18,8 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from lawhub_actors.actors.services import Publish
 from lawhub_actors.adapters.memory_release import map_big_allocations
+from lawhub_actors.adapters.sqlite_store import OnCommit
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.private_files import make_private
 from lawhub_actors.provision import provision
@@ -70,7 +70,7 @@ BACKLOG = 65535
 net.core.somaxconn): during a flood of new connections, a full queue drops
 SYNs, and a webhook's sender retries only a second later."""
 
-RuntimeFactory = Callable[[Settings, Secrets, Publish, GiveUp], AppRuntime]
+RuntimeFactory = Callable[[Settings, Secrets, OnCommit, GiveUp], AppRuntime]
 
 
 def build_app(

@@ -21,7 +21,7 @@ from lawhub_actors.core.templates import TemplateRefusal
 from lawhub_actors.sending import recheck
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
-from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RUNTIME, STORE
+from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
 from lawhub_actors.web.messages import REFUSAL_STATUS
 
 
@@ -73,7 +73,6 @@ async def replay(request: web.Request) -> web.Response:
     except (SendRefused, TemplateRefusal) as refused:
         return error_response(REFUSAL_STATUS.get(refused.code, 422), refused.code,
                               refused.message)
-    request.app[FEED].publish(written.events)
     request.app[RUNTIME].send(message_id, written.value)
     return web.json_response({"id": message_id, "status": "pending"}, status=202)
 

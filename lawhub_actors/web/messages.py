@@ -37,7 +37,7 @@ from lawhub_actors.web.api import customer_param, request_tenant
 from lawhub_actors.web.auth import tenant_refusal
 from lawhub_actors.web.bodies import json_body
 from lawhub_actors.web.errors import error_response
-from lawhub_actors.web.keys import BRIDGE, FEED, RUNTIME, STORE
+from lawhub_actors.web.keys import BRIDGE, RUNTIME, STORE
 from lawhub_actors.web.schemas import ConsentRequest, SendRequest
 
 REFUSAL_STATUS = {
@@ -108,8 +108,6 @@ async def send(request: web.Request) -> web.Response:
         written = await asyncio.to_thread(store.write, accept)
     except (SendRefused, TemplateRefusal) as refused:
         return _refusal(refused.code, refused.message)
-    if written.events:
-        request.app[FEED].publish(written.events)
     message_id, new = written.value
     if new:
         request.app[RUNTIME].send(message_id, body.to)

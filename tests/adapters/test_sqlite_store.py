@@ -3,6 +3,7 @@ group commit with per-caller savepoints."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -88,6 +89,56 @@ def test_concurrent_writers_share_commits_and_a_failure_undoes_only_its_own_writ
     assert sum(isinstance(r, ValueError) for r in results) == 4
     assert store.read(store_reads.count, "messages") == 36  # the failed four left nothing behind
     assert store.commits < 40  # writers shared commits
+
+
+def test_committed_events_reach_the_feed_in_seq_order_before_any_writer_hears(
+        tmp_path: Path) -> None:
+    """Forty writers at once: the store hands the events on itself, after
+    the commit and in commit order (writers publishing after their own
+    write let later events overtake earlier ones); a write that failed
+    hands on nothing; each writer returns only once its events are out."""
+    published: list[int] = []
+    store = Store(tmp_path / "store.sqlite3", Keyring({1: os.urandom(32)}, 1),
+                  on_commit=lambda events: published.extend(e.seq for e in events))
+    gate = threading.Barrier(40)
+    missing: list[int] = []
+
+    def writer(n: int) -> None:
+        gate.wait()
+
+        def work(tx: Tx) -> int:
+            seq = tx.emit("firm-a", "x", {"n": n}).seq
+            if n % 10 == 0:
+                raise ValueError("undone")
+            return seq
+
+        with contextlib.suppress(ValueError):
+            seq = store.write(work).value
+            if seq not in published:
+                missing.append(seq)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(40)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        store.close()
+    assert published == list(range(1, 37))
+    assert missing == []
+
+
+def test_a_failing_feed_never_fails_the_write_it_follows(tmp_path: Path) -> None:
+    def broken(events: object) -> None:
+        raise RuntimeError("feed gone")
+
+    store = Store(tmp_path / "store.sqlite3", Keyring({1: os.urandom(32)}, 1), on_commit=broken)
+    try:
+        assert store.write(lambda tx: tx.emit("firm-a", "x", {}).seq).value == 1
+        assert [e.seq for e in store.read_tx(store_reads.events_after, "firm-a", 0)] == [1]
+    finally:
+        store.close()
 
 
 def test_statuses_merge_monotonically_into_the_outbound_message(store) -> None:
