@@ -8,7 +8,7 @@ adapters, so no actor ever writes to a closed store.
 A reload (:meth:`AppRuntime.reconfigure`) has the running tree adopt the
 spec built from the new config, then swaps the live config: only what
 changed starts, stops or resizes. What left the config retires
-(:mod:`lawhub_actors.retirement`).
+(:mod:`lawhub_actors.usecases.retirement`).
 
 A message an actor kept crashing on (its retries spent) is a dead letter.
 An update's dead letter still settles it at the dispatcher, marked failed:
@@ -27,26 +27,12 @@ from typing import Any
 
 import structlog
 
-from lawhub_actors.actors.assist import Classified
-from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
-from lawhub_actors.actors.media import ScanMedia
-from lawhub_actors.actors.messages import (
-    Classify,
-    InboundBatch,
-    JournalAdvanced,
-    Processed,
-    Settled,
-)
-from lawhub_actors.actors.outbound import (
-    FINISHED,
-    WORKERS_PATH,
-    OutboundStep,
-    Send,
-    take_up_unfinished,
-)
+from lawhub_actors.actors import paths
+from lawhub_actors.actors.messages import JournalAdvanced, Processed, Settled, SettlesUpdates
+from lawhub_actors.actors.number_breaker import CircuitState
+from lawhub_actors.actors.outbound_worker import OutboundStep, Send, take_up_unfinished
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
-from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.clamd import Clamd
 from lawhub_actors.adapters.dedupe import dedupe_from
@@ -57,13 +43,14 @@ from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.sqlite_journal import Journal
 from lawhub_actors.adapters.sqlite_store import OnCommit, Store
-from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.core.flow import stall
 from lawhub_actors.live_config import LiveConfig
-from lawhub_actors.retirement import Retirements
 from lawhub_actors.settings import Secrets, Settings
+from lawhub_actors.usecases import dead_letters
+from lawhub_actors.usecases.retirement import Retirements
+from lawhub_actors.usecases.sends import SendOrder, admit_send
 from supervisors import MailboxFull, NodeSnapshot, Tree
 
 log = structlog.get_logger("lawhub.runtime")
@@ -73,6 +60,8 @@ GiveUp = Callable[[BaseException | None], None]
 JOURNAL_FILE = "journal.sqlite3"
 MEDIA_DIR = "media"
 JOURNAL_KEYSPACE = "_journal"
+CIRCUIT_ASK_S = 2.0
+"""How long a send's admission waits for its number's breaker to answer."""
 """Bodies are sealed before their tenant is known: one key space for all."""
 FOLLOW_S = 1.0
 """How often the journal is polled for what the ack path's process committed,
@@ -164,7 +153,7 @@ class AppRuntime:
     def reconfigure(self, new: Settings, text: str | None = None) -> list[str]:
         """Run ``new`` (validated, with no key that needs a restart) from now
         on: the tree adopts its spec (plus what retires, see
-        :mod:`lawhub_actors.retirement`), then the config is swapped. Blocks
+        :mod:`lawhub_actors.usecases.retirement`), then the config is swapped. Blocks
         for the adoption; answers the actor paths that could not adopt
         (empty when all did)."""
         with self._reconfiguring:
@@ -185,7 +174,7 @@ class AppRuntime:
 
     def _nudge_dispatcher(self) -> None:
         # Coalesced (at most one queued), so past the bound: never refused.
-        self.tree.registry.tell(DISPATCHER_PATH, JournalAdvanced(self.journal.last_committed),
+        self.tree.registry.tell(paths.DISPATCHER, JournalAdvanced(self.journal.last_committed),
                                 wait=False, bounded=False)
 
     def _dead_letter(self, path: str, message: Any, reason: str) -> None:
@@ -194,32 +183,19 @@ class AppRuntime:
         if isinstance(message, OutboundStep):
             self._dead_letter_send(message.id, reason)
             return
-        if isinstance(message, InboundBatch):
-            updates = [(m.journal_seq, m.event.dedupe_key) for m in message.items]
-        elif isinstance(message, Classify | Classified | ScanMedia):
-            request = message.request if isinstance(message, Classified) else message
-            updates = [(request.journal_seq, request.dedupe_key)]
-        else:
+        if not isinstance(message, SettlesUpdates):
             return
+        updates = message.updates()
         failed = Settled(tuple(Processed(seq, key, failed=reason) for seq, key in updates))
         try:
-            self.tree.registry.tell(DISPATCHER_PATH, failed, bounded=False)
+            self.tree.registry.tell(paths.DISPATCHER, failed, bounded=False)
         except Exception:  # noqa: BLE001 - no dispatcher: its next start replays the update
             log.warning("dead_letter_unsettled", path=path, journal_seqs=[s for s, _ in updates])
 
     def _dead_letter_send(self, message_id: str, reason: str) -> None:
         """A send its worker kept crashing on: to the DLQ, for operators."""
-        def record(tx: Tx) -> None:
-            message = outbound_store.load(tx, message_id)
-            if message is not None and message.state not in FINISHED and outbound_store.to_dlq(
-                    tx, message, "processing_failed", {"message": reason}):
-                tx.emit(message.tenant, "outbound.failed", {
-                    "id": message.id, "to": message.recipient, "reason": "processing_failed",
-                    "error": {"message": reason}, "wamid": message.wamid,
-                })
-
         try:
-            self.store.write(record)
+            self.store.write(lambda tx: dead_letters.abandon(tx, message_id, reason))
         except Exception:
             log.exception("dead_letter_send_unrecorded", msg_id=message_id)
 
@@ -231,11 +207,21 @@ class AppRuntime:
             log.info("outbound_resumed", messages=resumed)
         return self
 
+    def admit(self, order: SendOrder) -> tuple[str, bool]:
+        """A lawyer's send through every admission check (blocking: from a
+        worker thread); ``(our id, new)``. Hand a new one over with :meth:`send`."""
+        return admit_send(self.store, self.settings, self._circuit, order)
+
+    def _circuit(self, phone_number_id: str) -> tuple[str, float]:
+        answer: tuple[str, float] = self.tree.registry.ask(
+            paths.breaker_of(phone_number_id), CircuitState(), timeout=CIRCUIT_ASK_S)
+        return answer
+
     def send(self, message_id: str, recipient: str) -> None:
         """Hand an accepted message to its worker (keyed by recipient). Never
         blocks: a full queue leaves it pending in the store, logged."""
         try:
-            self.tree.registry.tell(WORKERS_PATH, Send(message_id, recipient), recipient,
+            self.tree.registry.tell(paths.WORKERS, Send(message_id, recipient), recipient,
                                     wait=False)
         except MailboxFull:
             log.warning("outbound_queue_full", msg_id=message_id)

@@ -25,19 +25,18 @@ from typing import Any
 
 import structlog
 
-from lawhub_actors import auto_replies
-from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors import paths
 from lawhub_actors.actors.messages import Classify, Processed
-from lawhub_actors.actors.outbound import WORKERS_PATH, Send
+from lawhub_actors.actors.outbound_worker import Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classification, Classifier, Urgency
 from lawhub_actors.core.masking import MaskedText
+from lawhub_actors.usecases import auto_replies
 from supervisors import Actor, NotRegistered
 
 log = structlog.get_logger("lawhub.assist")
 
-PATH = "inbound/assist"
 URGENT = frozenset({Urgency.HIGH, Urgency.CRITICAL})
 
 
@@ -52,6 +51,9 @@ class Classified:
 
     request: Classify
     outcome: Future[Classification]
+
+    def updates(self) -> tuple[tuple[int, str], ...]:
+        return self.request.updates()
 
 
 class AssistWorker(Actor):
@@ -80,7 +82,8 @@ class AssistWorker(Actor):
 
         def back(outcome: Future[Classification]) -> None:
             try:
-                registry.tell(PATH, Classified(request, outcome), bounded=False)  # its answer
+                # its answer, past the bound
+                registry.tell(paths.ASSIST, Classified(request, outcome), bounded=False)
             except NotRegistered:  # shutting down: unsettled, so the next start replays it
                 log.info("classification_dropped_at_shutdown", wamid=request.wamid)
 
@@ -101,10 +104,10 @@ class AssistWorker(Actor):
 
         written = self._services.store.write(record)
         for reply_id, recipient in written.value:
-            self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient,
+            self.context.registry.tell(paths.WORKERS, Send(reply_id, recipient), key=recipient,
                                        bounded=False)  # bounded by the inbound window
         settled = Processed(message.journal_seq, message.dedupe_key)
-        self.context.registry.tell(DISPATCHER_PATH, settled, bounded=False)
+        self.context.registry.tell(paths.DISPATCHER, settled, bounded=False)
 
 
 def record_intake(tx: Tx, result: Classification, *, tenant: str, customer: str, wamid: str,

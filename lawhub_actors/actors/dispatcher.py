@@ -46,6 +46,7 @@ from typing import Any
 
 import structlog
 
+from lawhub_actors.actors import paths
 from lawhub_actors.actors.messages import (
     Inbound,
     InboundBatch,
@@ -76,7 +77,6 @@ from supervisors import Actor, NotRegistered
 log = structlog.get_logger("lawhub.dispatcher")
 
 CURSOR = "dispatcher"
-PATH = "inbound/dispatcher"
 PERSIST_EVERY = 256
 PERSIST_AFTER_S = 0.1
 """Cursor commits are batched (a crash replays what came after the last
@@ -95,10 +95,6 @@ class _Flush:
 
 class _Pump:
     """Self-sent after settlements: hand out what now has room."""
-
-
-def sessions_path(tenant: str) -> str:
-    return f"inbound/sessions/{tenant}"
 
 
 def conversation_of(event: Routable) -> Conversation:
@@ -368,7 +364,7 @@ class Dispatcher(Actor):
             for start in range(0, len(items), size):
                 chunk = items[start:start + size]
                 try:
-                    registry.tell_batch(sessions_path(tenant), chunk, InboundBatch.of)
+                    registry.tell_batch(paths.sessions_of(tenant), chunk, InboundBatch.of)
                 except NotRegistered:  # the tenant left the config while its updates waited
                     gone = True
                     for _, inbound in chunk:

@@ -22,8 +22,7 @@ from typing import Any
 
 import structlog
 
-from lawhub_actors.actors.assist import PATH as ASSIST_PATH
-from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
+from lawhub_actors.actors import paths
 from lawhub_actors.actors.messages import Classify, Processed
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters.media_pipeline import MediaJob, MediaPipeline, Retry
@@ -34,7 +33,6 @@ from supervisors import Actor
 
 log = structlog.get_logger("lawhub.media")
 
-PATH = "inbound/media"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +48,10 @@ class ScanMedia:
     dedupe_key: str
     then: Classify | None = None
     attempt: int = 0
+
+    def updates(self) -> tuple[tuple[int, str], ...]:
+        """(journal seq, dedupe key) of what this settles."""
+        return ((self.journal_seq, self.dedupe_key),)
 
 
 class MediaWorker(Actor):
@@ -95,7 +97,7 @@ class MediaWorker(Actor):
         log.info("media_checked", tenant=tenant, msg_id=message.message_id,
                  verdict=media.verdict, reason=media.reason, scanner=media.scanner)
         if message.then is not None:
-            self.context.registry.tell(ASSIST_PATH, message.then, bounded=False)
+            self.context.registry.tell(paths.ASSIST, message.then, bounded=False)
         else:
             settled = Processed(message.journal_seq, message.dedupe_key)
-            self.context.registry.tell(DISPATCHER_PATH, settled, bounded=False)
+            self.context.registry.tell(paths.DISPATCHER, settled, bounded=False)

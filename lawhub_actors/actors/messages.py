@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from lawhub_actors.core.events import Event, InboundMessage, PreferenceUpdate, StatusUpdate
 
@@ -36,6 +36,10 @@ class InboundBatch:
     @classmethod
     def of(cls, items: list[Inbound]) -> InboundBatch:
         return cls(tuple(items))
+
+    def updates(self) -> tuple[tuple[int, str], ...]:
+        """(journal seq, dedupe key) of what this settles."""
+        return tuple((item.journal_seq, item.event.dedupe_key) for item in self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,18 @@ class Classify:
     """The number the message came to: an urgent intake's acknowledgement goes from it."""
     at: int = 0
     """Meta's timestamp of the message."""
+
+    def updates(self) -> tuple[tuple[int, str], ...]:
+        """(journal seq, dedupe key) of what this settles."""
+        return ((self.journal_seq, self.dedupe_key),)
+
+
+@runtime_checkable
+class SettlesUpdates(Protocol):
+    """A message whose handling settles updates: when its handler keeps
+    crashing on it (a dead letter), they are settled as failed instead."""
+
+    def updates(self) -> tuple[tuple[int, str], ...]: ...
 
 
 def takes_slow_step(event: Event, *, remote_classifier: bool) -> bool:

@@ -28,12 +28,9 @@ from typing import Any
 
 import structlog
 
-from lawhub_actors import auto_replies
-from lawhub_actors.actors.assist import PATH as ASSIST_PATH
+from lawhub_actors.actors import paths
 from lawhub_actors.actors.assist import URGENT, intake_source, record_intake
-from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
 from lawhub_actors.actors.dispatcher import describe
-from lawhub_actors.actors.media import PATH as MEDIA_PATH
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.messages import (
     Classify,
@@ -43,15 +40,17 @@ from lawhub_actors.actors.messages import (
     Settled,
     takes_slow_step,
 )
-from lawhub_actors.actors.outbound import WORKERS_PATH, Send
+from lawhub_actors.actors.outbound_worker import Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.media_pipeline import MediaJob
-from lawhub_actors.adapters.store_rows import Customer
 from lawhub_actors.adapters.store_tx import Tx, state_from_status
 from lawhub_actors.core import consent
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from lawhub_actors.core.masking import MaskedText, mask
+from lawhub_actors.core.send_lifecycle import SendState, may_move
+from lawhub_actors.usecases import auto_replies
+from lawhub_actors.usecases.consent import change_consent
 from supervisors import Actor
 
 log = structlog.get_logger("lawhub.sessions")
@@ -101,7 +100,7 @@ class SessionShard(Actor):
             if plan.after(value):
                 settled.append(Processed(plan.inbound.journal_seq, plan.inbound.event.dedupe_key))
         if settled:  # past the bound: a settlement never waits behind the work it settles
-            self.context.registry.tell(DISPATCHER_PATH, Settled(tuple(settled)), bounded=False)
+            self.context.registry.tell(paths.DISPATCHER, Settled(tuple(settled)), bounded=False)
 
     def _failed(self, inbound: Inbound, error: Exception) -> Processed:
         event = inbound.event
@@ -155,8 +154,8 @@ class SessionShard(Actor):
                               wamid=event.wamid, message_id=message_id)
             change = consent.keyword(event.text) if event.text else None
             if change is not None:
-                self._consent(tx, event.customer, _consent_of(known), change,
-                              source=f"consent:{event.wamid}", via="keyword")
+                change_consent(tx, event.tenant, event.customer, change,
+                               source=f"consent:{event.wamid}", via="keyword")
             replies.extend(auto_replies.answer(
                 tx, self._services.settings, event.tenant, event.phone_number_id,
                 customer=event.customer, wamid=event.wamid, at=event.timestamp,
@@ -166,7 +165,7 @@ class SessionShard(Actor):
 
         def after(written: tuple[str, bool, bool]) -> bool:
             for reply_id, recipient in replies:  # bounded by the inbound window: never waits
-                self.context.registry.tell(WORKERS_PATH, Send(reply_id, recipient), key=recipient,
+                self.context.registry.tell(paths.WORKERS, Send(reply_id, recipient), key=recipient,
                                            bounded=False)
             message_id, unchecked, unclassified = written
             # Off at info, and costs nothing then (no argument needs computing).
@@ -190,13 +189,13 @@ class SessionShard(Actor):
         # Slow steps in flight are bounded by the dispatcher's window: never wait for room.
         registry = self.context.registry
         if event.media is not None and unchecked:
-            registry.tell(MEDIA_PATH, ScanMedia(
+            registry.tell(paths.MEDIA, ScanMedia(
                 event.customer, event.wamid, message_id, _media_job(event),
                 inbound.journal_seq, event.dedupe_key, then=classify,
             ), bounded=False)
             return True
         if classify is not None:
-            registry.tell(ASSIST_PATH, classify, bounded=False)
+            registry.tell(paths.ASSIST, classify, bounded=False)
             return True
         return False
 
@@ -214,7 +213,7 @@ class SessionShard(Actor):
                 ours = outbound_store.outbound_of_callback(
                     tx, event.tenant, event.biz_opaque_callback_data)
                 message = ours and outbound_store.load(tx, ours)
-                if message and message.wamid is None:
+                if message and message.wamid is None and may_move(message.state, SendState.SENT):
                     merged = outbound_store.mark_sent(tx, message, event.wamid)
                     applied = (message.id, merged)
             tx.emit(event.tenant, "message.status", {
@@ -237,24 +236,12 @@ class SessionShard(Actor):
         change = consent.user_preference(event.value)
 
         def record(tx: Tx) -> None:
-            if change is None:
-                return
-            known = tx.customer(event.tenant, event.customer)
-            if known is None:
-                tx.add_lead(event.tenant, event.customer, None)
-            self._consent(tx, event.customer, _consent_of(known), change,
-                          source=f"preference:{event.dedupe_key}",
-                          via=f"user_preferences:{event.category}")
+            if change is not None:
+                change_consent(tx, event.tenant, event.customer, change,
+                               source=f"preference:{event.dedupe_key}",
+                               via=f"user_preferences:{event.category}")
 
         return record
-
-    def _consent(self, tx: Tx, customer: str, current: consent.ConsentState,
-                 change: consent.ConsentChange, *, source: str, via: str) -> None:
-        new_state, changed = consent.apply(current, change)
-        if changed and tx.audit(source, self._tenant, "consent", tx.ref(self._tenant, customer), {
-            "from": current.value, "to": new_state.value, "via": via,
-        }):
-            tx.set_consent(self._tenant, customer, new_state.value)
 
 
 def _raw_status(event: StatusUpdate) -> dict[str, Any]:
@@ -286,8 +273,6 @@ def _media_job(event: InboundMessage) -> MediaJob:
                     animated=media.animated)
 
 
-def _consent_of(known: Customer | None) -> consent.ConsentState:
-    return consent.ConsentState(known.consent) if known else consent.ConsentState.UNKNOWN
 
 
 def _content(event: InboundMessage) -> dict[str, Any]:

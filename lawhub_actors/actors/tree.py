@@ -1,19 +1,6 @@
 """The application's supervision tree: child specs, and nothing else.
 
-::
-
-    root (one_for_one)
-    └── inbound (one_for_one)
-        ├── sessions (one_for_one)
-        │   └── <tenant>        consistent-hash pool of session shards, keyed by customer
-        ├── assist              round-robin pool of classifiers (masked text only)
-        ├── media               least-busy pool of media-scan workers
-        └── dispatcher          journal → dedupe → shards; started last, after its targets
-    └── outbound (one_for_one)
-        ├── limiters/<number>   GCRA: throughput and pair rate per business number
-        ├── breakers/<number>   circuit breaker per business number
-        └── workers             consistent-hash pool by recipient
-
+Its shape and every path in it are drawn in :mod:`lawhub_actors.actors.paths`.
 Strategies are part of the shape; intensity, period, backoff, mailbox
 bounds, retries and pool sizes come from ``[supervision]`` (per-path
 overrides in ``[supervision.overrides."<path>"]``, ``root`` for the root).
@@ -27,10 +14,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 
+from lawhub_actors.actors import paths
 from lawhub_actors.actors.assist import AssistWorker
 from lawhub_actors.actors.dispatcher import Dispatcher
 from lawhub_actors.actors.media import MediaWorker
-from lawhub_actors.actors.outbound import NumberBreaker, NumberLimiter, OutboundWorker
+from lawhub_actors.actors.number_breaker import NumberBreaker
+from lawhub_actors.actors.number_limiter import NumberLimiter
+from lawhub_actors.actors.outbound_worker import OutboundWorker
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.sessions import SessionShard
 from lawhub_actors.adapters.graph_send import GraphSend
@@ -50,8 +40,6 @@ from supervisors import (
     pool_spec,
     supervisor_spec,
 )
-
-ROOT = "root"
 
 
 def supervisor_flags(settings: Settings, path: str, strategy: Strategy) -> SupervisorFlags:
@@ -127,33 +115,34 @@ def root_spec(
             _worker(settings, "shard", partial(SessionShard, services, tenant.id), "session"),
             settings.shards_of(tenant),
             routing=Routing.HASH,
-            flags=flags(f"inbound/sessions/{tenant.id}"),
+            flags=flags(paths.sessions_of(tenant.id)),
         )
         for tenant in (*settings.tenants, *retiring.tenants)
     ]
     assist = pool_spec(
-        "assist",
+        paths.ASSIST_ID,
         _worker(settings, "worker", lambda: AssistWorker(services, classifier, offload), "assist"),
         settings.supervision.pools.assist_workers,
         routing=Routing.ROUND_ROBIN,
-        flags=flags("inbound/assist"),
+        flags=flags(paths.ASSIST),
     )
     media_pool = pool_spec(
-        "media",
+        paths.MEDIA_ID,
         _worker(settings, "worker", lambda: MediaWorker(services, media), "media"),
         settings.supervision.pools.media_workers,
         routing=Routing.LEAST_BUSY,
-        flags=flags("inbound/media"),
+        flags=flags(paths.MEDIA),
     )
-    dispatcher = _worker(settings, "dispatcher", lambda: Dispatcher(services, wakeup), "dispatcher")
-    inbound = supervisor_spec("inbound", flags("inbound"), [
-        supervisor_spec("sessions", flags("inbound/sessions"), tenants),
+    dispatcher = _worker(settings, paths.DISPATCHER_ID, lambda: Dispatcher(services, wakeup),
+                         "dispatcher")
+    inbound = supervisor_spec(paths.INBOUND, flags(paths.INBOUND), [
+        supervisor_spec(paths.SESSIONS_ID, flags(paths.SESSIONS), tenants),
         assist,
         media_pool,
         dispatcher,
     ])
     outbound = _outbound(settings, services, sending, retiring)
-    return supervisor_spec(ROOT, flags(ROOT), [inbound, outbound])
+    return supervisor_spec(paths.ROOT, flags(paths.ROOT), [inbound, outbound])
 
 
 @dataclass(frozen=True)
@@ -190,15 +179,15 @@ def _outbound(settings: Settings, services: Services, sending: Sending,
         for tenant, number in numbers.values()
     ]
     workers = pool_spec(
-        "workers",
+        paths.WORKERS_ID,
         _worker(settings, "worker",
                 lambda: OutboundWorker(services, sending.graph, sending.calls), "outbound"),
         settings.supervision.pools.outbound_workers,
         routing=Routing.HASH,
-        flags=flags("outbound/workers"),
+        flags=flags(paths.WORKERS),
     )
-    return supervisor_spec("outbound", flags("outbound"), [
-        supervisor_spec("limiters", flags("outbound/limiters"), limiters),
-        supervisor_spec("breakers", flags("outbound/breakers"), breakers),
+    return supervisor_spec(paths.OUTBOUND, flags(paths.OUTBOUND), [
+        supervisor_spec(paths.LIMITERS_ID, flags(paths.LIMITERS), limiters),
+        supervisor_spec(paths.BREAKERS_ID, flags(paths.BREAKERS), breakers),
         workers,
     ])

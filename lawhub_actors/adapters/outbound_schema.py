@@ -1,15 +1,8 @@
 """Tables of outbound messages and the dead-letter queue (created by the store).
 
 An outbound message is a row of ``messages`` (direction ``out``, sealed
-content, Meta's status) plus its sending state here::
-
-    pending ──► sending ──► sent            (Meta answered 200: wamid stored)
-       ▲           │  └───► unknown         (5xx / crash mid-call: Meta may have sent it;
-       │           │           │             a status webhook carrying our id settles it)
-       └───────────┘◄──────────┘            (retryable failure, or nothing heard: try again)
-                   └──────► dead            (terminal error or retries spent: the DLQ)
-                              ├──► pending  (replayed by an operator, every check passed again)
-                              └──► discarded (deleted by an operator)
+content, Meta's status) plus its sending state here (the states and their
+moves: :mod:`lawhub_actors.core.send_lifecycle`).
 """
 
 OUTBOUND_SCHEMA = """
@@ -23,6 +16,7 @@ CREATE TABLE IF NOT EXISTS outbound (
     client_ref TEXT,                    -- the caller's: a repeat returns the same id
     state TEXT NOT NULL,                -- pending | sending | sent | unknown | dead | discarded
     attempts INTEGER NOT NULL DEFAULT 0,
+    last_code INTEGER,                  -- Meta's error.code for the last failed attempt
     automatic INTEGER NOT NULL DEFAULT 0,
     business_initiated INTEGER NOT NULL,  -- counts one user in the number's tier
     accepted_at REAL NOT NULL,

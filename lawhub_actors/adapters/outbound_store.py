@@ -1,8 +1,10 @@
 """Outbound messages in the store: the writes a send goes through, and reads.
 
 Writes are functions of a :class:`Tx` (run inside ``Store.write``); reads
-are functions of a read connection (``Store.read``). The states are drawn
-in :mod:`outbound_schema`.
+are functions of a read connection (``Store.read``). The states and the
+moves between them are :mod:`lawhub_actors.core.send_lifecycle`'s: every
+change of state is conditional on a state it may come from, so a move the
+table does not allow raises :class:`IllegalMove` and changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from typing import Any
 import orjson
 
 from lawhub_actors.adapters.store_tx import WAMID, Tx
+from lawhub_actors.core.send_lifecycle import UNFINISHED, IllegalMove, SendState, may_move
 from lawhub_actors.core.status import DeliveryState
+
+_UNFINISHED = tuple(state.value for state in UNFINISHED)
+_UNFINISHED_IN = f"state IN ({', '.join('?' * len(_UNFINISHED))})"
+"""Placeholders only (S608 below): the states are bound as parameters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +33,14 @@ class Outbound:
     tenant: str
     phone_number_id: str
     recipient: str
-    state: str
+    state: SendState
     attempts: int
     automatic: bool
     content: dict[str, Any]
     wamid: str | None
     recipient_ref: str
+    last_code: int | None = None
+    """Meta's ``error.code`` for the last attempt that failed, if it gave one."""
 
 
 def find_by_client_ref(tx: Tx, tenant: str, client_ref: str) -> str | None:
@@ -86,37 +95,56 @@ def _number(tx: Tx, tenant: str, message_id: str, key_id: str, number: bytes) ->
 
 def load(tx: Tx, message_id: str) -> Outbound | None:
     row = tx.conn.execute(
-        "SELECT tenant, phone_number_id, key_id, number, state, attempts, automatic, recipient"
-        " FROM outbound WHERE id=?",
+        "SELECT tenant, phone_number_id, key_id, number, state, attempts, automatic, recipient,"
+        " last_code FROM outbound WHERE id=?",
         (message_id,),
     ).fetchone()
     if row is None:
         return None
-    tenant, phone_number_id, key_id, number, state, attempts, automatic, ref = row
+    tenant, phone_number_id, key_id, number, state, attempts, automatic, ref, last_code = row
     content = tx.message_content(tenant, message_id)
     assert content is not None
     wamid = content.pop(WAMID, None)
     return Outbound(message_id, tenant, phone_number_id,
-                    _number(tx, tenant, message_id, key_id, number), state, int(attempts),
-                    bool(automatic), content, wamid, ref)
+                    _number(tx, tenant, message_id, key_id, number), SendState(state),
+                    int(attempts), bool(automatic), content, wamid, ref, last_code)
 
 
-def set_state(tx: Tx, message_id: str, state: str, *, attempt: bool = False) -> None:
+def set_state(tx: Tx, message_id: str, state: SendState, *, attempt: bool = False) -> SendState:
+    """Move the message to ``state`` (counting an attempt); the state it was
+    in. Raises :class:`IllegalMove` when it may not move there from that one."""
+    row = tx.conn.execute("SELECT state FROM outbound WHERE id=?", (message_id,)).fetchone()
+    if row is None:
+        raise IllegalMove(f"outbound {message_id}: no such message")
+    old = SendState(row[0])
+    if not may_move(old, state):
+        raise IllegalMove(f"outbound {message_id}: {old.value} -> {state.value}")
     tx.conn.execute(
-        "UPDATE outbound SET state=?, attempts = attempts + ? WHERE id=?",
-        (state, int(attempt), message_id),
+        "UPDATE outbound SET state=?, attempts = attempts + ? WHERE id=? AND state=?",
+        (state.value, int(attempt), message_id, old.value),
     )
+    return old
+
+
+def failed(tx: Tx, message_id: str, state: SendState, code: int | None) -> None:
+    """An attempt failed with Meta's ``code``: to ``state`` (pending or
+    unknown), the code kept for the next decision."""
+    set_state(tx, message_id, state)
+    tx.conn.execute("UPDATE outbound SET last_code=? WHERE id=?", (code, message_id))
 
 
 def mark_sent(tx: Tx, message: Outbound, wamid: str) -> DeliveryState:
-    """Meta accepted it: its wamid, and every status that came before it."""
-    set_state(tx, message.id, "sent")
+    """Meta accepted it: its wamid, and every status that came before it. A
+    message dead-lettered meanwhile (an unsure outcome that ran out of
+    attempts) leaves the dead-letter queue: Meta's word is the record."""
+    if set_state(tx, message.id, SendState.SENT) is SendState.DEAD:
+        undead(tx, message.id)
     return tx.attach_wamid(message.tenant, message.id, wamid)
 
 
 def to_dlq(tx: Tx, message: Outbound, reason: str, error: dict[str, Any] | None) -> bool:
     """Dead-letter it; whether it was not already."""
-    set_state(tx, message.id, "dead")
+    set_state(tx, message.id, SendState.DEAD)
     cursor = tx.conn.execute(
         "INSERT OR IGNORE INTO dlq (id, tenant, at, reason, error) VALUES (?, ?, ?, ?, ?)",
         (message.id, message.tenant, tx.now, reason,
@@ -136,7 +164,8 @@ def undead(tx: Tx, message_id: str) -> bool:
 
 
 def reset_attempts(tx: Tx, message_id: str) -> None:
-    tx.conn.execute("UPDATE outbound SET attempts = 0 WHERE id=?", (message_id,))
+    tx.conn.execute("UPDATE outbound SET attempts = 0, last_code = NULL WHERE id=?",
+                    (message_id,))
 
 
 def outbound_of_callback(tx: Tx, tenant: str, callback: str | None) -> str | None:
@@ -157,16 +186,17 @@ def unfinished(tx: Tx) -> list[tuple[str, str, str]]:
     dead, in the order they were accepted: what a (re)start must take up
     again."""
     return [(str(i), str(t), _number(tx, t, i, k, n)) for i, t, k, n in tx.conn.execute(
-        "SELECT id, tenant, key_id, number FROM outbound"
-        " WHERE state IN ('pending', 'sending', 'unknown') ORDER BY accepted_at, rowid"
+        "SELECT id, tenant, key_id, number FROM outbound WHERE " + _UNFINISHED_IN  # noqa: S608
+        + " ORDER BY accepted_at, rowid", _UNFINISHED,
     ).fetchall()]
 
 
 def unfinished_by_number(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
     """How many messages are not yet sent nor dead, by (tenant, phone_number_id)."""
     return {(str(t), str(n)): int(c) for t, n, c in conn.execute(
-        "SELECT tenant, phone_number_id, COUNT(*) FROM outbound"
-        " WHERE state IN ('pending', 'sending', 'unknown') GROUP BY tenant, phone_number_id"
+        "SELECT tenant, phone_number_id, COUNT(*) FROM outbound WHERE "  # noqa: S608
+        + _UNFINISHED_IN
+        + " GROUP BY tenant, phone_number_id", _UNFINISHED,
     )}
 
 

@@ -15,6 +15,8 @@ halfway leaves the step to run again whole).
   name customers and wamids) is kept as its ref.
 - **4**: the file is rewritten (``VACUUM``) and its WAL emptied, so no page
   keeps a copy of what steps 2 and 3 replaced.
+- **5**: ``outbound.last_code``, Meta's code for a send's last failed
+  attempt (its code 1 is tried again once only).
 
 Refs are keyed from the oldest master key version; :func:`check_refs`
 refuses to open a file whose refs were made with another key (every
@@ -30,7 +32,7 @@ from lawhub_actors.adapters.outbound_store import number_aad
 from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.core.crypto import BLIND_PREFIX
 
-VERSION = 4
+VERSION = 5
 CUSTOMER_AUDITS = ("consent", "intake", "auto_reply")
 """Audit kinds whose subject is a customer."""
 
@@ -57,6 +59,8 @@ def migrate(conn: sqlite3.Connection, tx_of: Callable[[sqlite3.Connection], Tx])
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("PRAGMA user_version=4")
+    if version < 5:
+        _in_transaction(conn, _last_code, tx_of, 5)
     return int(version)
 
 
@@ -86,6 +90,11 @@ def _in_transaction(conn: sqlite3.Connection, run: Callable[[sqlite3.Connection,
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _last_code(conn: sqlite3.Connection, tx: Tx) -> None:
+    if "last_code" not in {row[1] for row in conn.execute("PRAGMA table_info(outbound)")}:
+        conn.execute("ALTER TABLE outbound ADD COLUMN last_code INTEGER")
 
 
 def _customer_refs(conn: sqlite3.Connection, tx: Tx) -> None:

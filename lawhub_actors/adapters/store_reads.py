@@ -121,7 +121,7 @@ def operator_counts(conn: sqlite3.Connection) -> dict[str, int]:
 def count(conn: sqlite3.Connection, table: str, **where: str) -> int:
     """Rows of ``table`` matching ``where`` (for operators and tests)."""
     if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine",
-                     "media", "outbound"}:
+                     "media", "outbound", "dlq"}:
         raise ValueError(f"unknown table {table!r}")
     if not all(column.isidentifier() for column in where):
         raise ValueError("column names must be identifiers")

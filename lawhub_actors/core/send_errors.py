@@ -27,16 +27,13 @@ No code, or one not in the table:
   an answer we cannot read → ``unknown_outcome`` too.
 
 Code 1 ("API unknown") is worth one retry only (FACTS.md): ``RETRY_ONCE``.
-Delays: :func:`retry_delay` — :func:`recipient_backoff` for 131056, and
-:func:`lawhub_actors.core.retry.backoff_delay` (full jitter) for the rest.
+What follows a failure, with its delay, is decided in
+:func:`lawhub_actors.core.send_lifecycle.after_failure`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
-
-from lawhub_actors.core.retry import backoff_delay
 
 
 class SendClass(StrEnum):
@@ -88,19 +85,3 @@ def _by_code_then_status(status: int | None, code: int | None) -> SendClass:
 def recipient_backoff(attempt: int) -> float:
     """Seconds before pair-rate retry ``attempt`` (0-based): 1, 4, 16, 64, …"""
     return 4.0 ** min(max(attempt, 0), 64)
-
-
-def retry_delay(
-    cls: SendClass, attempt: int, base_s: float, max_s: float, uniform: Callable[[], float]
-) -> float | None:
-    """Seconds before retry ``attempt`` (0-based); ``None`` when ``cls`` is not retried.
-
-    ``retry`` waits :func:`~lawhub_actors.core.retry.backoff_delay` (full
-    jitter, capped at ``max_s``); ``retry_recipient`` waits
-    :func:`recipient_backoff`, uncapped, as Meta asks.
-    """
-    if cls is SendClass.RETRY:
-        return backoff_delay(attempt, base_s, max_s, uniform)
-    if cls is SendClass.RETRY_RECIPIENT:
-        return recipient_backoff(attempt)
-    return None

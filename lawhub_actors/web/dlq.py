@@ -10,15 +10,13 @@ good. Every move is audited with the admin token's fingerprint.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from aiohttp import web
 
 from lawhub_actors.adapters import outbound_store
-from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.templates import TemplateRefusal
-from lawhub_actors.sending import recheck
+from lawhub_actors.usecases import dead_letters
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
@@ -39,37 +37,18 @@ async def listing(request: web.Request) -> web.Response:
     return web.json_response({"entries": entries})
 
 
-class _NotDead(Exception):
-    pass
-
-
 async def replay(request: web.Request) -> web.Response:
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
     message_id, who = request.match_info["id"], fingerprint(request)
     settings = request.app[RUNTIME].settings
-
-    def back_to_pending(tx: Tx) -> str:
-        message = outbound_store.load(tx, message_id)
-        if message is None or not outbound_store.undead(tx, message_id):
-            raise _NotDead
-        recheck(tx, settings, message)
-        outbound_store.set_state(tx, message_id, "pending")
-        outbound_store.reset_attempts(tx, message_id)
-        tx.audit(f"dlq:{uuid.uuid4().hex}", message.tenant, "dlq_replay", message_id,
-                 {"by": who})
-        tx.emit(message.tenant, "outbound.accepted", {
-            "id": message_id, "to": message.recipient, "type": message.content["type"],
-            "phone_number_id": message.phone_number_id, "automatic": message.automatic,
-            "replayed": True,
-        })
-        return message.recipient
-
     try:
-        written = await asyncio.to_thread(request.app[STORE].write, back_to_pending)
-    except _NotDead:
-        return error_response(404, "not_found", "no such message in the dead-letter queue")
+        written = await asyncio.to_thread(
+            request.app[STORE].write,
+            lambda tx: dead_letters.replay(tx, settings, message_id, who))
+    except dead_letters.NotDead:
+        return _not_dead()
     except (SendRefused, TemplateRefusal) as refused:
         return error_response(REFUSAL_STATUS.get(refused.code, 422), refused.code,
                               refused.message)
@@ -82,16 +61,13 @@ async def drop(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     message_id, who = request.match_info["id"], fingerprint(request)
-
-    def discard(tx: Tx) -> bool:
-        message = outbound_store.load(tx, message_id)
-        if message is None or not outbound_store.undead(tx, message_id):
-            return False
-        outbound_store.set_state(tx, message_id, "discarded")
-        tx.audit(f"dlq:{uuid.uuid4().hex}", message.tenant, "dlq_delete", message_id,
-                 {"by": who})
-        return True
-
-    if not (await asyncio.to_thread(request.app[STORE].write, discard)).value:
-        return error_response(404, "not_found", "no such message in the dead-letter queue")
+    try:
+        await asyncio.to_thread(request.app[STORE].write,
+                                lambda tx: dead_letters.discard(tx, message_id, who))
+    except dead_letters.NotDead:
+        return _not_dead()
     return web.Response(status=204)
+
+
+def _not_dead() -> web.Response:
+    return error_response(404, "not_found", "no such message in the dead-letter queue")

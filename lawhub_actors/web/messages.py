@@ -1,10 +1,12 @@
 """Lawyers' sends and consent changes (tenant token).
 
-``POST /api/v1/messages`` checks, in the contract's order, then stores the
-message ``pending`` and answers 202 — sending happens later, at Meta's
-pace, by the outbound workers:
+``POST /api/v1/messages`` checks the body, hands the send to its admission
+(:func:`lawhub_actors.usecases.sends.admit_send`), which checks the rest in
+the contract's order and stores the message ``pending``, and answers 202 —
+sending happens later, at Meta's pace, by the outbound workers. What each
+refusal is in HTTP:
 
-1. the body (422 ``invalid_body``) and that the number is the tenant's
+1. the body (422 ``invalid_body``); the number is not the tenant's
    (403 ``forbidden_number``);
 2. the number's circuit breaker: open → 503 ``circuit_open`` with
    ``Retry-After`` (seconds until it half-opens);
@@ -26,18 +28,18 @@ import uuid
 from aiohttp import web
 from pydantic import ValidationError
 
-from lawhub_actors.actors.outbound import CircuitState, breaker_path
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core import consent
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.templates import TemplateRefusal
-from lawhub_actors.sending import admit, check_content, number_of
+from lawhub_actors.usecases.consent import change_consent
+from lawhub_actors.usecases.sends import CircuitOpen, SendOrder
 from lawhub_actors.web.api import customer_param, request_tenant
 from lawhub_actors.web.auth import tenant_refusal
 from lawhub_actors.web.bodies import json_body
 from lawhub_actors.web.errors import error_response
-from lawhub_actors.web.keys import BRIDGE, RUNTIME, STORE
+from lawhub_actors.web.keys import RUNTIME, STORE
 from lawhub_actors.web.schemas import ConsentRequest, SendRequest
 
 REFUSAL_STATUS = {
@@ -52,7 +54,6 @@ REFUSAL_STATUS = {
     "tier_limit": 429,
 }
 """The one table from a refusal's code to its HTTP status."""
-BREAKER_ASK_S = 2.0
 
 
 def add_routes(app: web.Application) -> None:
@@ -82,35 +83,19 @@ async def send(request: web.Request) -> web.Response:
         body = SendRequest.model_validate(await json_body(request))
     except ValidationError as error:
         return _invalid(error)
-    settings = request.app[RUNTIME].settings
-    number = number_of(settings, tenant, body.phone_number_id)
-    if number is None:
-        return _refusal("forbidden_number", "that phone number is not one of the tenant's")
-    circuit, retry_after = await request.app[BRIDGE].ask(
-        breaker_path(number.id), CircuitState(), timeout=BREAKER_ASK_S
-    )
-    if circuit == "open":
-        return error_response(
-            503, "circuit_open", "sends from this number are paused after repeated failures",
-            **{"Retry-After": str(max(1, math.ceil(retry_after)))},
-        )
-    try:  # the template first (no store needed), as the contract orders the checks
-        check_content(settings, tenant, body.content())
-    except TemplateRefusal as refused:
-        return _refusal(refused.code, refused.message)
-
-    def accept(tx: Tx) -> tuple[str, bool]:
-        return admit(tx, settings, tenant, number, recipient=body.to, content=body.content(),
-                     client_ref=body.client_ref)
-
-    store = request.app[STORE]
+    runtime = request.app[RUNTIME]
+    order = SendOrder(tenant, body.phone_number_id, body.to, body.content(), body.client_ref)
     try:
-        written = await asyncio.to_thread(store.write, accept)
+        message_id, new = await asyncio.to_thread(runtime.admit, order)
+    except CircuitOpen as open_:
+        return error_response(
+            503, "circuit_open", str(open_),
+            **{"Retry-After": str(max(1, math.ceil(open_.retry_after_s)))},
+        )
     except (SendRefused, TemplateRefusal) as refused:
         return _refusal(refused.code, refused.message)
-    message_id, new = written.value
     if new:
-        request.app[RUNTIME].send(message_id, body.to)
+        runtime.send(message_id, body.to)
     return web.json_response({"id": message_id, "status": "pending"}, status=202)
 
 
@@ -141,18 +126,8 @@ async def set_consent(request: web.Request) -> web.Response:
     change = consent.ConsentChange.OPT_IN if body.granted else consent.ConsentChange.OPT_OUT
 
     def record(tx: Tx) -> str:
-        customer = tx.customer(tenant, wa_id)
-        if customer is None:
-            tx.add_lead(tenant, wa_id, None)
-        current = consent.ConsentState(customer.consent) if customer else (
-            consent.ConsentState.UNKNOWN)
-        new, changed = consent.apply(current, change)
-        tx.audit(f"consent-api:{uuid.uuid4().hex}", tenant, "consent", tx.ref(tenant, wa_id), {
-            "from": current.value, "to": new.value, "via": "api", "source": body.source,
-        })
-        if changed:
-            tx.set_consent(tenant, wa_id, new.value)
-        return new.value
+        return change_consent(tx, tenant, wa_id, change, source=f"consent-api:{uuid.uuid4().hex}",
+                              via="api", note=body.source).value
 
     written = await asyncio.to_thread(request.app[STORE].write, record)
     return web.json_response({"wa_id": wa_id, "consent": written.value})

@@ -26,14 +26,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lawhub_actors.actors import paths
 from lawhub_actors.adapters import store_reads
+from lawhub_actors.core.send_lifecycle import SendState
 from lawhub_actors.web.auth import admin_refusal
 from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RUNTIME, STORE
 from supervisors import NodeSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CIRCUITS = ("closed", "open", "half_open")
-OUTBOUND_STATES = ("pending", "sending", "unknown", "sent", "dead", "discarded")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -112,11 +113,12 @@ class _Live(Collector):
         yield from _tree(runtime.snapshot())
         outbound = GaugeMetricFamily("lawhub_outbound_messages",
                                      "Outbound messages by sending state", labels=["state"])
-        for state in OUTBOUND_STATES:
-            outbound.add_metric([state], store.read(store_reads.count, "outbound", state=state))
+        for state in SendState:
+            outbound.add_metric([state.value],
+                               store.read(store_reads.count, "outbound", state=state.value))
         yield outbound
         dlq = GaugeMetricFamily("lawhub_dlq_size", "Messages in the dead-letter queue")
-        dlq.add_metric([], store.read(store_reads.count, "outbound", state="dead"))
+        dlq.add_metric([], store.read(store_reads.count, "outbound", state=SendState.DEAD.value))
         yield dlq
         feed = GaugeMetricFamily("lawhub_feed_clients", "Live websocket feed clients")
         feed.add_metric([], self._app[FEED].count())
@@ -166,11 +168,12 @@ def _tree(root: NodeSnapshot) -> Iterator[Metric]:
         depth.add_metric([path], node.mailbox_depth)
         restarts.add_metric([path], node.restarts_total)
         escalations.add_metric([path], node.restarts_in_period)
-        number = node.path.rpartition("/")[2]
-        if node.path.startswith("outbound/breakers/") and "circuit" in node.info:
+        number = paths.number_of(node.path, paths.BREAKERS)
+        if number is not None and "circuit" in node.info:
             for state in CIRCUITS:
                 circuit.add_metric([number, state], float(node.info["circuit"] == state))
-        if node.path.startswith("outbound/limiters/") and "permits" in node.info:
+        number = paths.number_of(node.path, paths.LIMITERS)
+        if number is not None and "permits" in node.info:
             permits.add_metric([number], node.info["permits"])
             waited.add_metric([number], node.info["waited_s"])
     yield from (depth, restarts, escalations, circuit, permits, waited)

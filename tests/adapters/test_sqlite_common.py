@@ -114,7 +114,8 @@ def test_the_checkpointer_leaves_no_connection_open_so_the_last_close_removes_th
 
 def test_under_a_steady_stream_of_commits_the_wal_stays_bounded(tmp_path: Path) -> None:
     """A checkpoint racing commits never finds every frame copied, so only the
-    writer's backstop lets the WAL start over (without it: 12.8 MB here)."""
+    writer's backstop lets the WAL start over (without it: 12.8 MB here; with
+    it ~1-4 MB, depending on how the checkpointer thread is scheduled)."""
     conn = connect(tmp_path / "db", synchronous="NORMAL", checkpointer=True, backstop_pages=100)
     conn.execute("CREATE TABLE t (b BLOB)")
     checkpointer = Checkpointer(tmp_path / "db", synchronous="NORMAL", every_s=0.005)
@@ -127,4 +128,4 @@ def test_under_a_steady_stream_of_commits_the_wal_stays_bounded(tmp_path: Path) 
     finally:
         checkpointer.close()
         conn.close()
-    assert largest < 3 * 1024 * 1024, largest
+    assert largest < 6 * 1024 * 1024, largest

@@ -12,6 +12,7 @@ import orjson
 from lawhub_actors.adapters import outbound_store, store_reads
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
 from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_migrations import VERSION
 from lawhub_actors.core.crypto import Keyring
 
 NUMBER = "6281234500301"
@@ -71,7 +72,7 @@ def test_an_old_store_is_keyed_by_refs_at_open_and_loses_nothing(tmp_path: Path)
         assert store.read(lambda conn: conn.execute(
             "SELECT subject FROM audit WHERE source=?", (KEYRING.blind("firm-a", "consent-1"),)
         ).fetchone()[0]) == KEYRING.blind("firm-a", NUMBER)
-        assert store.read(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0]) == 4
+        assert store.read(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0]) == VERSION
     finally:
         store.close()
     for name in os.listdir(tmp_path):

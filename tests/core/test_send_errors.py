@@ -12,7 +12,6 @@ from lawhub_actors.core.send_errors import (
     SendClass,
     classify_send,
     recipient_backoff,
-    retry_delay,
 )
 
 RETRY = [1, 2, 4, 80007, 130429, 131000, 131016, 131057, 133004]
@@ -101,22 +100,6 @@ def test_recipient_backoff_is_4_to_the_attempt() -> None:
     assert [recipient_backoff(n) for n in range(5)] == [1, 4, 16, 64, 256]
     assert recipient_backoff(-1) == 1.0
     assert recipient_backoff(10_000) == 4.0**64  # no overflow
-
-
-def test_retry_delay_uses_full_jitter_for_retry_and_4_to_the_n_for_the_pair_rate() -> None:
-    top = lambda: 0.999999  # noqa: E731
-    assert retry_delay(SendClass.RETRY, 3, 1.0, 60.0, top) == pytest.approx(8.0, rel=1e-5)
-    assert retry_delay(SendClass.RETRY, 3, 1.0, 60.0, lambda: 0.0) == 0.0
-    assert retry_delay(SendClass.RETRY, 30, 1.0, 60.0, top) == pytest.approx(60.0, rel=1e-5)
-    assert retry_delay(SendClass.RETRY_RECIPIENT, 2, 1.0, 60.0, top) == 16.0
-    assert retry_delay(SendClass.RETRY_RECIPIENT, 4, 1.0, 60.0, top) == 256.0  # uncapped
-
-
-@pytest.mark.parametrize(
-    "cls", [SendClass.TERMINAL, SendClass.TERMINAL_BREAK, SendClass.UNKNOWN_OUTCOME]
-)
-def test_nothing_else_is_retried(cls: SendClass) -> None:
-    assert retry_delay(cls, 0, 1.0, 60.0, lambda: 0.5) is None
 
 
 @given(

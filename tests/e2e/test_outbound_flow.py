@@ -336,6 +336,32 @@ async def test_a_message_still_failing_after_the_last_retry_is_dead_lettered(sta
     await feed.close()
 
 
+async def test_metas_unknown_error_code_1_is_tried_again_once_then_dead_lettered(
+        start, meta) -> None:
+    client = await start()  # [retry] max_attempts = 3: a third attempt would be allowed
+    feed = await Feed.open(client, "firm-a")
+    await customer_wrote(client, "6281234500315")
+    meta.fail_sends_next(3, status=400, code=1)  # "An unknown error occurred", three times
+    message_id = await send_text(client, "6281234500315", "kode satu")
+    await feed.until(lambda f: any(x["type"] == "outbound.failed" for x in f))
+    failed = feed.of_type("outbound.failed")[0]["data"]
+    assert (failed["id"], failed["reason"], failed["error"]["code"]) == (
+        message_id, "retries_exhausted", 1)
+    assert [s.code for s in meta.sends if s.callback == message_id] == [1, 1]  # not a third
+    await feed.close()
+
+
+async def test_code_1_after_another_retryable_error_still_gets_its_one_retry(start, meta) -> None:
+    client = await start()  # [retry] max_attempts = 3
+    await customer_wrote(client, "6281234500316")
+    meta.fail_sends_next(1, status=400, code=131000)
+    meta.fail_sends_next(1, status=400, code=1)
+    message_id = await send_text(client, "6281234500316", "lalu kode satu")
+    got = await settled(client, message_id, "sent")
+    assert got["attempts"] == 3
+    assert [s.code for s in meta.sends if s.callback == message_id][:2] == [131000, 1]
+
+
 async def test_the_pair_rate_error_retries_that_recipient_only(start, meta) -> None:
     client = await start()
     await customer_wrote(client, "6281234500310")

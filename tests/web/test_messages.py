@@ -155,9 +155,11 @@ async def test_ten_concurrent_identical_requests_with_a_client_ref_make_one_mess
     assert await asyncio.to_thread(store.read, store_reads.count, "outbound", tenant="firm-a") == 1
 
 
-async def test_consent_changes_through_the_api_are_audited_with_their_source(client) -> None:
+async def test_consent_changes_through_the_api_are_audited_with_their_source_once_each(
+        client) -> None:
     assert (await consent(client, "6281234500205", True))["consent"] == "granted"
     assert (await consent(client, "6281234500205", False))["consent"] == "opted_out"
+    assert (await consent(client, "6281234500205", False))["consent"] == "opted_out"  # no change
     store = client.app[STORE]
     audited = await asyncio.to_thread(
         store.read, store_reads.count, "audit", tenant="firm-a", kind="consent")

@@ -18,8 +18,8 @@ from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.accept import SendRefused
 from lawhub_actors.core.auto_replies import OfficeHours, Rule, due
 from lawhub_actors.core.templates import TemplateRefusal
-from lawhub_actors.sending import admit, number_of
 from lawhub_actors.settings import AutoReplies, Settings
+from lawhub_actors.usecases.sends import admit, number_of
 
 log = structlog.get_logger("lawhub.auto_replies")
 

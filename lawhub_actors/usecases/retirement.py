@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from lawhub_actors.actors.dispatcher import PATH as DISPATCHER_PATH
-from lawhub_actors.actors.dispatcher import InFlight, sessions_path
+from lawhub_actors.actors import paths
+from lawhub_actors.actors.dispatcher import InFlight
 from lawhub_actors.actors.tree import Retiring
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.sqlite_store import Store
@@ -124,7 +124,7 @@ class Retirements:
         )
 
     def _sessions_busy(self, tenant: str) -> bool:
-        prefix = sessions_path(tenant) + "/"
+        prefix = paths.sessions_of(tenant) + "/"
         return any(node.mailbox.load() for node in self._registry.nodes()
                    if node.path.startswith(prefix))
 
@@ -132,7 +132,7 @@ class Retirements:
         """Whether updates of ``tenant`` wait on a slow step (a dispatcher
         that does not answer now counts as yes: look again later)."""
         try:
-            return bool(self._registry.ask(DISPATCHER_PATH, InFlight(tenant),
+            return bool(self._registry.ask(paths.DISPATCHER, InFlight(tenant),
                                            timeout=ASK_TIMEOUT_S))
         except Exception:  # noqa: BLE001 - restarting or stopping: not known to be idle
             return True

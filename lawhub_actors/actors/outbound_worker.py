@@ -1,0 +1,333 @@
+"""The outbound workers: a hash pool by recipient at :data:`paths.WORKERS`,
+so one client's messages leave in the order they were accepted.
+
+A worker takes one message per recipient at a time (the others of that
+recipient wait, in order, in the worker); other recipients go on. For each
+message: the number's breaker (open: try again when it half-opens), a
+permit from its limiter for the recipient's pair-rate slot (a wait: a
+message to itself after it, never a sleep), then the Graph call on a
+bounded pool of threads, which takes the number's throughput slot right
+before it leaves, so a slow answer blocks no other recipient and a busy
+worker never makes sends bunch up above the rate.
+
+What follows a failed call is decided by
+:func:`lawhub_actors.core.send_lifecycle.after_failure` (send again after a
+backoff, wait for a status webhook first when Meta may have sent it, or the
+dead-letter queue); a sent message's wamid is stored before anything else.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from lawhub_actors.actors import paths
+from lawhub_actors.actors.number_breaker import MayCall, Outcome
+from lawhub_actors.actors.number_limiter import PairPermit, ThroughputPermit
+from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters import outbound_store
+from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
+from lawhub_actors.adapters.outbound_store import Outbound
+from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store_tx import Tx
+from lawhub_actors.core.send_lifecycle import (
+    FINISHED,
+    UNSURE,
+    DeadLetter,
+    Failure,
+    RetryPolicy,
+    SendState,
+    after_failure,
+    grace_s,
+)
+from lawhub_actors.settings import Retry
+from lawhub_actors.usecases import dead_letters
+from supervisors import Actor, MailboxFull, NotRegistered, Registry
+
+log = structlog.get_logger("lawhub.outbound")
+
+ASK_TIMEOUT_S = 5.0
+LATE_RESERVATIONS = 4
+"""Slots a call may take in turn when it keeps waking late (then it goes)."""
+
+
+def retry_policy(retry: Retry) -> RetryPolicy:
+    return RetryPolicy(max_attempts=retry.max_attempts, base_s=retry.base_s,
+                       max_s=retry.max_s, settle_grace_s=retry.settle_grace_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Take up an outbound message (accepted, recovered at start, or replayed)."""
+
+    id: str
+    recipient: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Begin:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PairSlot:
+    """The recipient's pair-rate slot has come: the throughput permit next."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    id: str
+    outcome: Future[Sent | SendFailed]
+
+
+OutboundStep = Send | _Begin | _PairSlot | _Done
+"""Worker messages about one outbound message (``.id``): a dead letter of
+any of them dead-letters that message."""
+
+
+def take_up_unfinished(store: Store, registry: Registry) -> int:
+    """Hand every message not yet sent nor dead to its worker, in accepted
+    order; how many. Never blocks: a full queue leaves a message pending in
+    the store, logged."""
+    unfinished = store.read_tx(outbound_store.unfinished)
+    for message_id, _tenant, recipient in unfinished:
+        try:
+            registry.tell(paths.WORKERS, Send(message_id, recipient), key=recipient, wait=False)
+        except MailboxFull:
+            log.warning("outbound_queue_full", msg_id=message_id)
+    return len(unfinished)
+
+
+class OutboundWorker(Actor):
+    def __init__(self, services: Services, graph: GraphSend | None, calls: Executor,
+                 uniform: Callable[[], float] = random.random) -> None:
+        self._services = services
+        self._graph = graph
+        self._calls = calls
+        self._uniform = uniform
+        self._queues: dict[str, deque[str]] = {}
+        """Per recipient: the message in progress first, then those waiting."""
+        self._recipient_of: dict[str, str] = {}
+        self._graced: set[str] = set()
+        """Unknown outcomes whose grace for a status webhook is running."""
+
+    def on_start(self) -> None:
+        """After a restart (its queues lost with the old incarnation), take
+        up every unfinished message again, each to its recipient's worker in
+        accepted order; repeats are ignored. At the process's start the
+        runtime does this once the whole tree runs."""
+        if self.context.registry.get(self.context.path).restarts.total > 0:
+            take_up_unfinished(self._services.store, self.context.registry)
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, Send):
+            queue = self._queues.setdefault(message.recipient, deque())
+            if message.id in queue:
+                return None  # already in hand or waiting
+            queue.append(message.id)
+            self._recipient_of[message.id] = message.recipient
+            if len(queue) == 1:
+                self._begin(message.id)
+        elif isinstance(message, _Begin):
+            self._begin(message.id)
+        elif isinstance(message, _PairSlot):
+            self._fire(message.id)
+        elif isinstance(message, _Done):
+            self._done(message.id, message.outcome)
+        else:
+            return super().receive(message)
+        return None
+
+    # -- the steps ---------------------------------------------------------------
+
+    def _load(self, message_id: str) -> Outbound | None:
+        return self._services.store.read_tx(lambda tx: outbound_store.load(tx, message_id))
+
+    def _begin(self, message_id: str) -> None:
+        message = self._load(message_id)
+        if message is None or message.state in FINISHED:
+            self._finish(message_id)
+            return
+        # Meta may have sent it (a 5xx, or a crash mid-call): if a status with our id
+        # settled it meanwhile, it is 'sent' now; otherwise the webhook gets a grace
+        # period before a second send.
+        unsure = message.state in UNSURE and message.attempts > 0
+        if unsure and not self._graceful(message):
+            return
+        try:
+            allowed, retry_after = self._ask(paths.breaker_of(message.phone_number_id),
+                                             MayCall())
+        except NotRegistered:
+            self._number_removed(message)
+            return
+        if not allowed:
+            self.context.tell_self_later(max(retry_after, 0.05), _Begin(message_id))
+            return
+        wait = self._ask(paths.limiter_of(message.phone_number_id),
+                         PairPermit(message.recipient_ref))
+        if wait > 0:
+            self.context.tell_self_later(wait, _PairSlot(message_id))
+        else:
+            self._fire(message_id)
+
+    def _graceful(self, message: Outbound) -> bool:
+        """Whether the grace for an unsure outcome is over (then send again);
+        the first time, start it: look again after a backoff delay."""
+        if message.id in self._graced:
+            self._graced.discard(message.id)
+            return True
+        self._graced.add(message.id)
+        grace = grace_s(message.attempts, retry_policy(self._services.settings.retry))
+        self.context.tell_self_later(grace, _Begin(message.id))
+        return False
+
+    def _fire(self, message_id: str) -> None:
+        """Hand the call to the call pool: it takes the number's throughput
+        slot itself, just before it leaves."""
+        def sending(tx: Tx) -> Outbound | None:
+            message = outbound_store.load(tx, message_id)
+            if message is None or message.state in FINISHED:
+                return None
+            outbound_store.set_state(tx, message_id, SendState.SENDING, attempt=True)
+            return message
+
+        message = self._services.store.write(sending).value
+        if message is None:
+            self._finish(message_id)
+            return
+        if self._graph is None:
+            self._dead(message, "terminal", {"status": None, "code": None,
+                                             "message": "LAWHUB_ACCESS_TOKEN is not set"})
+            return
+        registry, path = self.context.registry, self.context.path
+        call = self._calls.submit(self._call, message, registry)
+
+        def back(outcome: Future[Sent | SendFailed]) -> None:
+            try:
+                registry.tell(path, _Done(message_id, outcome))
+            except NotRegistered:  # stopping: 'sending' is taken up again at the next start
+                log.info("send_answer_dropped_at_shutdown", msg_id=message_id)
+
+        call.add_done_callback(back)
+
+    def _call(self, message: Outbound, registry: Registry) -> Sent | SendFailed:
+        """On a call thread: wait for a throughput slot, then call Meta. A
+        thread that wakes more than half an interval late takes a new slot
+        (behind those reserved meanwhile) instead of bunching up with the
+        next send above the number's rate."""
+        assert self._graph is not None
+        for _ in range(LATE_RESERVATIONS):
+            wait, interval = registry.ask(paths.limiter_of(message.phone_number_id),
+                                          ThroughputPermit(), timeout=ASK_TIMEOUT_S)
+            slot = time.monotonic() + wait
+            if wait > 0:
+                time.sleep(wait)
+            if time.monotonic() - slot <= interval / 2:
+                break
+        content = message.content
+        if content["type"] == "text":
+            return self._graph.text(message.phone_number_id, message.recipient,
+                                    content["text"], callback=message.id)
+        template = content["template"]
+        return self._graph.template(message.phone_number_id, message.recipient,
+                                    template["name"], template["language"], template["params"],
+                                    callback=message.id)
+
+    def _done(self, message_id: str, outcome: Future[Sent | SendFailed]) -> None:
+        message = self._load(message_id)
+        if message is None:
+            self._finish(message_id)
+            return
+        try:
+            result = outcome.result()
+        except NotRegistered:  # its limiter went while the call waited for a slot
+            self._number_removed(message)
+            return
+        breaker = paths.breaker_of(message.phone_number_id)
+        if isinstance(result, Sent):
+            self._tell(breaker, Outcome(ok=True))
+            self._sent(message, result.wamid)
+            return
+        settings = self._services.settings
+        decision = after_failure(
+            Failure(result.status, result.code, timed_out=result.title == "timeout"),
+            attempts=message.attempts, previous_code=message.last_code,
+            policy=retry_policy(settings.retry), uniform=self._uniform)
+        error = {"status": result.status, "code": result.code, "title": result.title,
+                 "message": result.message, "details": result.details}
+        log.info("send_failed", tenant=message.tenant, msg_id=message.id, status=result.status,
+                 code=result.code, kind=decision.kind.value, attempt=message.attempts)
+        self._tell(breaker, Outcome(ok=decision.number_works, trip=decision.trip))
+        then = decision.then
+        if isinstance(then, DeadLetter):
+            self._dead(message, then.reason, error)
+            return
+        self._services.store.write(
+            lambda tx: outbound_store.failed(tx, message.id, then.state, result.code))
+        if then.state is SendState.UNKNOWN:
+            self._graced.add(message.id)  # the delay is the grace for a status webhook
+        self.context.tell_self_later(then.delay_s, _Begin(message.id))
+
+    # -- endings ----------------------------------------------------------------
+
+    def _sent(self, message: Outbound, wamid: str) -> None:
+        def record(tx: Tx) -> None:
+            current = outbound_store.load(tx, message.id)
+            already = current is not None and current.state is SendState.SENT
+            outbound_store.mark_sent(tx, message, wamid)
+            if not already:
+                tx.emit(message.tenant, "outbound.sent", {
+                    "id": message.id, "wamid": wamid, "to": message.recipient,
+                    "automatic": message.automatic,
+                })
+
+        self._services.store.write(record)
+        self._finish(message.id)
+
+    def _dead(self, message: Outbound, reason: str, error: dict[str, Any]) -> None:
+        self._services.store.write(lambda tx: dead_letters.dead_letter(tx, message, reason, error))
+        self._finish(message.id)
+
+    def _number_removed(self, message: Outbound) -> None:
+        """The number left the config and its retirement ran out first."""
+        self._dead(message, "number_removed", {
+            "status": None, "code": None,
+            "message": "the phone number was removed from the config before this was sent"})
+
+    def _finish(self, message_id: str) -> None:
+        """The message is done with: the recipient's next one may go."""
+        self._graced.discard(message_id)
+        recipient = self._recipient_of.pop(message_id, None)
+        if recipient is None:
+            return
+        queue = self._queues.get(recipient)
+        if queue and queue[0] == message_id:
+            queue.popleft()
+        elif queue and message_id in queue:
+            queue.remove(message_id)
+        if queue:
+            self._begin(queue[0])
+        else:
+            self._queues.pop(recipient, None)
+
+    # -- asking the number's actors ----------------------------------------------
+
+    def _ask(self, path: str, message: Any) -> Any:
+        return self.context.registry.ask(path, message, timeout=ASK_TIMEOUT_S)
+
+    def _tell(self, path: str, message: Any) -> None:
+        """A breaker's outcome report; a breaker that retired has no use for it
+        (and the answer it reports on must still be recorded)."""
+        try:
+            self.context.registry.tell(path, message)
+        except NotRegistered:
+            log.info("outcome_for_retired_breaker", path=path)
