@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
 
 from supervisors import Registry
+from supervisors.pykka_seam import Envelope
 
 
 class _LoopFuture(pykka.Future[Any]):

@@ -51,7 +51,7 @@ from lawhub_actors.settings import Secrets, Settings
 from lawhub_actors.usecases import dead_letters
 from lawhub_actors.usecases.retirement import Retirements
 from lawhub_actors.usecases.sends import SendOrder, admit_send
-from supervisors import MailboxFull, NodeSnapshot, Tree
+from supervisors import MailboxFull, NodeSnapshot, NodeState, Tree
 
 log = structlog.get_logger("lawhub.runtime")
 
@@ -245,7 +245,8 @@ class AppRuntime:
 
     def ready(self) -> bool:
         root = self.tree.registry.find("")
-        return root is not None and root.state == "running" and not self.tree.gave_up.is_set()
+        running = root is not None and root.state is NodeState.RUNNING
+        return running and not self.tree.gave_up.is_set()
 
     def backlog(self) -> dict[str, Any]:
         """The inbound flow as operators see it: journal entries not yet

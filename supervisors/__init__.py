@@ -25,29 +25,10 @@ Nothing here knows what the actors do.
 """
 
 from supervisors.actor import Actor, Context
-from supervisors.errors import (
-    ActorCrashed,
-    Escalation,
-    InjectedFault,
-    InvalidSpec,
-    MailboxFull,
-    NoSuchChild,
-    NotRegistered,
-    StartFailed,
-    SupervisorError,
-)
+from supervisors.errors import MailboxFull, NotRegistered, StartFailed
 from supervisors.keyed import keyed_spec
-from supervisors.messages import (
-    Adopt,
-    AdoptPool,
-    Resize,
-    Retune,
-    StartChild,
-    StopChild,
-    WhichChildren,
-)
 from supervisors.pool import Routing, pool_spec
-from supervisors.registry import Registry
+from supervisors.registry import NodeState, Registry
 from supervisors.snapshot import NodeSnapshot
 from supervisors.spec import (
     Backoff,
@@ -61,36 +42,28 @@ from supervisors.spec import (
 from supervisors.supervisor import supervisor_spec
 from supervisors.tree import Tree
 
+# What an application needs to build, run and address a tree, and the errors
+# a sender meets. The rest is importable from its module: every error from
+# supervisors.errors, the control messages (Resize, StartChild, WhichChildren,
+# Adopt, ...) from supervisors.messages.
 __all__ = [
     "Actor",
-    "ActorCrashed",
-    "Adopt",
-    "AdoptPool",
     "Backoff",
     "ChildSpec",
     "Context",
-    "Escalation",
-    "InjectedFault",
-    "InvalidSpec",
     "MailboxFull",
     "MailboxSpec",
-    "NoSuchChild",
     "NodeSnapshot",
+    "NodeState",
     "NotRegistered",
     "Overflow",
     "Registry",
-    "Resize",
     "Restart",
-    "Retune",
     "Routing",
-    "StartChild",
     "StartFailed",
-    "StopChild",
     "Strategy",
-    "SupervisorError",
     "SupervisorFlags",
     "Tree",
-    "WhichChildren",
     "keyed_spec",
     "pool_spec",
     "supervisor_spec",

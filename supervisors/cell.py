@@ -26,8 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
-from pykka.messages import _ActorStop
 
 from supervisors.actor import Actor, Context, Runtime
 from supervisors.errors import ActorCrashed, InjectedFault, StartFailed
@@ -41,6 +39,7 @@ from supervisors.messages import (
     Stop,
     Terminate,
 )
+from supervisors.pykka_seam import ActorStop, Envelope, OwnLoop
 from supervisors.registry import Node
 from supervisors.spec import ChildSpec
 from supervisors.strategy import ExitKind
@@ -50,7 +49,7 @@ log = logging.getLogger("supervisors.cell")
 Report = Callable[[ChildExited], None]
 
 
-class Cell(pykka.ThreadingActor):
+class Cell(OwnLoop):
     use_daemon_thread = True  # a child stuck past its shutdown timeout must not block exit
 
     def __init__(self, spec: ChildSpec, node: Node, runtime: Runtime, report: Report) -> None:
@@ -73,7 +72,7 @@ class Cell(pykka.ThreadingActor):
             Start: self._start,
             Terminate: self._terminate,
             Stop: self._stop_cell,
-            _ActorStop: self._stop_cell,
+            ActorStop: self._stop_cell,
             IdleCheck: self._idle_check,
             Hold: self._hold,
             Barrier: self._barrier,
@@ -82,8 +81,8 @@ class Cell(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.thread = threading.current_thread()
 
-    # pykka's loop, minus its failure handling: failures are ours to report.
-    def _actor_loop_running(self) -> None:
+    def run_loop(self) -> None:
+        """pykka's loop, minus its failure handling: failures are ours to report."""
         mailbox = self._mailbox
         controls = self._controls
         while not self.actor_stopped.is_set():

@@ -19,14 +19,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
-from pykka._envelope import Envelope
-
 from supervisors.actor import Actor
+from supervisors.child import Child
 from supervisors.mailbox import MailboxClosed
 from supervisors.messages import ChildExited, EnsureStarted
+from supervisors.pykka_seam import Envelope
 from supervisors.registry import Registry, join
 from supervisors.spec import ChildSpec, MailboxSpec, Restart, SupervisorFlags
-from supervisors.supervisor import Supervisor, _Child
+from supervisors.supervisor import Supervisor
 
 
 def child_id_for(key: str) -> str:
@@ -121,8 +121,8 @@ class KeyedSupervisor(Supervisor):
             passivate_after_s=template.passivate_after_s,
         )
 
-    def _on_final_exit(self, child: _Child, exited: ChildExited) -> None:
-        self._stop_cell(child, drain=False)
+    def _on_final_exit(self, child: Child, exited: ChildExited) -> None:
+        child.stop_cell(drain=False)
         del self._children[child.spec.id]
         if not self.context.registry.retire(child.node.path):
             # A message arrived as the actor passivated: serve it.

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
 
 from supervisors.errors import MailboxFull, NotRegistered
+from supervisors.pykka_seam import Envelope
 from supervisors.spec import MailboxSpec, Overflow
 
 DeadLetterHook = Callable[[str, Any, str], None]
@@ -94,14 +94,22 @@ class Mailbox:
     def wait_for_room(self, deadline: float) -> bool:
         """Wait until the mailbox has room or ``deadline`` (monotonic) passes."""
         with self._lock:
+            return self._room_by(deadline)
+
+    def _room_by(self, deadline: float) -> bool:
+        """:meth:`wait_for_room` with the lock held: the one place senders wait."""
+        capacity = self._spec.capacity
+        while capacity is not None and len(self._user) >= capacity and not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._writable.wait(remaining)
             capacity = self._spec.capacity
-            while capacity is not None and len(self._user) >= capacity and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._writable.wait(remaining)
-                capacity = self._spec.capacity
-            return True
+        return True
+
+    def still_full(self) -> MailboxFull:
+        """The error for a sender that waited its ``block_timeout_s`` in vain."""
+        return MailboxFull(f"{self.path}: still full after {self._spec.block_timeout_s}s")
 
     def put_marker(self, envelope: Envelope[Any]) -> None:
         """Queue on the user lane ignoring the bound: runtime markers (pool
@@ -128,14 +136,8 @@ class Mailbox:
     def _wait_for_room(self, capacity: int) -> None:
         if self._spec.overflow is Overflow.REFUSE:
             raise MailboxFull(f"{self.path}: {capacity} messages queued")
-        deadline = time.monotonic() + self._spec.block_timeout_s
-        while len(self._user) >= capacity and not self._closed:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise MailboxFull(
-                    f"{self.path}: still full after {self._spec.block_timeout_s}s"
-                )
-            self._writable.wait(remaining)
+        if not self._room_by(time.monotonic() + self._spec.block_timeout_s):
+            raise self.still_full()
 
     # -- the consuming actor ---------------------------------------------
 

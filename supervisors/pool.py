@@ -27,8 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pykka._envelope import Envelope
-
 from supervisors.errors import InvalidSpec, MailboxFull, NotRegistered
 from supervisors.mailbox import Mailbox
 from supervisors.messages import (
@@ -40,6 +38,7 @@ from supervisors.messages import (
     HoldToken,
     Resize,
 )
+from supervisors.pykka_seam import Envelope
 from supervisors.routing import RoundRobin, consistent_index
 from supervisors.spec import ChildSpec, MailboxSpec, Overflow, Restart, SupervisorFlags
 from supervisors.supervisor import Supervisor
@@ -89,7 +88,7 @@ class PoolRouter:
             if deadline is None:
                 deadline = time.monotonic() + spec.block_timeout_s
             if not mailbox.wait_for_room(deadline):
-                raise MailboxFull(f"{mailbox.path}: still full after {spec.block_timeout_s}s")
+                raise mailbox.still_full()
 
     def put_batch(
         self, items: Sequence[tuple[str, Any]], wrap: Callable[[list[Any]], Any]

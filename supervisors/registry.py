@@ -20,14 +20,15 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 import pykka
-from pykka._envelope import Envelope
 
 from supervisors.errors import NotRegistered
 from supervisors.intensity import RecentRestarts
 from supervisors.mailbox import DeadLetterHook, Mailbox, MailboxClosed
+from supervisors.pykka_seam import Envelope
 from supervisors.spec import MailboxSpec
 
 log = logging.getLogger("supervisors.registry")
@@ -49,6 +50,34 @@ class Router(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+class NodeState(StrEnum):
+    """Where a node's actor is in its life, as operators see it."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    EXITED = "exited"
+    """Its actor ended; its supervisor decides what next."""
+    RESTARTING = "restarting"
+    """Waiting for its restart (its own crash or a sibling's, or a failed start)."""
+    STOPPED = "stopped"
+
+
+NODE_MOVES: dict[NodeState, frozenset[NodeState]] = {
+    NodeState.STARTING: frozenset({NodeState.STARTING, NodeState.RUNNING,
+                                   NodeState.RESTARTING, NodeState.STOPPED}),
+    NodeState.RUNNING: frozenset({NodeState.EXITED, NodeState.RESTARTING, NodeState.STOPPED}),
+    NodeState.EXITED: frozenset({NodeState.RESTARTING, NodeState.STOPPED}),
+    NodeState.RESTARTING: frozenset({NodeState.STARTING, NodeState.RESTARTING,
+                                     NodeState.STOPPED}),
+    NodeState.STOPPED: frozenset({NodeState.STARTING, NodeState.STOPPED}),
+}
+"""From each state, those a node may move to (:meth:`Node.move`)."""
+
+
+class IllegalNodeMove(RuntimeError):
+    """A move :data:`NODE_MOVES` does not allow: a bug in a supervisor."""
+
+
 @dataclass(eq=False)
 class Node:
     """One named place in the tree, as operators see it."""
@@ -57,7 +86,7 @@ class Node:
     kind: str
     mailbox: Mailbox
     order: int = 0
-    state: str = "starting"
+    state: NodeState = NodeState.STARTING
     restarts: RecentRestarts = field(default_factory=RecentRestarts)
     period_s: float = 10.0
     router: Router | None = None
@@ -65,6 +94,11 @@ class Node:
     """What the node's owner wants operators to see (a supervisor's flags)."""
     fault_armed: bool = False
     """The actor crashes on its next message instead of handling it (a rehearsal)."""
+
+    def move(self, new: NodeState) -> None:
+        if new not in NODE_MOVES[self.state]:
+            raise IllegalNodeMove(f"{self.path or 'root'}: {self.state} -> {new}")
+        self.state = new
 
 
 def parent_of(path: str) -> str:

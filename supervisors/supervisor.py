@@ -37,15 +37,15 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NoReturn
 
 import pykka
-from pykka._envelope import Envelope
 
 from supervisors.actor import Actor
 from supervisors.backoff import restart_delay
 from supervisors.cell import Cell
+from supervisors.child import Child
 from supervisors.errors import Escalation, InvalidSpec, NoSuchChild, NotRegistered, StartFailed
 from supervisors.intensity import RestartIntensity
 from supervisors.mailbox import MailboxClosed
@@ -57,13 +57,12 @@ from supervisors.messages import (
     Retune,
     Start,
     StartChild,
-    Stop,
     StopChild,
-    Terminate,
     TryAgain,
     WhichChildren,
 )
-from supervisors.registry import Node, join
+from supervisors.pykka_seam import Envelope
+from supervisors.registry import NodeState, join
 from supervisors.spec import ChildSpec, MailboxSpec, Restart, SupervisorFlags, check_children
 from supervisors.strategy import plan, should_restart
 
@@ -72,21 +71,32 @@ log = logging.getLogger("supervisors.supervisor")
 _owners = itertools.count(1)
 
 
-@dataclass(eq=False)
-class _Child:
-    spec: ChildSpec
-    node: Node
-    ref: pykka.ActorRef[Cell] | None = None
-    incarnation: int = 0
-
-
 class Supervisor(Actor):
+    """Starts, watches and restarts its children (see the module's docstring).
+
+    **For subclasses** (:class:`~supervisors.pool.Pool`,
+    :class:`~supervisors.keyed.KeyedSupervisor`), a protected API, kept as
+    it is:
+
+    - ``_initial``: the specs :meth:`on_start` starts, in order (a subclass
+      may replace them before calling it);
+    - ``_children``: the running children by id, in start order (read it;
+      change it only through the methods below);
+    - ``_add_and_start(spec)``: add a child and start it now;
+    - ``_stop_for_good(child, reason)``: stop a child, forget it and remove
+      its subtree from the registry;
+    - ``_on_final_exit(child, exited)``: what happens to a child that is not
+      restarted (by default, :meth:`_stop_for_good`);
+    - ``_owner``: this incarnation's token, for messages a subclass sends
+      itself later (an old incarnation's must be ignored).
+    """
+
     def __init__(self, flags: SupervisorFlags, children: Sequence[ChildSpec] = ()) -> None:
         flags.check()
         check_children(list(children))
         self.flags = flags
         self._initial = list(children)
-        self._children: dict[str, _Child] = {}  # insertion order is start order
+        self._children: dict[str, Child] = {}  # insertion order is start order
         self._intensity = RestartIntensity(flags.max_restarts, flags.period_s)
         self._owner = next(_owners)
 
@@ -163,7 +173,7 @@ class Supervisor(Actor):
                 problems.append(f"{join(self.context.path, spec.id)}: {error}")
         return AdoptReport(tuple(problems), tuple(pending))
 
-    def _adopt_child(self, child: _Child, spec: ChildSpec) -> list[Pending]:
+    def _adopt_child(self, child: Child, spec: ChildSpec) -> list[Pending]:
         """Record the child's new spec (its next start uses it), retune its
         mailbox, and queue ``spec.adopt`` for it: a running child handles it
         next, a restarting one once it runs again (its mailbox outlives it)."""
@@ -200,26 +210,26 @@ class Supervisor(Actor):
             raise
         return self._children[spec.id].node.path
 
-    def _add_and_start(self, spec: ChildSpec) -> _Child:
+    def _add_and_start(self, spec: ChildSpec) -> Child:
         registry = self.context.registry
         node = registry.ensure(join(self.context.path, spec.id), spec.kind, spec.mailbox)
         node.period_s = self.flags.period_s
-        child = _Child(spec, node)
+        child = Child(spec, node)
         self._children[spec.id] = child
         self._start_child(child)
         return child
 
-    def _start_child(self, child: _Child) -> None:
+    def _start_child(self, child: Child) -> None:
         if child.ref is None or not child.ref.is_alive():
             child.ref = Cell.start(child.spec, child.node, self.context.runtime, self._report)
-        child.node.state = "starting"
+        child.node.move(NodeState.STARTING)
         try:
-            child.incarnation = self._control(child, Start(child.spec), self.flags.start_timeout_s)
+            child.incarnation = child.control(Start(child.spec), self.flags.start_timeout_s)
         except pykka.Timeout:
             raise StartFailed(
                 f"{child.node.path}: not started within {self.flags.start_timeout_s}s"
             ) from None
-        child.node.state = "running"
+        child.node.move(NodeState.RUNNING)
 
     def _report(self, exited: ChildExited) -> None:
         """Runs on the child's thread: queue the report for this supervisor."""
@@ -234,22 +244,21 @@ class Supervisor(Actor):
         child = self._children.get(exited.child_id)
         if child is None or child.incarnation != exited.incarnation:
             return  # about an incarnation already replaced
-        if child.node.state != "running":
+        if child.node.state is not NodeState.RUNNING:
             return  # already being restarted by a sibling's plan
-        child.node.state = "exited"
+        child.node.move(NodeState.EXITED)
         if not should_restart(child.spec.restart, exited.kind):
             self._on_final_exit(child, exited)
             return
         self._restart(child, exited)
 
-    def _on_final_exit(self, child: _Child, exited: ChildExited) -> None:
+    def _on_final_exit(self, child: Child, exited: ChildExited) -> None:
         """A child that is not to be restarted: forget it."""
         self._stop_for_good(child, f"{exited.kind} exit of a {child.spec.restart} child")
 
-    def _restart(self, child: _Child, exited: ChildExited) -> None:
+    def _restart(self, child: Child, exited: ChildExited) -> None:
         now = self.context.runtime.clock()
-        if not self._intensity.add(now):
-            self._give_up(child, exited.error)
+        self._count_restart(child, now, exited.error)
         temporary = frozenset(
             child_id for child_id, sibling in self._children.items()
             if sibling.spec.restart is Restart.TEMPORARY
@@ -258,20 +267,30 @@ class Supervisor(Actor):
         for sibling_id in steps.stop:
             sibling = self._children[sibling_id]
             if sibling_id in steps.start:
-                self._terminate(sibling)
+                sibling.terminate()
             else:
                 self._stop_for_good(sibling, f"a temporary sibling of restarting {child.spec.id}")
         for child_id in steps.start:
-            restarting = self._children[child_id]
-            restarting.node.state = "restarting"
-            restarting.node.restarts.add(now)
-        recent = child.node.restarts.within(now, self.flags.period_s)
-        self._schedule(steps.start, self._delay(recent))
+            self._mark_restarting(self._children[child_id], now)
+        self._start_after_backoff(child, steps.start, now)
 
-    def _delay(self, recent_restarts: int) -> float:
-        return restart_delay(
-            self.flags.backoff, recent_restarts - 1, self.context.runtime.uniform
-        )
+    def _count_restart(self, offender: Child, now: float, error: BaseException | None) -> None:
+        """Count a restart against the intensity; past it, give up."""
+        if not self._intensity.add(now):
+            self._give_up(offender, error)
+
+    @staticmethod
+    def _mark_restarting(child: Child, now: float) -> None:
+        child.node.move(NodeState.RESTARTING)
+        child.node.restarts.add(now)
+
+    def _start_after_backoff(self, offender: Child, child_ids: tuple[str, ...],
+                             now: float) -> None:
+        """Start ``child_ids`` again after a backoff that grows with
+        ``offender``'s recent restarts."""
+        recent = offender.node.restarts.within(now, self.flags.period_s)
+        delay_s = restart_delay(self.flags.backoff, recent - 1, self.context.runtime.uniform)
+        self._schedule(child_ids, delay_s)
 
     def _schedule(self, child_ids: tuple[str, ...], delay_s: float) -> None:
         if delay_s <= 0:
@@ -297,15 +316,12 @@ class Supervisor(Actor):
             except StartFailed as error:
                 log.error("restart failed", extra={"path": child.node.path, "error": repr(error)})
                 now = self.context.runtime.clock()
-                child.node.state = "restarting"
-                child.node.restarts.add(now)
-                if not self._intensity.add(now):
-                    self._give_up(child, error)
-                recent = child.node.restarts.within(now, self.flags.period_s)
-                self._schedule(child_ids[index:], self._delay(recent))
+                self._mark_restarting(child, now)
+                self._count_restart(child, now, error)
+                self._start_after_backoff(child, child_ids[index:], now)
                 return
 
-    def _give_up(self, offender: _Child, error: BaseException | None) -> None:
+    def _give_up(self, offender: Child, error: BaseException | None) -> NoReturn:
         reason = (
             f"more than {self.flags.max_restarts} restarts within {self.flags.period_s}s; "
             f"last: {offender.spec.id}: {error!r}"
@@ -319,66 +335,20 @@ class Supervisor(Actor):
 
     # -- stopping --------------------------------------------------------------
 
-    def _child(self, child_id: str) -> _Child:
+    def _child(self, child_id: str) -> Child:
         child = self._children.get(child_id)
         if child is None:
             raise NoSuchChild(f"{self.context.path}: {child_id}")
         return child
 
-    def _terminate(self, child: _Child) -> None:
-        """Stop the child's actor for a restart; its cell and mailbox stay."""
-        child.node.state = "restarting"
-        if child.ref is None or not child.ref.is_alive():
-            return
-        try:
-            self._control(child, Terminate(), child.spec.shutdown_s)
-        except pykka.Timeout:
-            log.warning("child did not terminate in time", extra={"path": child.node.path})
-
     def _stop_children(self, *, drain: bool) -> None:
         for child in reversed(list(self._children.values())):
-            self._stop_cell(child, drain=drain)
+            child.stop_cell(drain=drain)
 
-    def _stop_for_good(self, child: _Child, reason: str) -> None:
-        self._stop_cell(child, drain=True)
+    def _stop_for_good(self, child: Child, reason: str) -> None:
+        child.stop_cell(drain=True)
         self._children.pop(child.spec.id, None)
         self.context.registry.remove_subtree(child.node.path, reason)
-
-    def _stop_cell(self, child: _Child, *, drain: bool) -> None:
-        """Stop the cell's thread: orderly (after what is queued) within the
-        child's ``shutdown_s``, else at once; then wait for the thread."""
-        ref, child.ref = child.ref, None
-        child.node.state = "stopped"
-        if ref is None or not ref.is_alive():
-            return
-        stop = Stop(ref.actor_urn)
-        thread = None
-        if drain and child.node.mailbox.is_serving():  # a crashed actor cannot drain
-            thread = self._send_stop(child, stop, lane="user")
-        if thread is None:
-            thread = self._send_stop(child, stop, lane="system")
-        if thread is None:
-            log.error("child did not stop; thread abandoned", extra={"path": child.node.path})
-            return
-        thread.join(child.spec.shutdown_s)
-
-    def _send_stop(self, child: _Child, stop: Stop, *, lane: str) -> Any:
-        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        envelope = Envelope(stop, reply_to=future)
-        mailbox = child.node.mailbox
-        try:
-            if lane == "user":
-                mailbox.put_marker(envelope)
-            else:
-                mailbox.put_system(envelope)
-            return future.get(timeout=max(child.spec.shutdown_s, 0.001))
-        except (pykka.Timeout, MailboxClosed):
-            return None
-
-    def _control(self, child: _Child, message: object, timeout_s: float) -> Any:
-        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        child.node.mailbox.put_system(Envelope(message, reply_to=future))
-        return future.get(timeout=timeout_s)
 
 
 def supervisor_spec(

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
 
 from supervisors.actor import Runtime
 from supervisors.cell import Cell
 from supervisors.errors import InvalidSpec, StartFailed
 from supervisors.mailbox import DeadLetterHook
 from supervisors.messages import AdoptReport, ChildExited, Pending, Start, Stop
-from supervisors.registry import Registry
+from supervisors.pykka_seam import Envelope
+from supervisors.registry import NodeState, Registry
 from supervisors.snapshot import NodeSnapshot, take
 from supervisors.spec import ChildSpec
 from supervisors.strategy import ExitKind
@@ -60,14 +60,14 @@ class Tree:
 
     def start(self) -> Tree:
         node = self.registry.ensure(ROOT, self._spec.kind, self._spec.mailbox)
-        node.state = "starting"
+        node.move(NodeState.STARTING)
         self._ref = Cell.start(self._spec, node, self.runtime, self._root_exited)
         try:
             self._control(Start(), self._start_timeout_s)
         except (StartFailed, pykka.Timeout):
             self.stop()
             raise
-        node.state = "running"
+        node.move(NodeState.RUNNING)
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -84,7 +84,7 @@ class Tree:
                     log.error("root did not stop within %ss", timeout_s)
             node = self.registry.find(ROOT)
             if node is not None:
-                node.state = "stopped"
+                node.move(NodeState.STOPPED)
             self._scheduler.stop()
             self.registry.close_all("tree stopped")
 

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisors import Backoff, ChildSpec, InvalidSpec, MailboxSpec, Restart, Strategy
+from supervisors import Backoff, ChildSpec, MailboxSpec, Restart, Strategy
 from supervisors.backoff import restart_delay
+from supervisors.errors import InvalidSpec
 from supervisors.intensity import RecentRestarts, RestartIntensity
 from supervisors.routing import consistent_index, jump_hash
 from supervisors.spec import check_children

@@ -8,7 +8,8 @@ from typing import Any
 import pykka
 import pytest
 
-from supervisors import ActorCrashed, ChildSpec, StartFailed, Tree, supervisor_spec
+from supervisors import ChildSpec, StartFailed, Tree, supervisor_spec
+from supervisors.errors import ActorCrashed
 from tests.supervisors.helpers import Events, Recorder, flags, recorder
 
 
@@ -126,7 +127,7 @@ def test_a_message_sent_while_the_actor_restarts_waits_for_the_new_one(
 
 
 def test_a_reply_slot_that_raises_does_not_kill_the_actor(start_tree, events) -> None:
-    from pykka._envelope import Envelope
+    from supervisors.pykka_seam import Envelope
 
     class Broken(pykka.ThreadingFuture):  # type: ignore[type-arg]
         def set(self, value: Any = None) -> None:

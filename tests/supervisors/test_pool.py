@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from supervisors import ChildSpec, Resize, Routing, Tree, pool_spec, supervisor_spec
+from supervisors import ChildSpec, Routing, Tree, pool_spec, supervisor_spec
 from supervisors.actor import Actor
+from supervisors.messages import Resize
 from tests.supervisors.helpers import flags
 
 PRODUCERS = 8

@@ -6,17 +6,9 @@ import threading
 
 import pytest
 
-from supervisors import (
-    Backoff,
-    Escalation,
-    NotRegistered,
-    Restart,
-    StartChild,
-    StopChild,
-    Strategy,
-    WhichChildren,
-    supervisor_spec,
-)
+from supervisors import Backoff, NotRegistered, Restart, Strategy, supervisor_spec
+from supervisors.errors import Escalation
+from supervisors.messages import StartChild, StopChild, WhichChildren
 from tests.supervisors.helpers import Events, flags, recorder
 
 
@@ -301,7 +293,8 @@ def _wait_children(tree, predicate, timeout: float = 5.0) -> list[str]:
 
 
 def test_retuned_flags_apply_to_the_next_crash_without_restarting_anyone(events) -> None:
-    from supervisors import Retune, SupervisorFlags, Tree
+    from supervisors import SupervisorFlags, Tree
+    from supervisors.messages import Retune
 
     gave_up = threading.Event()
     root = supervisor_spec("root", flags(max_restarts=10), [recorder("a", events)])
