@@ -18,6 +18,7 @@ and its conversation goes on instead of waiting for it forever.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,12 @@ from typing import Any
 import structlog
 
 from lawhub_actors.actors import paths
-from lawhub_actors.actors.messages import JournalAdvanced, Processed, Settled, SettlesUpdates
+from lawhub_actors.actors.inbound_messages import (
+    JournalAdvanced,
+    Processed,
+    Settled,
+    SettlesUpdates,
+)
 from lawhub_actors.actors.number_breaker import CircuitState
 from lawhub_actors.actors.outbound_worker import OutboundStep, Send, take_up_unfinished
 from lawhub_actors.actors.services import Services, Wakeup
@@ -80,19 +86,34 @@ class AppRuntime:
             raise ValueError("the runtime needs a master key (provision() creates one)")
         self.config = LiveConfig(settings)
         self._stopping = False
+        self._closing = contextlib.ExitStack()
+        """Each resource's close, registered as it is built: stop runs them in
+        reverse, so stopping mirrors starting by construction."""
+        try:
+            self._build(settings, secrets, publish, on_give_up)
+        except BaseException:
+            self._closing.close()  # what was built before the failure
+            raise
+
+    def _build(self, settings: Settings, secrets: Secrets, publish: OnCommit,
+               on_give_up: GiveUp | None) -> None:
+        closing = self._closing
         keyring = keyring_of(secrets)
         data_dir = secrets.data_dir
         # The store hands committed events to the feed itself, in commit order.
         self.store = Store(settings.storage.sqlite_path(data_dir), keyring, on_commit=publish)
+        closing.callback(self.store.close)
         seal, open_ = journal_crypto(secrets, keyring)
         self.journal = Journal(
             data_dir / JOURNAL_FILE, seal=seal, open_=open_,
             batch_max=settings.storage.journal_batch_max,
             tail_bytes=settings.storage.journal_tail_bytes,
         )  # shared (Journal.share) once the ack path's process is started
+        closing.callback(self.journal.close)
         limits = settings.limits
         redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None
         self.dedupe = dedupe_from(redis_url, limits.dedupe_ttl_s, limits.dedupe_memory_entries)
+        closing.callback(self.dedupe.close)
         self._dedupe_kind = "redis" if redis_url else "memory"
         wakeup = Wakeup(self._nudge_dispatcher)
         self.journal.on_commit = lambda seq: wakeup.signal()
@@ -101,6 +122,8 @@ class AppRuntime:
             GraphMedia(secrets.graph_base_url, secrets.access_token.get_secret_value())
             if secrets.access_token is not None else None
         )
+        if self._graph is not None:
+            closing.callback(self._graph.close)
         scanner = (
             Clamd(limits.clamd_socket, limits.clamd_timeout_s) if limits.clamd_socket else None
         )
@@ -113,6 +136,8 @@ class AppRuntime:
             log.warning("media_download_off", reason="LAWHUB_ACCESS_TOKEN is not set")
         self._classifier = _classifier(settings)
         remote = isinstance(self._classifier, HttpClassifier)
+        if isinstance(self._classifier, HttpClassifier):
+            closing.callback(self._classifier.close)
         services = Services(self.config, self.store, self.journal, self.dedupe,
                             inline_classifier=None if remote else self._classifier)
         self.flow = services.flow
@@ -121,13 +146,19 @@ class AppRuntime:
             ThreadPoolExecutor(settings.assist.max_in_flight, thread_name_prefix="assist-call")
             if remote else None
         )
+        if self._offload is not None:  # calls under way end within their timeout
+            closing.callback(self._offload.shutdown, wait=True, cancel_futures=True)
         self._graph_send = (
             GraphSend(secrets.graph_base_url, secrets.access_token.get_secret_value(),
                       max_connections=limits.send_in_flight)
             if secrets.access_token is not None else None
         )
+        if self._graph_send is not None:
+            closing.callback(self._graph_send.close)
         self._send_calls = ThreadPoolExecutor(limits.send_in_flight, thread_name_prefix="send")
+        closing.callback(self._send_calls.shutdown, wait=True, cancel_futures=True)
         self.rates = rate_store_from(redis_url)
+        closing.callback(self.rates.close)
         sending = Sending(self.rates, self._graph_send, self._send_calls)
         self._spec = partial(root_spec, services=services, wakeup=wakeup,
                              classifier=self._classifier, media=pipeline, sending=sending,
@@ -139,9 +170,12 @@ class AppRuntime:
             dead_letter=self._dead_letter,
             start_timeout_s=settings.supervision.start_timeout_s * 4,
         )
+        closing.callback(lambda: self.tree.stop(
+            timeout_s=self.settings.server.shutdown_timeout_s))
         self._retirements = Retirements(
             self.store, self.tree.registry, self.config,
             lambda retiring: self._adopt(self.config.current, retiring), self._reconfiguring)
+        closing.callback(self._retirements.stop)
 
     @property
     def settings(self) -> Settings:
@@ -227,21 +261,10 @@ class AppRuntime:
             log.warning("outbound_queue_full", msg_id=message_id)
 
     def stop(self) -> None:
+        """Close everything in the reverse of the order it was built: the
+        retirements' watcher, the tree, then the adapters the actors used."""
         self._stopping = True
-        self._retirements.stop()
-        self.tree.stop(timeout_s=self.settings.server.shutdown_timeout_s)
-        for calls in (self._offload, self._send_calls):  # calls under way end within their timeout
-            if calls is not None:
-                calls.shutdown(wait=True, cancel_futures=True)
-        self.journal.close()
-        self.store.close()
-        self.dedupe.close()
-        for client in (self._graph, self._graph_send):
-            if client is not None:
-                client.close()
-        self.rates.close()
-        if isinstance(self._classifier, HttpClassifier):
-            self._classifier.close()
+        self._closing.close()
 
     def ready(self) -> bool:
         root = self.tree.registry.find("")

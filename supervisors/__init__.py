@@ -6,7 +6,7 @@ system of actors alive:
 - **Actors are restarted, not resurrected.** An :class:`Actor` is a plain
   object; a *cell* (one pykka thread) runs it. When it raises — in a
   ``tell``, an ``ask``, ``on_start``, even a ``BaseException`` — the cell
-  reports one :class:`~supervisors.messages.ChildExited` to its supervisor,
+  reports one :class:`~supervisors.control.ChildExited` to its supervisor,
   which rebuilds the actor from its :class:`ChildSpec` factory.
 - **Mailboxes belong to names.** Callers send to a path
   (``inbound/sessions/firm-a``) through the :class:`Registry`; the mailbox at
@@ -45,7 +45,7 @@ from supervisors.tree import Tree
 # What an application needs to build, run and address a tree, and the errors
 # a sender meets. The rest is importable from its module: every error from
 # supervisors.errors, the control messages (Resize, StartChild, WhichChildren,
-# Adopt, ...) from supervisors.messages.
+# Adopt, ...) from supervisors.control.
 __all__ = [
     "Actor",
     "Backoff",

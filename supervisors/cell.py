@@ -28,9 +28,7 @@ from typing import Any
 import pykka
 
 from supervisors.actor import Actor, Context, Runtime
-from supervisors.errors import ActorCrashed, InjectedFault, StartFailed
-from supervisors.mailbox import NO_ACTOR, InboxView, MailboxClosed
-from supervisors.messages import (
+from supervisors.control import (
     Barrier,
     ChildExited,
     Hold,
@@ -39,6 +37,8 @@ from supervisors.messages import (
     Stop,
     Terminate,
 )
+from supervisors.errors import ActorCrashed, InjectedFault, StartFailed
+from supervisors.mailbox import NO_ACTOR, InboxView, MailboxClosed
 from supervisors.pykka_seam import ActorStop, Envelope, OwnLoop
 from supervisors.registry import Node
 from supervisors.spec import ChildSpec

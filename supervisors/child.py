@@ -15,8 +15,8 @@ from typing import Any
 import pykka
 
 from supervisors.cell import Cell
+from supervisors.control import Stop, Terminate
 from supervisors.mailbox import MailboxClosed
-from supervisors.messages import Stop, Terminate
 from supervisors.pykka_seam import Envelope
 from supervisors.registry import Node, NodeState
 from supervisors.spec import ChildSpec

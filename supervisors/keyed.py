@@ -21,8 +21,8 @@ from urllib.parse import quote, unquote
 
 from supervisors.actor import Actor
 from supervisors.child import Child
+from supervisors.control import ChildExited, EnsureStarted
 from supervisors.mailbox import MailboxClosed
-from supervisors.messages import ChildExited, EnsureStarted
 from supervisors.pykka_seam import Envelope
 from supervisors.registry import Registry, join
 from supervisors.spec import ChildSpec, MailboxSpec, Restart, SupervisorFlags

@@ -27,9 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from supervisors.errors import InvalidSpec, MailboxFull, NotRegistered
-from supervisors.mailbox import Mailbox
-from supervisors.messages import (
+from supervisors.control import (
     AdoptPool,
     AdoptReport,
     Barrier,
@@ -38,6 +36,8 @@ from supervisors.messages import (
     HoldToken,
     Resize,
 )
+from supervisors.errors import InvalidSpec, MailboxFull, NotRegistered
+from supervisors.mailbox import Mailbox
 from supervisors.pykka_seam import Envelope
 from supervisors.routing import RoundRobin, consistent_index
 from supervisors.spec import ChildSpec, MailboxSpec, Overflow, Restart, SupervisorFlags

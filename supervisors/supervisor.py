@@ -46,10 +46,7 @@ from supervisors.actor import Actor
 from supervisors.backoff import restart_delay
 from supervisors.cell import Cell
 from supervisors.child import Child
-from supervisors.errors import Escalation, InvalidSpec, NoSuchChild, NotRegistered, StartFailed
-from supervisors.intensity import RestartIntensity
-from supervisors.mailbox import MailboxClosed
-from supervisors.messages import (
+from supervisors.control import (
     Adopt,
     AdoptReport,
     ChildExited,
@@ -61,6 +58,9 @@ from supervisors.messages import (
     TryAgain,
     WhichChildren,
 )
+from supervisors.errors import Escalation, InvalidSpec, NoSuchChild, NotRegistered, StartFailed
+from supervisors.intensity import RestartIntensity
+from supervisors.mailbox import MailboxClosed
 from supervisors.pykka_seam import Envelope
 from supervisors.registry import NodeState, join
 from supervisors.spec import ChildSpec, MailboxSpec, Restart, SupervisorFlags, check_children

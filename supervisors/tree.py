@@ -19,9 +19,9 @@ import pykka
 
 from supervisors.actor import Runtime
 from supervisors.cell import Cell
+from supervisors.control import AdoptReport, ChildExited, Pending, Start, Stop
 from supervisors.errors import InvalidSpec, StartFailed
 from supervisors.mailbox import DeadLetterHook
-from supervisors.messages import AdoptReport, ChildExited, Pending, Start, Stop
 from supervisors.pykka_seam import Envelope
 from supervisors.registry import NodeState, Registry
 from supervisors.snapshot import NodeSnapshot, take

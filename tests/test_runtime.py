@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from lawhub_actors.runtime import AppRuntime
+import sqlite3
+import threading
+
+import pytest
+
+from lawhub_actors.runtime import JOURNAL_FILE, AppRuntime
 
 CONFIG = """
 [[tenants]]
@@ -46,5 +51,23 @@ def test_readiness_follows_the_tree(settings, secrets) -> None:
     assert not runtime.ready()
     runtime.start()
     assert runtime.ready()
+    runtime.stop()
+    assert not runtime.ready()
+
+
+def test_a_runtime_that_fails_halfway_through_building_closes_what_it_built(
+        settings, secrets) -> None:
+    """The journal cannot open (its file is a directory): the store opened
+    before it is closed again — its writer thread gone, no thread left behind."""
+    (secrets.data_dir / JOURNAL_FILE).mkdir(parents=True)
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(sqlite3.Error):
+        AppRuntime(settings, secrets, publish=lambda events: None)
+    assert {t.name for t in threading.enumerate()} - before == set()
+
+
+def test_stopping_twice_stops_once(settings, secrets) -> None:
+    runtime = AppRuntime(settings, secrets, publish=lambda events: None).start()
+    runtime.stop()
     runtime.stop()
     assert not runtime.ready()

@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from lawhub_actors.actors import paths
-from lawhub_actors.actors.messages import Classify, Processed
+from lawhub_actors.actors.inbound_messages import Classify, Processed
 from lawhub_actors.actors.outbound_worker import Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters.store_tx import Tx

@@ -47,7 +47,7 @@ from typing import Any
 import structlog
 
 from lawhub_actors.actors import paths
-from lawhub_actors.actors.messages import (
+from lawhub_actors.actors.inbound_messages import (
     Inbound,
     InboundBatch,
     JournalAdvanced,

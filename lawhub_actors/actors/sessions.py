@@ -31,8 +31,7 @@ import structlog
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.assist import URGENT, intake_source, record_intake
 from lawhub_actors.actors.dispatcher import describe
-from lawhub_actors.actors.media import ScanMedia
-from lawhub_actors.actors.messages import (
+from lawhub_actors.actors.inbound_messages import (
     Classify,
     Inbound,
     InboundBatch,
@@ -40,6 +39,7 @@ from lawhub_actors.actors.messages import (
     Settled,
     takes_slow_step,
 )
+from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.outbound_worker import Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store

@@ -32,8 +32,8 @@ from lawhub_actors.web import (
     console,
     dlq,
     faults,
-    messages,
     metrics,
+    send_api,
     webhook,
 )
 from lawhub_actors.web.auth import TenantTokens
@@ -120,7 +120,7 @@ def build_app(
     admin.add_routes(app)
     webhook.add_routes(app)
     api.add_routes(app)
-    messages.add_routes(app)
+    send_api.add_routes(app)
     dlq.add_routes(app)
     metrics.add_routes(app)
     faults.add_routes(app)

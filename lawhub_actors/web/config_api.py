@@ -25,7 +25,7 @@ from aiohttp import web
 
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.store_tx import OPERATORS
-from lawhub_actors.config_changes import Change, diff, restart_only
+from lawhub_actors.core.config_changes import Change, diff, restart_only
 from lawhub_actors.settings import ConfigError, ConfigIssue, Settings, parse_text
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response

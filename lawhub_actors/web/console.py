@@ -1,6 +1,6 @@
 """The operators' console: ``GET /console`` and the live view it runs on.
 
-``GET /console`` serves a static page (``web/console/``: hand-written HTML,
+``GET /console`` serves a static page (``web/console_page/``: hand-written HTML,
 JS and CSS, no build step, nothing from outside); it and every file under
 ``/console/static/`` carry :data:`PAGE_HEADERS` (its CSP, ``frame-ancestors
 'none'``...). The page itself carries no secret: it asks for the admin token,
@@ -68,7 +68,7 @@ from lawhub_actors.web.render import iso
 
 log = structlog.get_logger("lawhub.console")
 
-PAGE_DIR = Path(__file__).with_name("console")
+PAGE_DIR = Path(__file__).with_name("console_page")
 TREE_EVERY_S = 0.5
 COUNTS_EVERY_S = 2.0
 PAGE_HEADERS = {

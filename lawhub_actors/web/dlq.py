@@ -20,7 +20,7 @@ from lawhub_actors.usecases import dead_letters
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, RUNTIME, STORE
-from lawhub_actors.web.messages import REFUSAL_STATUS
+from lawhub_actors.web.send_api import REFUSAL_STATUS
 
 
 def add_routes(app: web.Application) -> None:

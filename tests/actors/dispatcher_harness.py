@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from lawhub_actors.actors import dispatcher as dispatcher_module
-from lawhub_actors.actors.messages import Inbound, Processed, Settled
+from lawhub_actors.actors.inbound_messages import Inbound, Processed, Settled
 from lawhub_actors.actors.services import InboundFlow
 from lawhub_actors.adapters.sqlite_journal import Entry
 from lawhub_actors.adapters.sqlite_store import Written

@@ -11,7 +11,7 @@ import pytest
 
 from supervisors import ChildSpec, Routing, Tree, pool_spec, supervisor_spec
 from supervisors.actor import Actor
-from supervisors.messages import Resize
+from supervisors.control import Resize
 from tests.supervisors.helpers import flags
 
 PRODUCERS = 8

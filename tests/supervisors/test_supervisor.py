@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from supervisors import Backoff, NotRegistered, Restart, Strategy, supervisor_spec
+from supervisors.control import StartChild, StopChild, WhichChildren
 from supervisors.errors import Escalation
-from supervisors.messages import StartChild, StopChild, WhichChildren
 from tests.supervisors.helpers import Events, flags, recorder
 
 
@@ -294,7 +294,7 @@ def _wait_children(tree, predicate, timeout: float = 5.0) -> list[str]:
 
 def test_retuned_flags_apply_to_the_next_crash_without_restarting_anyone(events) -> None:
     from supervisors import SupervisorFlags, Tree
-    from supervisors.messages import Retune
+    from supervisors.control import Retune
 
     gave_up = threading.Event()
     root = supervisor_spec("root", flags(max_restarts=10), [recorder("a", events)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from supervisors import ChildSpec, Tree, keyed_spec, pool_spec, supervisor_spec
-from supervisors.messages import WhichChildren
+from supervisors.control import WhichChildren
 from tests.supervisors.helpers import Events, Recorder, flags, recorder
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lawhub_actors.config_changes import diff, restart_only
+from lawhub_actors.core.config_changes import diff, restart_only
 from lawhub_actors.settings import parse_text
 from tests.conftest import SHIPPED_CONFIG
 
