@@ -309,8 +309,8 @@ class Supervisor(Actor):
     def _try_again(self, child_ids: tuple[str, ...]) -> None:
         for index, child_id in enumerate(child_ids):
             child = self._children.get(child_id)
-            if child is None:
-                continue
+            if child is None or child.node.state is not NodeState.RESTARTING:
+                continue  # gone, or started meanwhile by another pending restart
             try:
                 self._start_child(child)
             except StartFailed as error:

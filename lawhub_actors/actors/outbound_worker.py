@@ -46,6 +46,7 @@ from lawhub_actors.core.send_lifecycle import (
     SendState,
     after_failure,
     grace_s,
+    may_move,
 )
 from lawhub_actors.settings import Retry
 from lawhub_actors.usecases import dead_letters
@@ -56,6 +57,12 @@ log = structlog.get_logger("lawhub.outbound")
 ASK_TIMEOUT_S = 5.0
 LATE_RESERVATIONS = 4
 """Slots a call may take in turn when it keeps waking late (then it goes)."""
+
+
+def _still_sending(tx: Tx, message_id: str) -> bool:
+    """Whether the message is still in its call (a status may settle it any time)."""
+    message = outbound_store.load(tx, message_id)
+    return message is not None and message.state is SendState.SENDING
 
 
 def retry_policy(retry: Retry) -> RetryPolicy:
@@ -252,6 +259,13 @@ class OutboundWorker(Actor):
         except NotRegistered:  # its limiter went while the call waited for a slot
             self._number_removed(message)
             return
+        if message.state is not SendState.SENDING:
+            # Settled meanwhile (Meta's status came before its answer), or the
+            # answer to a call an earlier incarnation made: nothing to decide.
+            log.info("send_answer_stale", msg_id=message_id, state=message.state.value)
+            if message.state in FINISHED:
+                self._finish(message_id)
+            return
         breaker = paths.breaker_of(message.phone_number_id)
         if isinstance(result, Sent):
             self._tell(breaker, Outcome(ok=True))
@@ -271,8 +285,11 @@ class OutboundWorker(Actor):
         if isinstance(then, DeadLetter):
             self._dead(message, then.reason, error)
             return
-        self._services.store.write(
-            lambda tx: outbound_store.failed(tx, message.id, then.state, result.code))
+        def record(tx: Tx) -> None:
+            if _still_sending(tx, message.id):
+                outbound_store.failed(tx, message.id, then.state, result.code)
+
+        self._services.store.write(record)
         if then.state is SendState.UNKNOWN:
             self._graced.add(message.id)  # the delay is the grace for a status webhook
         self.context.tell_self_later(then.delay_s, _Begin(message.id))
@@ -282,7 +299,9 @@ class OutboundWorker(Actor):
     def _sent(self, message: Outbound, wamid: str) -> None:
         def record(tx: Tx) -> None:
             current = outbound_store.load(tx, message.id)
-            already = current is not None and current.state is SendState.SENT
+            if current is None or not may_move(current.state, SendState.SENT):
+                return  # discarded meanwhile: the record keeps the operator's word
+            already = current.state is SendState.SENT
             outbound_store.mark_sent(tx, message, wamid)
             if not already:
                 tx.emit(message.tenant, "outbound.sent", {
@@ -294,7 +313,12 @@ class OutboundWorker(Actor):
         self._finish(message.id)
 
     def _dead(self, message: Outbound, reason: str, error: dict[str, Any]) -> None:
-        self._services.store.write(lambda tx: dead_letters.dead_letter(tx, message, reason, error))
+        def record(tx: Tx) -> None:
+            current = outbound_store.load(tx, message.id)
+            if current is not None and current.state not in FINISHED:  # a status may have won
+                dead_letters.dead_letter(tx, message, reason, error)
+
+        self._services.store.write(record)
         self._finish(message.id)
 
     def _number_removed(self, message: Outbound) -> None:

@@ -148,6 +148,21 @@ async def test_a_5xx_is_settled_by_the_status_webhook_and_never_sent_twice(start
     assert got["wamid"] is not None
 
 
+async def test_a_status_that_beats_a_5xx_answer_settles_the_send_and_crashes_nothing(
+        start, meta, caplog) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500317")
+    meta.send_latency_s = 0.3  # the status webhook arrives before the answer
+    meta.accept_then_fail_next(1, status=500)
+    message_id = await send_text(client, "6281234500317", "status lebih dulu")
+    await settled(client, message_id, "read")
+    await asyncio.sleep(0.8)  # the late 500 has come and gone, and any grace with it
+    assert len([s for s in meta.sends if s.callback == message_id]) == 1
+    assert "IllegalMove" not in caplog.text
+    tree = await (await client.get("/admin/tree", headers=ADMIN)).json()
+    assert sum(n["restarts"]["total"] for n in _walk(tree)) == 0
+
+
 async def test_one_recipients_messages_leave_in_the_order_they_were_accepted(start, meta) -> None:
     client = await start()
     await customer_wrote(client, "6281234500305")
