@@ -259,7 +259,7 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sealing (AES-GCM, keys)", ("core/crypto.py", "cryptography/")),
     ("masking", ("core/masking.py",)),
     ("classification (rules)", ("core/assist.py",)),
-    ("logging", ("structlog/", "/logging/", "lawhub_actors/logs.py")),
+    ("logging", ("structlog/", "/logging/", "lawhub_actors/logs/")),
     ("parse + normalize", ("core/normalize.py", "core/payload.py", "core/events.py", "orjson",
                            "/json/")),
     ("feed publishing", ("web/feed.py", "lawhub_actors/bridge.py")),
