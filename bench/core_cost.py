@@ -1,4 +1,4 @@
-"""CPU cost of masking (``core/masking.py``) and of the rule classifier
+"""CPU cost of masking (``core/masking/``) and of the rule classifier
 (``core/assist.py``) per inbound text message, against the same two modules
 as they were at a baseline commit, measured in the same run.
 
@@ -225,7 +225,8 @@ def current() -> Version:
 
 def baseline(revision: str = BASELINE) -> Version | None:
     """``core/masking.py`` and ``core/assist.py`` as they were at ``revision``,
-    loaded as modules of their own; None when git cannot show them."""
+    loaded as modules of their own; None when git cannot show them (as at a
+    revision where masking is already the ``core/masking/`` package)."""
     sources = {}
     for name in ("masking", "assist"):
         shown = subprocess.run(["git", "show", f"{revision}:lawhub_actors/core/{name}.py"],

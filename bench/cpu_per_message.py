@@ -257,10 +257,10 @@ def run(count: int = MESSAGES, shapes: Sequence[int] = SHAPES, against: str | No
 
 AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sealing (AES-GCM, keys)", ("core/crypto.py", "cryptography/")),
-    ("masking", ("core/masking.py",)),
+    ("masking", ("core/masking/",)),
     ("classification (rules)", ("core/assist.py",)),
     ("logging", ("structlog/", "/logging/", "lawhub_actors/logs/")),
-    ("parse + normalize", ("core/normalize.py", "core/payload.py", "core/events.py", "orjson",
+    ("parse + normalize", ("core/normalize/", "core/payload/", "core/events.py", "orjson",
                            "/json/")),
     ("feed publishing", ("web/feed.py", "lawhub_actors/bridge.py")),
     ("journal (append, writer, reads)", ("adapters/sqlite_journal.py",)),

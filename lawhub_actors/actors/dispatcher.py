@@ -37,41 +37,28 @@ marked only after their effect is durable.
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from lawhub_actors.actors import paths
+from lawhub_actors.actors.backlog import BacklogWatch, limits_of
+from lawhub_actors.actors.entry_reader import EntryReader, Read, Update
 from lawhub_actors.actors.inbound_messages import (
     Inbound,
     InboundBatch,
+    InFlight,
     JournalAdvanced,
     Processed,
-    Routable,
     Settled,
-    takes_slow_step,
 )
+from lawhub_actors.actors.inbound_records import describe, quarantine, record_first_read
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.sqlite_journal import Entry
 from lawhub_actors.adapters.sqlite_store import StoreUnavailable
-from lawhub_actors.adapters.store_tx import Tx
-from lawhub_actors.core.events import (
-    AccountErrors,
-    InboundMessage,
-    OtherChange,
-    PreferenceUpdate,
-    StatusUpdate,
-)
-from lawhub_actors.core.flow import Conversation, LeftBehind, Limits, Window
-from lawhub_actors.core.normalize import normalize
-from lawhub_actors.core.payload import PayloadError, parse
-from lawhub_actors.live_config import Routes
+from lawhub_actors.core.flow import Conversation, LeftBehind, Unsettled, Window
 from supervisors import Actor, NotRegistered
 
 log = structlog.get_logger("lawhub.dispatcher")
@@ -85,8 +72,6 @@ progress stops."""
 READ_CHUNK = 64
 READ_CHUNK_BYTES = 8 * 1024 * 1024
 """Journal entries read at a time, and their bodies' bytes (plus one body)."""
-BACKLOG_AT = 1_000
-"""Unprocessed entries from which a backlog is logged (start and end)."""
 
 
 class _Flush:
@@ -97,71 +82,19 @@ class _Pump:
     """Self-sent after settlements: hand out what now has room."""
 
 
-def conversation_of(event: Routable) -> Conversation:
-    """Statuses go with their recipient's conversation (their wamid when Meta
-    names no recipient); everything else with its customer."""
-    key = (event.recipient or event.wamid) if isinstance(event, StatusUpdate) else event.customer
-    return event.tenant, key
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """Ask: how many of the tenant's updates are handed out or left behind
-    here (a removed tenant's actors retire only once none are)."""
-
-    tenant: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Update:
-    index: int
-    conversation: Conversation
-    event: Routable
-    key: str
-    """Its dedupe key (computed once)."""
-    size: int
-    """The update's share of its body's bytes."""
-    slow: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Read:
-    seq: int
-    updates: tuple[_Update, ...]
-    size: int
-
-
-def limits_of(services: Services) -> Limits:
-    """The windows from the live config; a tenant's is at most half of a
-    shard's mailbox (a restarted dispatcher hands out again what the shards
-    still hold), so the dispatcher never waits for room there."""
-    settings = services.settings
-    inbound = settings.inbound
-    capacity = settings.supervision.mailbox.capacity
-    per_tenant = max(1, min(inbound.tenant_window, capacity // 2))
-    return Limits(
-        per_conversation=min(inbound.conversation_window, per_tenant),
-        per_tenant=per_tenant,
-        total=max(inbound.window, per_tenant),
-        total_bytes=inbound.window_bytes,
-    )
-
-
 class Dispatcher(Actor):
     def __init__(self, services: Services, wakeup: Wakeup) -> None:
         self._services = services
         self._wakeup = wakeup
         self._window = Window(limits_of(services))
         self._behind = LeftBehind()
-        self._handed: dict[tuple[int, str], list[_Update]] = {}
+        self._handed: dict[tuple[int, str], list[Update]] = {}
         """(journal seq, dedupe key) → what is handed out under it, unsettled."""
-        self._pending: dict[int, int] = {}
-        """Journal seq → its updates handed out and unsettled."""
-        self._pending_heap: list[int] = []
+        self._unsettled = Unsettled()
+        """Journal entries with updates handed out and unsettled."""
         self._slow: dict[Conversation, int] = {}
         """Conversations with an update on a slow step: no room until it settles."""
-        self._parsed: OrderedDict[int, _Read] = OrderedDict()
-        self._parsed_bytes = 0
+        self._reader = EntryReader(services)
         self._outbox: dict[str, list[tuple[str, Inbound]]] = {}
         self._outbox_count = 0
         self._dirty: set[str] = set()
@@ -170,13 +103,9 @@ class Dispatcher(Actor):
         self._starved = False
         """Something was left behind for want of bytes in the whole window:
         the next settlement, whoever's, lets every tenant be looked at again."""
-        self._routes: list[tuple[int, Routes]] = []
-        """(first entry read with them, routes): an entry read again is resolved
-        as it was first read, so its updates keep their positions."""
         self._flush_armed = False
         self._pump_armed = False
-        self._backlog_since: float | None = None
-        self._backlog_peak = 0
+        self._backlog = BacklogWatch()
 
     def on_start(self) -> None:
         self._persisted = self._services.store.read(store_reads.cursor, CURSOR)
@@ -307,9 +236,9 @@ class Dispatcher(Actor):
                     return
                 behind.handed(conversation)
 
-    def _update_at(self, seq: int, index: int) -> _Update | None:
+    def _update_at(self, seq: int, index: int) -> Update | None:
         """The update at a position, read again (from the cache when it can)."""
-        read = self._cached(seq)
+        read = self._reader.cached(seq)
         if read is None:
             entries = self._services.journal.read_after(seq - 1, 1)
             if not entries or entries[0].seq != seq:
@@ -324,23 +253,20 @@ class Dispatcher(Actor):
     def _conversation_has_room(self, conversation: Conversation) -> bool:
         return conversation not in self._slow and self._window.has_room(conversation)
 
-    def _has_room(self, update: _Update) -> bool:
+    def _has_room(self, update: Update) -> bool:
         return (update.conversation not in self._slow
                 and self._window.has_room(update.conversation, update.size))
 
-    def _note_no_room(self, update: _Update) -> None:
+    def _note_no_room(self, update: Update) -> None:
         """Out of room only for this update's share of bytes (its own windows
         and the count have room): room comes back with anyone's settlement."""
         if update.conversation not in self._slow and self._window.has_room(update.conversation):
             self._starved = True
 
-    def _hand_out(self, seq: int, update: _Update) -> None:
+    def _hand_out(self, seq: int, update: Update) -> None:
         self._window.take(update.conversation, update.size)
         self._handed.setdefault((seq, update.key), []).append(update)
-        if seq not in self._pending:
-            self._pending[seq] = 0
-            heapq.heappush(self._pending_heap, seq)
-        self._pending[seq] += 1
+        self._unsettled.add(seq)
         if update.slow:
             self._slow[update.conversation] = self._slow.get(update.conversation, 0) + 1
         tenant, key = update.conversation
@@ -376,75 +302,12 @@ class Dispatcher(Actor):
 
     # -- reading entries -----------------------------------------------------------
 
-    def _read(self, entry: Entry, *, first: bool) -> _Read:
-        """The entry's updates (parsed once, kept a while for reading again);
-        the first time, also what is not an update is recorded."""
-        cached = self._cached(entry.seq)
-        if cached is not None:
-            return cached
-        try:
-            batch = normalize(parse(entry.body), self._routes_of(entry.seq, first=first))
-        except PayloadError as error:
-            if first:
-                self._quarantine(entry.seq, None, error.code, {"error": str(error)})
-            return _Read(entry.seq, (), 0)
-        if first:
-            for warning in batch.warnings:
-                log.warning("normalize_warning", warning=warning, journal_seq=entry.seq)
-            for item in batch.quarantined:
-                self._quarantine(entry.seq, item.phone_number_id, item.reason, {
-                    "waba_id": item.waba_id, "field": item.field, "change": item.change,
-                })
-            try:
-                self._record_account_changes(entry.seq, batch.events)
-            except StoreUnavailable:
-                raise
-            except Exception as error:  # noqa: BLE001 - the updates still go on
-                self._quarantine(entry.seq, None, "account_change_failed",
-                                 {"error": describe(error)})
-        routable = [
-            event for event in batch.events
-            if isinstance(event, InboundMessage | StatusUpdate | PreferenceUpdate)
-        ]
-        share = max(1, len(entry.body) // max(1, len(routable)))
-        remote = self._services.remote_classifier
-        read = _Read(entry.seq, tuple(
-            _Update(index, conversation_of(event), event, event.dedupe_key, share,
-                    takes_slow_step(event, remote_classifier=remote))
-            for index, event in enumerate(routable)
-        ), len(entry.body))
-        self._remember(read)
+    def _read(self, entry: Entry, *, first: bool) -> Read:
+        """The entry's updates; the first time, also what is not an update is recorded."""
+        read, found = self._reader.read(entry, first=first)
+        if found is not None:
+            record_first_read(self._services.store, entry.seq, found)
         return read
-
-    def _routes_of(self, seq: int, *, first: bool) -> Routes:
-        """The routes to resolve entry ``seq`` with: the config's now for an
-        entry read the first time, else those it was first read with (a
-        number that left the config meanwhile must not shift the positions
-        of the updates left behind)."""
-        generations = self._routes
-        if first:
-            routes = self._services.config.routes()
-            if not generations or not generations[-1][1].same_as(routes):
-                generations.append((seq, routes))
-            return generations[-1][1]
-        at = bisect.bisect_right(generations, seq, key=lambda generation: generation[0]) - 1
-        return generations[max(at, 0)][1] if generations else self._services.config.routes()
-
-    def _cached(self, seq: int) -> _Read | None:
-        read = self._parsed.get(seq)
-        if read is not None:
-            self._parsed.move_to_end(seq)
-        return read
-
-    def _remember(self, read: _Read) -> None:
-        budget = self._services.settings.inbound.parsed_cache_bytes
-        if not read.updates or read.size > budget:
-            return
-        self._parsed[read.seq] = read
-        self._parsed_bytes += read.size
-        while self._parsed_bytes > budget:
-            _, dropped = self._parsed.popitem(last=False)
-            self._parsed_bytes -= dropped.size
 
     # -- settling ------------------------------------------------------------------
 
@@ -470,7 +333,7 @@ class Dispatcher(Actor):
                     self._slow[update.conversation] = left
                 else:
                     self._slow.pop(update.conversation, None)
-            self._done(message.journal_seq)
+            self._unsettled.settle(message.journal_seq)
         self._services.flow.moved_at = time.monotonic()
 
     def _after_settling(self) -> None:
@@ -480,52 +343,13 @@ class Dispatcher(Actor):
             self._pump_armed = True
             self.context.tell_self(_Pump())
 
-    def _record_account_changes(self, seq: int, events: tuple[object, ...]) -> None:
-        changes = [e for e in events if isinstance(e, AccountErrors | OtherChange)]
-        if not changes:
-            return
-        def record(tx: Tx) -> None:
-            for index, event in enumerate(changes):
-                tenant = event.tenant or "_operators"
-                if isinstance(event, AccountErrors):
-                    data: dict[str, Any] = {"errors": [
-                        {"code": e.code, "title": e.title, "message": e.message,
-                         "details": e.details} for e in event.errors
-                    ]}
-                    kind = "account_errors"
-                else:
-                    data, kind = {"field": event.field, "value": dict(event.value)}, event.field
-                tx.audit(f"journal:{seq}:{index}", tenant, kind, event.phone_number_id or "", data)
-
-        self._services.store.write(record)
-
     def _quarantine(self, seq: int, phone_number_id: str | None, reason: str, data: Any) -> None:
-        """Quarantine for operators; data that cannot be stored is replaced by
-        why (the journal keeps the body), so even that never stops the reader."""
-        log.warning("quarantined", journal_seq=seq, phone_number_id=phone_number_id, reason=reason)
-        store = self._services.store
-        try:
-            store.write(lambda tx: tx.quarantine(seq, phone_number_id, reason, data))
-        except StoreUnavailable:
-            raise
-        except Exception as error:  # noqa: BLE001 - the data itself cannot be stored
-            unstorable = {"unstorable": describe(error)}
-            store.write(lambda tx: tx.quarantine(seq, phone_number_id, reason, unstorable))
+        quarantine(self._services.store, seq, phone_number_id, reason, data)
 
     # -- the cursor -----------------------------------------------------------------
 
-    def _done(self, seq: int) -> None:
-        left = self._pending.get(seq, 0) - 1
-        if left > 0:
-            self._pending[seq] = left
-        else:
-            self._pending.pop(seq, None)
-
     def _settled_upto(self) -> int:
-        heap = self._pending_heap
-        while heap and heap[0] not in self._pending:
-            heapq.heappop(heap)
-        oldest = [heap[0]] if heap else []
+        oldest = [seq for seq in (self._unsettled.oldest(),) if seq is not None]
         behind = self._behind.oldest()
         if behind is not None:
             oldest.append(behind[0])
@@ -533,11 +357,9 @@ class Dispatcher(Actor):
 
     def _advance(self) -> None:
         done = self._settled_upto()
-        generations = self._routes
-        while len(generations) > 1 and generations[1][0] <= done + 1:
-            generations.pop(0)  # nothing below the cursor is read again
+        self._reader.forget_routes_below(done + 1)  # nothing below the cursor is read again
         self._services.flow.settled_upto = done
-        self._watch_backlog(done)
+        self._backlog.saw(self._services.journal.last_committed - done)
         if done - self._persisted >= PERSIST_EVERY:
             self._persist(done)
         elif done > self._persisted and not self._flush_armed:
@@ -552,20 +374,6 @@ class Dispatcher(Actor):
 
     # -- what operators see -----------------------------------------------------------
 
-    def _watch_backlog(self, done: int) -> None:
-        lag = self._services.journal.last_committed - done
-        if self._backlog_since is None:
-            if lag >= BACKLOG_AT:
-                self._backlog_since = time.monotonic()
-                self._backlog_peak = lag
-                log.warning("backlog_started", entries=lag)
-            return
-        self._backlog_peak = max(self._backlog_peak, lag)
-        if lag <= 0:
-            log.info("backlog_ended", peak_entries=self._backlog_peak,
-                     seconds=round(time.monotonic() - self._backlog_since, 1))
-            self._backlog_since = None
-
     def _show(self) -> None:
         flow = self._services.flow
         flow.read_upto = self._scan
@@ -575,7 +383,3 @@ class Dispatcher(Actor):
         if self._services.journal.last_committed <= flow.settled_upto:
             flow.moved_at = time.monotonic()
 
-
-def describe(error: BaseException) -> str:
-    """An error as operators read it in quarantine and logs (bounded)."""
-    return f"{type(error).__name__}: {error}"[:500]

@@ -20,6 +20,14 @@ class JournalAdvanced:
 
 
 @dataclass(frozen=True, slots=True)
+class InFlight:
+    """Ask the dispatcher: how many of the tenant's updates are handed out or
+    left behind there (a removed tenant's actors retire only once none are)."""
+
+    tenant: str
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One normalized webhook update for a conversation's shard."""
 

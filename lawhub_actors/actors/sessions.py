@@ -30,7 +30,6 @@ import structlog
 
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.assist import URGENT, intake_source, record_intake
-from lawhub_actors.actors.dispatcher import describe
 from lawhub_actors.actors.inbound_messages import (
     Classify,
     Inbound,
@@ -39,6 +38,7 @@ from lawhub_actors.actors.inbound_messages import (
     Settled,
     takes_slow_step,
 )
+from lawhub_actors.actors.inbound_records import describe
 from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.outbound_worker import Send
 from lawhub_actors.actors.services import Services

@@ -199,6 +199,31 @@ class LeftBehind:
         return len(self._by_tenant.get(tenant, ()))
 
 
+class Unsettled:
+    """Journal entries with updates handed out and not settled yet; the
+    oldest of them bounds the cursor (rule 3)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self._heap: list[int] = []
+        """Every seq added, oldest first; a settled one leaves it lazily."""
+
+    def add(self, seq: int) -> None:
+        if seq not in self._counts:
+            self._counts[seq] = 0
+            heapq.heappush(self._heap, seq)
+        self._counts[seq] += 1
+
+    def settle(self, seq: int) -> None:
+        _decrement(self._counts, seq)
+
+    def oldest(self) -> int | None:
+        heap = self._heap
+        while heap and heap[0] not in self._counts:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
+
+
 def stall(lag: int, idle_s: float, stall_after_s: float) -> str | None:
     """Why processing looks stuck, or ``None``: a backlog (``lag`` entries
     not processed) with nothing settled for ``idle_s`` seconds. A backlog

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from lawhub_actors.actors import paths
-from lawhub_actors.actors.dispatcher import InFlight
+from lawhub_actors.actors.inbound_messages import InFlight
 from lawhub_actors.actors.tree import Retiring
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.sqlite_store import Store

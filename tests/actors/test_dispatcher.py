@@ -9,6 +9,7 @@ import random
 import pytest
 
 from lawhub_actors.actors import dispatcher as dispatcher_module
+from lawhub_actors.actors import entry_reader
 from lawhub_actors.actors.services import Wakeup
 from tests.actors.dispatcher_harness import NUMBER_A, NUMBER_B, Harness, keys, text
 
@@ -103,7 +104,7 @@ def test_every_update_is_handed_out_once_in_order_and_the_cursor_never_passes_on
     """A random model check: small windows of every kind, several updates per
     entry, slow steps, failures, cache on and off, settlements in any order
     across conversations (a prefix of each conversation's at a time)."""
-    monkeypatch.setattr(dispatcher_module, "takes_slow_step",
+    monkeypatch.setattr(entry_reader, "takes_slow_step",
                         lambda event, remote_classifier: "slow" in event.dedupe_key)
     rng = random.Random(seed)
     conversation = rng.choice([1, 2, 3])

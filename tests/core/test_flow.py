@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lawhub_actors.core.flow import LeftBehind, Limits, Window
+from lawhub_actors.core.flow import LeftBehind, Limits, Unsettled, Window
 
 A1, A2, B1 = ("firm-a", "1"), ("firm-a", "2"), ("firm-b", "1")
 
@@ -107,3 +107,20 @@ def test_a_draining_backlog_is_not_a_stall_but_one_that_does_not_move_is() -> No
     assert stall(lag=0, idle_s=900, stall_after_s=120) is None
     reason = stall(lag=7, idle_s=130, stall_after_s=120)
     assert reason is not None and reason.startswith("7 journal entries wait")
+
+
+def test_the_oldest_unsettled_entry_is_the_oldest_with_any_update_still_out() -> None:
+    unsettled = Unsettled()
+    assert unsettled.oldest() is None
+    for seq in (7, 5, 5, 9):
+        unsettled.add(seq)
+    assert unsettled.oldest() == 5
+    unsettled.settle(5)
+    assert unsettled.oldest() == 5  # one of its two updates is still out
+    unsettled.settle(5)
+    assert unsettled.oldest() == 7
+    unsettled.add(5)  # an entry read again (its conversation came back)
+    assert unsettled.oldest() == 5
+    for seq in (5, 7, 9):
+        unsettled.settle(seq)
+    assert unsettled.oldest() is None

@@ -11,8 +11,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lawhub_actors.core import masking
 from lawhub_actors.core.masking import MaskedText, PiiKind, is_nik, mask
+from lawhub_actors.core.masking import kinds as masking_kinds
+from lawhub_actors.core.masking import masked as masking_masked
+from lawhub_actors.core.masking import names as masking_names
+from lawhub_actors.core.masking import numbers as masking_numbers
+from lawhub_actors.core.masking import text as masking_text
 
 # -- examples -----------------------------------------------------------------
 
@@ -349,15 +353,17 @@ def every_step_the_long_way() -> Iterator[None]:
     time, digits read through ``unicodedata``, every number however short
     decided on and split at every separator, profile names worked out and
     their regex compiled and run on every call."""
-    uncached_regex = masking._name_regex.__wrapped__
+    uncached_regex = masking_names._name_regex.__wrapped__
+    long_normalise = masking_text._normalise_every_character
     with (
-        mock.patch.object(masking, "_normalise", masking._normalise_every_character),
-        mock.patch.object(masking, "_digits", masking._digits_of_any),
-        mock.patch.object(masking, "_FEWEST_DIGITS_MASKED", 0),
-        mock.patch.object(masking, "_units", masking._split_units),
-        mock.patch.object(masking, "_name_rule", masking._NameRule),
-        mock.patch.object(masking, "_name_regex", uncached_regex),
-        mock.patch.object(masking._NameRule, "cannot_match", lambda self, text: False),
+        mock.patch.object(masking_masked, "normalise", long_normalise),
+        mock.patch.object(masking_names, "normalise", long_normalise),
+        mock.patch.object(masking_numbers, "digits_of", masking_text._digits_of_any),
+        mock.patch.object(masking_numbers, "_FEWEST_DIGITS_MASKED", 0),
+        mock.patch.object(masking_numbers, "_units", masking_numbers._split_units),
+        mock.patch.object(masking_names, "_name_rule", masking_names._NameRule),
+        mock.patch.object(masking_names, "_name_regex", uncached_regex),
+        mock.patch.object(masking_names._NameRule, "cannot_match", lambda self, text: False),
     ):
         yield
 
@@ -376,20 +382,20 @@ _tricky = st.one_of(
 @given(text=st.text(_tricky, max_size=120))
 @settings(max_examples=400)
 def test_normalising_skips_no_character_the_character_by_character_way_would_touch(text: str) -> None:
-    assert masking._normalise(text) == masking._normalise_every_character(text)
+    assert masking_text.normalise(text) == masking_text._normalise_every_character(text)
 
 
 @given(text=st.text(st.characters(max_codepoint=127), max_size=200))
 @settings(max_examples=300)
 def test_ascii_text_is_already_normal_so_skipping_it_changes_nothing(text: str) -> None:
-    assert masking._normalise_every_character(text) == text
-    assert masking._normalise(text) is text
+    assert masking_text._normalise_every_character(text) == text
+    assert masking_text.normalise(text) is text
 
 
 @given(text=st.text(st.one_of(_tricky, st.sampled_from("0123456789")), max_size=60))
 @settings(max_examples=400)
 def test_reading_digits_of_ascii_text_agrees_with_unicodedata(text: str) -> None:
-    assert masking._digits(text) == masking._digits_of_any(text)
+    assert masking_text.digits_of(text) == masking_text._digits_of_any(text)
 
 
 @given(message=messages())
@@ -411,26 +417,26 @@ def test_masking_any_text_with_shortcuts_equals_the_long_way(text: str, names: l
 @given(text=st.text(st.sampled_from("0123456789 \t.-/()+\u2010٣０"), max_size=40))
 @settings(max_examples=400)
 def test_a_number_without_spaces_is_one_part_as_when_every_separator_is_read(text: str) -> None:
-    for match in masking._NUMBER.finditer(text):
-        assert masking._units(match.group()) == masking._split_units(match.group())
+    for match in masking_numbers._NUMBER.finditer(text):
+        assert masking_numbers._units(match.group()) == masking_numbers._split_units(match.group())
 
 
 @given(text=st.text(st.sampled_from("0123456789 .-+()/"), max_size=30))
 @settings(max_examples=400)
 def test_no_number_of_fewer_than_the_fewest_digits_masked_is_ever_masked(text: str) -> None:
     with every_step_the_long_way():
-        for match in masking._NUMBER.finditer(text):
-            if len(masking._digits(match.group())) < masking._FEWEST_DIGITS_MASKED:
+        for match in masking_numbers._NUMBER.finditer(text):
+            if len(masking_numbers.digits_of(match.group())) < masking_numbers._FEWEST_DIGITS_MASKED:
                 for context in (None, *PiiKind):
-                    assert masking._decide(match.group(), context) == []
+                    assert masking_numbers._decide(match.group(), context) == []
 
 
 @given(pieces=st.lists(st.one_of(_tricky, st.sampled_from(["[PHONE]", " ", "\u2028", "\x85", ".,", "İI"])), max_size=40))
 @settings(max_examples=400)
 def test_words_lowered_before_splitting_are_the_words_lowered_one_by_one(pieces: list[str]) -> None:
     gap = "".join(pieces)
-    tokens = (t.lower().strip(masking._PUNCT) for t in masking._PLACEHOLDER_RE.sub(" ", gap).split())
-    assert masking._words(gap) == [t for t in tokens if t]
+    tokens = (t.lower().strip(masking_text.PUNCT) for t in masking_kinds.PLACEHOLDER_RE.sub(" ", gap).split())
+    assert masking_numbers._words(gap) == [t for t in tokens if t]
 
 
 _name_char = st.sampled_from("abcdeikmnrsuyABIKS'.-(")
@@ -443,7 +449,7 @@ def names_and_text(draw: st.DrawFn) -> tuple[list[str], str]:
     words = st.text(_name_char, min_size=1, max_size=8)
     names = draw(st.lists(st.lists(words, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=2))
     said = [w for name in names for w in name.split()]
-    said += [w.strip(masking._PUNCT + "-") for w in said]
+    said += [w.strip(masking_text.PUNCT + "-") for w in said]
     said = [v for w in said if w for v in (w, w.lower(), w.upper())]
     filler = st.sampled_from([" ", ", ", "(", "[NAME]", "x", "9", "Budi", "é"])
     pieces = draw(st.lists(st.one_of(st.sampled_from(said), filler, words), max_size=12))
@@ -463,7 +469,7 @@ def test_the_quick_name_check_only_skips_text_the_regex_finds_no_name_in(
     case: tuple[list[str], str],
 ) -> None:
     names, text = case
-    if masking._NameRule(tuple(names)).cannot_match(text):
+    if masking_names._NameRule(tuple(names)).cannot_match(text):
         assert the_long_way(text, names).counts[PiiKind.NAME] == 0
 
 
@@ -487,8 +493,8 @@ def test_letters_that_regex_case_folding_joins_to_ascii_ones_still_hide_a_name(
 
 
 def test_the_names_and_regexes_remembered_are_bounded() -> None:
-    assert masking._name_rule.cache_info().maxsize == masking._NAME_CACHE_SIZE
-    assert masking._name_regex.cache_info().maxsize == masking._NAME_CACHE_SIZE
-    for i in range(masking._NAME_CACHE_SIZE + 10):
+    assert masking_names._name_rule.cache_info().maxsize == masking_names._NAME_CACHE_SIZE
+    assert masking_names._name_regex.cache_info().maxsize == masking_names._NAME_CACHE_SIZE
+    for i in range(masking_names._NAME_CACHE_SIZE + 10):
         mask("Budi", names=[f"Budi {i}"])
-    assert masking._name_rule.cache_info().currsize <= masking._NAME_CACHE_SIZE
+    assert masking_names._name_rule.cache_info().currsize <= masking_names._NAME_CACHE_SIZE
