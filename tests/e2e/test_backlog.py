@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lawhub_actors.actors import dispatcher as dispatcher_module
+from lawhub_actors.actors import entry_reader
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.simulator import traffic
@@ -149,14 +149,14 @@ async def test_a_poison_update_inside_a_batch_is_quarantined_alone(
 async def test_an_entry_the_dispatcher_fails_on_is_quarantined_and_the_next_go_on(
     aiohttp_client, make_settings, secrets, monkeypatch
 ) -> None:
-    normalize = dispatcher_module.normalize
+    normalize = entry_reader.normalize
 
     def failing(document: Any, tenant_of: Any) -> Any:
         if "boom" in str(document):
             raise RecursionError("maximum recursion depth exceeded")  # as an injected fault
         return normalize(document, tenant_of)
 
-    monkeypatch.setattr(dispatcher_module, "normalize", failing)
+    monkeypatch.setattr(entry_reader, "normalize", failing)
     client = await _gateway(aiohttp_client, make_settings, secrets)
     customer = "6281300000003"
     for text in ("before", "boom", "after"):
