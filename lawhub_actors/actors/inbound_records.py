@@ -17,14 +17,12 @@ import structlog
 
 from lawhub_actors.actors.entry_reader import FirstFound
 from lawhub_actors.adapters.sqlite_store import Store, StoreUnavailable
-from lawhub_actors.adapters.store_tx import Tx
+from lawhub_actors.adapters.store_tx import OPERATORS, Tx
 from lawhub_actors.core.events import AccountErrors, OtherChange
 from lawhub_actors.core.payload import PayloadError
 
 log = structlog.get_logger("lawhub.dispatcher")
 
-OPERATORS = "_operators"
-"""Where an account change no tenant owns is audited."""
 
 
 def describe(error: BaseException) -> str:

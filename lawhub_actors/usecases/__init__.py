@@ -12,4 +12,5 @@ of HTTP or of actors.
 - :mod:`.consent` — change a customer's consent (keyword, Meta, a lawyer).
 - :mod:`.auto_replies` — the replies a message calls for, admitted as sends.
 - :mod:`.retirement` — retire what left the config once its work is done.
+- :mod:`.operator_audit` — audit operators' config changes and rehearsed failures.
 """

@@ -15,7 +15,6 @@ change is audited: who (the admin token's fingerprint, or
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from lawhub_actors.adapters import store_reads
-from lawhub_actors.adapters.store_tx import OPERATORS
 from lawhub_actors.core.config_changes import Change, diff, restart_only
 from lawhub_actors.settings import ConfigError, ConfigIssue, Settings, parse_text
+from lawhub_actors.usecases import operator_audit
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import ADMIN_TOKEN, FEED, RELOADS, RUNTIME, STORE, TENANT_TOKENS
@@ -34,7 +32,6 @@ from lawhub_actors.web.metrics import METRICS
 
 log = structlog.get_logger("lawhub.config")
 
-AUDIT_KIND = "config_change"
 PUT_FILE = "<request body>"
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -104,8 +101,7 @@ async def changes(request: web.Request) -> web.Response:
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    entries = await asyncio.to_thread(
-        request.app[STORE].read_tx, store_reads.audited_entries, OPERATORS, AUDIT_KIND)
+    entries = await asyncio.to_thread(request.app[STORE].read_tx, operator_audit.config_history)
     return web.json_response({"entries": entries})
 
 
@@ -150,10 +146,9 @@ async def _apply(app: web.Application, text: str, file: str, *, by: str, via: st
             app[FEED].revoke(revoked)
         not_adopted = await asyncio.to_thread(runtime.reconfigure, new, text)
         tokens.replace((t.id, t.api_token_sha256) for t in new.tenants)
-        record = {"by": by, "via": via, "changes": [c.to_dict() for c in found],
-                  "not_adopted": not_adopted}
-        await asyncio.to_thread(app[STORE].write, lambda tx: tx.audit(
-            f"config:{uuid.uuid4().hex}", OPERATORS, AUDIT_KIND, via, record))
+        changed = [c.to_dict() for c in found]
+        await asyncio.to_thread(app[STORE].write, lambda tx: operator_audit.config_changed(
+            tx, by=by, via=via, changes=changed, not_adopted=not_adopted))
         log.info("config_applied", by=by, via=via, keys=[c.key for c in found],
                  not_adopted=not_adopted)
         if not_adopted:

@@ -10,13 +10,12 @@ admin token's fingerprint.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from lawhub_actors.adapters.store_tx import OPERATORS
+from lawhub_actors.usecases import operator_audit
 from lawhub_actors.web.auth import admin_refusal, fingerprint
 from lawhub_actors.web.bodies import json_body
 from lawhub_actors.web.errors import error_response
@@ -52,8 +51,7 @@ async def inject(request: web.Request) -> web.Response:
     except NotRegistered:
         return error_response(404, "not_found", f"no actor at {fault.path!r}")
     who = fingerprint(request)
-    await asyncio.to_thread(request.app[STORE].write, lambda tx: tx.audit(
-        f"fault:{uuid.uuid4().hex}", OPERATORS, "fault_injected", fault.path,
-        {"kind": fault.kind, "by": who}))
+    await asyncio.to_thread(request.app[STORE].write, lambda tx: operator_audit.fault_injected(
+        tx, path=fault.path, kind=fault.kind, by=who))
     return web.json_response({"path": fault.path, "kind": fault.kind, "armed": True},
                              status=202)
