@@ -44,7 +44,7 @@ import structlog
 
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.backlog import BacklogWatch, limits_of
-from lawhub_actors.actors.entry_reader import EntryReader, Read, Update
+from lawhub_actors.actors.entry_reader import EntryReader, FirstFound, Read, Update
 from lawhub_actors.actors.inbound_messages import (
     Inbound,
     InboundBatch,
@@ -304,10 +304,10 @@ class Dispatcher(Actor):
 
     def _read(self, entry: Entry, *, first: bool) -> Read:
         """The entry's updates; the first time, also what is not an update is recorded."""
-        read, found = self._reader.read(entry, first=first)
-        if found is not None:
-            record_first_read(self._services.store, entry.seq, found)
-        return read
+        return self._reader.read(entry, first=self._record_first if first else None)
+
+    def _record_first(self, seq: int, found: FirstFound) -> None:
+        record_first_read(self._services.store, seq, found)
 
     # -- settling ------------------------------------------------------------------
 

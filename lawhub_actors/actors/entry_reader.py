@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lawhub_actors.actors.inbound_messages import Routable, takes_slow_step
@@ -56,10 +57,11 @@ class Read:
     size: int
 
 
-FirstFound = Batch | PayloadError | None
+FirstFound = Batch | PayloadError
 """What a first read found for the dispatcher to record: the normalized
 batch (its quarantined changes, warnings, account changes), or why the
-payload could not be parsed; None on a read again."""
+payload could not be parsed."""
+Record = Callable[[int, FirstFound], None]
 
 
 class EntryReader:
@@ -70,15 +72,22 @@ class EntryReader:
         self._routes: list[tuple[int, Routes]] = []
         """(first entry read with them, routes), oldest first."""
 
-    def read(self, entry: Entry, *, first: bool) -> tuple[Read, FirstFound]:
-        """The entry's updates (parsed once, kept a while for reading again)."""
+    def read(self, entry: Entry, *, first: Record | None) -> Read:
+        """The entry's updates (parsed once, kept a while for reading again).
+        The first time (``first`` given), what it found besides updates is
+        handed to ``first`` before anything else is done with it."""
         cached = self.cached(entry.seq)
         if cached is not None:
-            return cached, None
+            return cached
         try:
-            batch = normalize(parse(entry.body), self._routes_of(entry.seq, first=first))
+            batch = normalize(parse(entry.body),
+                              self._routes_of(entry.seq, first=first is not None))
         except PayloadError as error:
-            return Read(entry.seq, (), 0), error if first else None
+            if first is not None:
+                first(entry.seq, error)
+            return Read(entry.seq, (), 0)
+        if first is not None:
+            first(entry.seq, batch)
         routable = [
             event for event in batch.events
             if isinstance(event, InboundMessage | StatusUpdate | PreferenceUpdate)
@@ -91,7 +100,7 @@ class EntryReader:
             for index, event in enumerate(routable)
         ), len(entry.body))
         self._remember(read)
-        return read, batch if first else None
+        return read
 
     def cached(self, seq: int) -> Read | None:
         read = self._parsed.get(seq)

@@ -72,8 +72,6 @@ def record_first_read(store: Store, seq: int, found: FirstFound) -> None:
     if isinstance(found, PayloadError):
         quarantine(store, seq, None, found.code, {"error": str(found)})
         return
-    if found is None:
-        return
     for warning in found.warnings:
         log.warning("normalize_warning", warning=warning, journal_seq=seq)
     for item in found.quarantined:
