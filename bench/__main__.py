@@ -21,6 +21,7 @@ from bench import (
     live_reload,
     media_pool,
     outbound_rate,
+    pg_driver,
     restart_latency,
     router_throughput,
     sustained_load,
@@ -39,7 +40,7 @@ from bench.report import (
 
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
-    outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load,
+    outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load, pg_driver,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
