@@ -118,7 +118,7 @@ def operator_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {"dlq": int(dlq), "quarantine": int(quarantine)}
 
 
-def count(conn: sqlite3.Connection, table: str, **where: str) -> int:
+def count(conn: sqlite3.Connection, /, table: str, **where: str) -> int:
     """Rows of ``table`` matching ``where`` (for operators and tests)."""
     if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine",
                      "media", "outbound", "dlq"}:

@@ -189,10 +189,10 @@ def _error_code(body: bytes, status: int) -> str | None:
     """``error.code`` of the gateway's JSON error document."""
     try:
         answer = json.loads(body)
-    except ValueError as error:
-        raise UnreadableAnswer(f"status {status}: not JSON ({len(body)} bytes)") from error
-    error = answer.get("error") if isinstance(answer, dict) else None
-    if not isinstance(error, dict):
+    except ValueError as unreadable:
+        raise UnreadableAnswer(f"status {status}: not JSON ({len(body)} bytes)") from unreadable
+    document = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(document, dict):
         raise UnreadableAnswer(f"status {status}: no error document")
-    code = error.get("code")
+    code = document.get("code")
     return code if isinstance(code, str) else None

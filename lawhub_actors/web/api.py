@@ -136,7 +136,8 @@ async def media(request: web.Request) -> web.StreamResponse:
         while (frame := await asyncio.to_thread(next, frames, None)) is not None:
             await response.write(frame)
     except CryptoError:  # tampered on disk: cut the answer short rather than serve it
-        request.transport and request.transport.close()
+        if request.transport is not None:
+            request.transport.close()
         raise
     await response.write_eof()
     return response
