@@ -29,6 +29,11 @@ _MESSAGE_IDS = ("id", "type", "timestamp")
 _STATUS_IDS = ("id", "status", "timestamp")
 
 
+def masked_number(number: str) -> str:
+    """A phone number or ``wa_id`` as operators see it, its last four digits: ``"…1234"``."""
+    return "\u2026" + "".join(c for c in number if c.isdigit())[-4:]
+
+
 def size_of(value: Any) -> int:
     """Bytes of ``value`` as JSON (0 when it cannot be serialised)."""
     try:

@@ -53,6 +53,7 @@ from aiohttp import WSMsgType, web
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.sqlite_store import Store
 from lawhub_actors.adapters.store_rows import FeedEvent
+from lawhub_actors.core.operator_view import masked_number
 from lawhub_actors.runtime import AppRuntime
 from lawhub_actors.web.auth import admin_refusal, bearer
 from lawhub_actors.web.errors import error_response
@@ -137,14 +138,9 @@ def console_event(event: FeedEvent) -> dict[str, Any]:
         shown = {key: data[key] for key in CIRCUIT_KEYS if _scalar(data.get(key))}
     else:
         shown = {key: data[key] for key in FEED_KEYS if _scalar(data.get(key))}
-        shown.update({key: masked(data[key]) for key in NUMBER_KEYS
+        shown.update({key: masked_number(data[key]) for key in NUMBER_KEYS
                       if isinstance(data.get(key), str) and data[key]})
     return {"seq": event.seq, "type": event.type, "at": iso(event.at), "data": shown}
-
-
-def masked(number: str) -> str:
-    """A phone number or ``wa_id`` as its last four digits: ``"…1234"``."""
-    return "\u2026" + "".join(c for c in number if c.isdigit())[-4:]
 
 
 def _scalar(value: Any) -> bool:

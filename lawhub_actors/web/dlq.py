@@ -15,6 +15,7 @@ from aiohttp import web
 
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.core.accept import SendRefused
+from lawhub_actors.core.operator_view import masked_number
 from lawhub_actors.core.templates import TemplateRefusal
 from lawhub_actors.usecases import dead_letters
 from lawhub_actors.web.auth import admin_refusal, fingerprint
@@ -34,6 +35,8 @@ async def listing(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     entries = await asyncio.to_thread(request.app[STORE].read_tx, outbound_store.dead_letters)
+    for entry in entries:  # the firm's lawyers see the number (their API); operators do not
+        entry["to"] = masked_number(entry["to"])
     return web.json_response({"entries": entries})
 
 
