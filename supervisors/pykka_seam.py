@@ -24,6 +24,8 @@ that test was last run on (:data:`PYKKA_TESTED`).
 
 from __future__ import annotations
 
+import abc
+
 import pykka
 from pykka._envelope import Envelope
 from pykka.messages import _ActorStop as ActorStop
@@ -34,11 +36,12 @@ PYKKA_TESTED = "4.5"
 """The pykka minor version the seam was checked against."""
 
 
-class OwnLoop(pykka.ThreadingActor):
+class OwnLoop(pykka.ThreadingActor, abc.ABC):
     """A pykka threading actor whose loop body is :meth:`run_loop`."""
 
+    @abc.abstractmethod
     def run_loop(self) -> None:
-        raise NotImplementedError
+        """Take and handle messages until ``actor_stopped`` is set."""
 
     def _actor_loop_running(self) -> None:
         self.run_loop()
