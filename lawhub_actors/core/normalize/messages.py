@@ -57,8 +57,8 @@ def _message(scope: Scope, contacts: Contacts, k: int, raw: object) -> None:
     if m is None:
         return
     if not m.id:
-        scope.quarantine_item(QuarantineReason.INVALID_MESSAGE, "messages", raw)
-        scope.warn(item, "message without an id; quarantined")
+        scope.quarantine_item(QuarantineReason.INVALID_MESSAGE, "messages", raw,
+                             item=item, why="message without an id")
         return
     if impossible_time(scope, item, "messages", raw, m.timestamp):
         return
@@ -74,8 +74,8 @@ def _message(scope: Scope, contacts: Contacts, k: int, raw: object) -> None:
         user_id = m.system.previous_user_id or m.system.user_id or None
     customer = wa_id or user_id
     if customer is None:
-        scope.quarantine_item(QuarantineReason.NO_CUSTOMER, "messages", raw)
-        scope.warn(item, "message without wa_id or user_id; quarantined")
+        scope.quarantine_item(QuarantineReason.NO_CUSTOMER, "messages", raw,
+                             item=item, why="message without wa_id or user_id")
         return
     raw_type = m.type or ""
     mtype = _KNOWN_TYPES.get(raw_type, MessageType.UNKNOWN)

@@ -56,8 +56,8 @@ def _preference(scope: Scope, contacts: Contacts, k: int, raw: object) -> None:
         user_id = user_id or contact.user_id or None
     customer = wa_id or user_id
     if customer is None:
-        scope.quarantine_item(QuarantineReason.NO_CUSTOMER, "user_preferences", raw)
-        scope.warn(item, "preference without wa_id or user_id; quarantined")
+        scope.quarantine_item(QuarantineReason.NO_CUSTOMER, "user_preferences", raw,
+                             item=item, why="preference without wa_id or user_id")
         return
     choice = (pref.value or "").strip().lower()
     if choice not in ("stop", "resume"):

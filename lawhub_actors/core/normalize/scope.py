@@ -49,7 +49,10 @@ class Scope:
     def quarantine_change(self, reason: QuarantineReason) -> None:
         self._quarantine(reason, self.value)
 
-    def quarantine_item(self, reason: QuarantineReason, items: str, raw: object) -> None:
+    def quarantine_item(self, reason: QuarantineReason, items: str, raw: object, *,
+                        item: str, why: str) -> None:
+        """Quarantine one of the change's ``items`` alone, warning ``why``."""
+        self.warn(item, f"{why}; quarantined")
         value: dict[str, Any] = {items: [raw]}
         if "metadata" in self.value:
             value = {"metadata": self.value["metadata"], **value}
@@ -73,8 +76,8 @@ class Scope:
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
-            self.quarantine_item(reason, items, raw)
-            self.warn(item, f"invalid {what} ({p.error_fields(exc)}); quarantined")
+            self.quarantine_item(reason, items, raw,
+                                item=item, why=f"invalid {what} ({p.error_fields(exc)})")
             return None
 
     def other(self, value: Mapping[str, Any]) -> None:
@@ -113,6 +116,6 @@ def impossible_time(
     """Whether ``timestamp`` is present but implausible; if so the item is quarantined."""
     if timestamp is None or limits.plausible_timestamp(timestamp):
         return False
-    scope.quarantine_item(QuarantineReason.BAD_TIMESTAMP, items, raw)
-    scope.warn(item, "timestamp is not a time between 2009 and 2100; quarantined")
+    scope.quarantine_item(QuarantineReason.BAD_TIMESTAMP, items, raw,
+                         item=item, why="timestamp is not a time between 2009 and 2100")
     return True

@@ -31,8 +31,8 @@ def status(scope: Scope, k: int, raw: object) -> None:
     if s is None:
         return
     if not s.id:
-        scope.quarantine_item(QuarantineReason.INVALID_STATUS, "statuses", raw)
-        scope.warn(item, "status without a message id; quarantined")
+        scope.quarantine_item(QuarantineReason.INVALID_STATUS, "statuses", raw,
+                             item=item, why="status without a message id")
         return
     if impossible_time(scope, item, "statuses", raw, s.timestamp):
         return
