@@ -51,24 +51,23 @@ def _phone_number_id(value: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _unrouted(out: Out, waba_id: str, change: p.Change, pnid: str | None, *,
+              reason: QuarantineReason, warning: str) -> None:
+    """A change no tenant can have: quarantined whole, with a warning."""
+    out.quarantined.append(Quarantined(
+        phone_number_id=pnid, waba_id=waba_id, field=change.field, reason=reason,
+        change={"field": change.field, "value": change.value}))
+    out.warnings.append(warning)
+
+
 def _change(out: Out, waba_id: str, change: p.Change, tenant_of: TenantOf, where: str) -> None:
     value = change.value
     pnid = _phone_number_id(value)
     if pnid is None:
         if change.field in PHONE_NUMBER_FIELDS:
-            out.quarantined.append(
-                Quarantined(
-                    phone_number_id=None,
-                    waba_id=waba_id,
-                    field=change.field,
-                    reason=QuarantineReason.NO_PHONE_NUMBER_ID,
-                    change={"field": change.field, "value": value},
-                )
-            )
-            out.warnings.append(
-                f"{where}: {safe_name(change.field)} change without metadata.phone_number_id;"
-                " quarantined"
-            )
+            _unrouted(out, waba_id, change, None, reason=QuarantineReason.NO_PHONE_NUMBER_ID,
+                      warning=f"{where}: {safe_name(change.field)} change without"
+                      " metadata.phone_number_id; quarantined")
         else:
             out.events.append(
                 OtherChange(
@@ -82,16 +81,8 @@ def _change(out: Out, waba_id: str, change: p.Change, tenant_of: TenantOf, where
         return
     tenant = tenant_of(pnid)
     if tenant is None:
-        out.quarantined.append(
-            Quarantined(
-                phone_number_id=pnid,
-                waba_id=waba_id,
-                field=change.field,
-                reason=QuarantineReason.UNKNOWN_PHONE_NUMBER,
-                change={"field": change.field, "value": value},
-            )
-        )
-        out.warnings.append(f"{where}: unknown phone_number_id; change quarantined")
+        _unrouted(out, waba_id, change, pnid, reason=QuarantineReason.UNKNOWN_PHONE_NUMBER,
+                  warning=f"{where}: unknown phone_number_id; change quarantined")
         return
     scope = Scope(out, where, waba_id, change.field, tenant, pnid, value)
     if change.field == "messages":
