@@ -59,12 +59,6 @@ LATE_RESERVATIONS = 4
 """Slots a call may take in turn when it keeps waking late (then it goes)."""
 
 
-def _still_sending(tx: Tx, message_id: str) -> bool:
-    """Whether the message is still in its call (a status may settle it any time)."""
-    message = outbound_store.load(tx, message_id)
-    return message is not None and message.state is SendState.SENDING
-
-
 def retry_policy(retry: Retry) -> RetryPolicy:
     return RetryPolicy(max_attempts=retry.max_attempts, base_s=retry.base_s,
                        max_s=retry.max_s, settle_grace_s=retry.settle_grace_s)
@@ -286,7 +280,8 @@ class OutboundWorker(Actor):
             self._dead(message, then.reason, error)
             return
         def record(tx: Tx) -> None:
-            if _still_sending(tx, message.id):
+            # still in its call? a status may have settled it meanwhile
+            if outbound_store.state_of(tx, message.id) is SendState.SENDING:
                 outbound_store.failed(tx, message.id, then.state, result.code)
 
         self._services.store.write(record)
@@ -298,10 +293,10 @@ class OutboundWorker(Actor):
 
     def _sent(self, message: Outbound, wamid: str) -> None:
         def record(tx: Tx) -> None:
-            current = outbound_store.load(tx, message.id)
-            if current is None or not may_move(current.state, SendState.SENT):
+            current = outbound_store.state_of(tx, message.id)
+            if current is None or not may_move(current, SendState.SENT):
                 return  # discarded meanwhile: the record keeps the operator's word
-            already = current.state is SendState.SENT
+            already = current is SendState.SENT
             outbound_store.mark_sent(tx, message, wamid)
             if not already:
                 tx.emit(message.tenant, "outbound.sent", {
@@ -314,8 +309,8 @@ class OutboundWorker(Actor):
 
     def _dead(self, message: Outbound, reason: str, error: dict[str, Any]) -> None:
         def record(tx: Tx) -> None:
-            current = outbound_store.load(tx, message.id)
-            if current is not None and current.state not in FINISHED:  # a status may have won
+            current = outbound_store.state_of(tx, message.id)
+            if current is not None and current not in FINISHED:  # a status may have won
                 dead_letters.dead_letter(tx, message, reason, error)
 
         self._services.store.write(record)

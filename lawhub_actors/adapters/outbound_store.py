@@ -110,13 +110,18 @@ def load(tx: Tx, message_id: str) -> Outbound | None:
                     int(attempts), bool(automatic), content, wamid, ref, last_code)
 
 
+def state_of(tx: Tx, message_id: str) -> SendState | None:
+    """The message's state alone (nothing unsealed), or None: no such message."""
+    row = tx.conn.execute("SELECT state FROM outbound WHERE id=?", (message_id,)).fetchone()
+    return None if row is None else SendState(row[0])
+
+
 def set_state(tx: Tx, message_id: str, state: SendState, *, attempt: bool = False) -> SendState:
     """Move the message to ``state`` (counting an attempt); the state it was
     in. Raises :class:`IllegalMove` when it may not move there from that one."""
-    row = tx.conn.execute("SELECT state FROM outbound WHERE id=?", (message_id,)).fetchone()
-    if row is None:
+    old = state_of(tx, message_id)
+    if old is None:
         raise IllegalMove(f"outbound {message_id}: no such message")
-    old = SendState(row[0])
     if not may_move(old, state):
         raise IllegalMove(f"outbound {message_id}: {old.value} -> {state.value}")
     tx.conn.execute(
