@@ -65,11 +65,6 @@ UNSURE: frozenset[SendState] = frozenset({SendState.SENDING, SendState.UNKNOWN})
 """Once attempted, Meta may have sent it: a status gets a grace period first."""
 
 
-def predecessors(state: SendState) -> tuple[SendState, ...]:
-    """The states a message may move to ``state`` from."""
-    return tuple(old for old, news in MOVES.items() if state in news)
-
-
 def may_move(old: SendState, new: SendState) -> bool:
     return new in MOVES[old]
 
