@@ -48,7 +48,8 @@ from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.sqlite_journal import Journal
-from lawhub_actors.adapters.sqlite_store import OnCommit, Store
+from lawhub_actors.adapters.sqlite_store import SqliteDatabase
+from lawhub_actors.adapters.store import OnCommit, Store
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.core.flow import stall
@@ -101,7 +102,8 @@ class AppRuntime:
         keyring = keyring_of(secrets)
         data_dir = secrets.data_dir
         # The store hands committed events to the feed itself, in commit order.
-        self.store = Store(settings.storage.sqlite_path(data_dir), keyring, on_commit=publish)
+        self.store = Store(SqliteDatabase(settings.storage.sqlite_path(data_dir)), keyring,
+                           on_commit=publish)
         closing.callback(self.store.close)
         seal, open_ = journal_crypto(secrets, keyring)
         self.journal = Journal(

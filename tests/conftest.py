@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from lawhub_actors.settings import Secrets, Settings, load, parse_text
-from tests.servers import clamd_down, clamd_process, clamd_server, redis_server, redis_url  # noqa: F401 - fixtures for every test
+from tests.servers import (  # noqa: F401 - fixtures for every test
+    clamd_down,
+    clamd_process,
+    clamd_server,
+    postgres_server,
+    postgres_url,
+    redis_server,
+    redis_url,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "config" / "lawhub.toml"

@@ -9,8 +9,9 @@ To share them, import them into a conftest (or a test module)::
 
     from tests.servers import redis_server, redis_url  # noqa: F401
 
-The clamd fixtures (``clamd_server``, ``clamd_process``, ``clamd_down``) are
-described with their code below.
+The clamd fixtures (``clamd_server``, ``clamd_process``, ``clamd_down``) and
+the PostgreSQL ones (``postgres_server``, ``postgres_url``) are described
+with their code below.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ import redis
 
 from lawhub_actors.simulator import clamav
 from lawhub_actors.simulator.clamav import ClamdProcess
+from lawhub_actors.simulator.postgres import PrivatePostgres, run_postgres
 
 STARTUP_DEADLINE_S = 10.0
 STOP_DEADLINE_S = clamav.STOP_DEADLINE_S
@@ -151,3 +154,32 @@ def clamd_down() -> Iterator[str]:
         yield str(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- PostgreSQL --------------------------------------------------------------
+#
+# ``postgres_server`` runs one private PostgreSQL per pytest process (session
+# scope; ``simulator.postgres.run_postgres``: initdb in a temp dir, a unix
+# socket, no TCP). Its files are not fsynced (``fsync=off``): tests kill
+# processes, never the machine. ``postgres_url`` is a new, empty database on
+# it for one test, dropped afterwards.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres]:
+    with run_postgres({"fsync": "off"}) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PrivatePostgres) -> Iterator[str]:
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_server.dsn(name)
+    finally:
+        with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

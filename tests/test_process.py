@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from lawhub_actors.adapters.dedupe import WARN_EVERY_S
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.sqlite_store import SqliteDatabase
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.core.crypto import Keyring
 from lawhub_actors.core.signature import sign
 from lawhub_actors.runtime import AppRuntime
@@ -139,7 +140,7 @@ def test_run_logs_why_and_exits_1_when_the_root_gives_up(
     store_file = parse_text(GIVES_UP_ON_FIRST_CRASH, str(config)).storage.sqlite_path(data_dir)
     # An earlier run's store, closed cleanly: everything is in the main file
     # (checkpointed, no WAL), none of it in the next process's page cache.
-    Store(store_file, Keyring({1: base64.b64decode(MASTER_KEY)}, 1)).close()
+    Store(SqliteDatabase(store_file), Keyring({1: base64.b64decode(MASTER_KEY)}, 1)).close()
     assert not store_file.with_name(store_file.name + "-wal").exists()
 
     gateway = gateways.start(data_dir, config)

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from lawhub_actors.actors.entry_reader import FirstFound
-from lawhub_actors.adapters.sqlite_store import Store, StoreUnavailable
+from lawhub_actors.adapters.store import Store, StoreUnavailable
 from lawhub_actors.adapters.store_tx import OPERATORS, Tx
 from lawhub_actors.core.events import AccountErrors, OtherChange
 from lawhub_actors.core.payload import PayloadError

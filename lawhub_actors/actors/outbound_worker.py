@@ -35,7 +35,7 @@ from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
 from lawhub_actors.adapters.outbound_store import Outbound
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.send_lifecycle import (
     FINISHED,

@@ -9,12 +9,12 @@ table does not allow raises :class:`IllegalMove` and changes nothing.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.core.send_lifecycle import UNFINISHED, IllegalMove, SendState, may_move
 from lawhub_actors.core.status import DeliveryState
@@ -55,7 +55,8 @@ def tier_usage(tx: Tx, phone_number_id: str, recipient_ref: str,
     """Unique users reached by business-initiated messages of the number since
     ``since``, and whether the one keyed ``recipient_ref`` is one of them."""
     row = tx.conn.execute(
-        "SELECT COUNT(DISTINCT recipient), MAX(recipient = ?) FROM outbound"
+        "SELECT COUNT(DISTINCT recipient), MAX(CASE WHEN recipient = ? THEN 1 ELSE 0 END)"
+        " FROM outbound"
         " WHERE phone_number_id=? AND business_initiated=1 AND accepted_at >= ?",
         (recipient_ref, phone_number_id, since),
     ).fetchone()
@@ -151,7 +152,8 @@ def to_dlq(tx: Tx, message: Outbound, reason: str, error: dict[str, Any] | None)
     """Dead-letter it; whether it was not already."""
     set_state(tx, message.id, SendState.DEAD)
     cursor = tx.conn.execute(
-        "INSERT OR IGNORE INTO dlq (id, tenant, at, reason, error) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO dlq (id, tenant, at, reason, error) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (message.id, message.tenant, tx.now, reason,
          None if error is None else orjson.dumps(error).decode()),
     )
@@ -196,7 +198,7 @@ def unfinished(tx: Tx) -> list[tuple[str, str, str]]:
     ).fetchall()]
 
 
-def unfinished_by_number(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+def unfinished_by_number(conn: Connection) -> dict[tuple[str, str], int]:
     """How many messages are not yet sent nor dead, by (tenant, phone_number_id)."""
     return {(str(t), str(n)): int(c) for t, n, c in conn.execute(
         "SELECT tenant, phone_number_id, COUNT(*) FROM outbound WHERE "  # noqa: S608

@@ -29,6 +29,7 @@ import sqlite3
 from collections.abc import Callable
 
 from lawhub_actors.adapters.outbound_store import number_aad
+from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.core.crypto import BLIND_PREFIX
 
@@ -47,9 +48,17 @@ class RefKeyChanged(Exception):
     """The file's refs were made with another key than the oldest one given."""
 
 
-def migrate(conn: sqlite3.Connection, tx_of: Callable[[sqlite3.Connection], Tx]) -> int:
-    """Run the steps ``conn``'s file has not had; the version it was at."""
+class SchemaTooNew(Exception):
+    """The database was made or upgraded by a newer gateway than this one."""
+
+
+def migrate(conn: sqlite3.Connection, tx_of: Callable[[Connection], Tx]) -> int:
+    """Run the steps ``conn``'s file has not had; the version it was at.
+    A file newer than this code is refused (:class:`SchemaTooNew`)."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > VERSION:
+        raise SchemaTooNew(f"this store file's schema is version {version}; this code knows up "
+                           f"to {VERSION}: run a newer gateway")
     steps: tuple[tuple[int, Callable[[sqlite3.Connection, Tx], None]], ...] = (
         (2, _customer_refs), (3, _wamid_and_source_refs))
     for step, run in steps:
@@ -64,7 +73,7 @@ def migrate(conn: sqlite3.Connection, tx_of: Callable[[sqlite3.Connection], Tx])
     return int(version)
 
 
-def check_refs(conn: sqlite3.Connection, tx: Tx) -> None:
+def check_refs(conn: Connection, tx: Tx) -> None:
     """Keep the ref of :data:`REF_CHECK` in a new file; in an older one,
     refuse to go on if today's keyring makes it differently."""
     conn.execute("CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY,"
@@ -81,7 +90,7 @@ def check_refs(conn: sqlite3.Connection, tx: Tx) -> None:
 
 
 def _in_transaction(conn: sqlite3.Connection, run: Callable[[sqlite3.Connection, Tx], None],
-                    tx_of: Callable[[sqlite3.Connection], Tx], version: int) -> None:
+                    tx_of: Callable[[Connection], Tx], version: int) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         run(conn, tx_of(conn))

@@ -6,15 +6,15 @@ messages' reads are in :mod:`outbound_store`.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_rows import FeedEvent, MediaRecord, StoredMessage
 from lawhub_actors.adapters.store_tx import OPERATORS, WAMID, Tx
 from lawhub_actors.core.operator_view import for_operators
 
 
-def cursor(conn: sqlite3.Connection, name: str) -> int:
+def cursor(conn: Connection, name: str) -> int:
     row = conn.execute("SELECT seq FROM cursors WHERE name=?", (name,)).fetchone()
     return 0 if row is None else int(row[0])
 
@@ -85,7 +85,7 @@ def audited_entries(tx: Tx, tenant: str, kind: str, limit: int = 100) -> list[di
     ]
 
 
-def media(conn: sqlite3.Connection, tenant: str, ref: str) -> MediaRecord | None:
+def media(conn: Connection, tenant: str, ref: str) -> MediaRecord | None:
     """The tenant's media outcome whose file is ``ref`` (another tenant's: None)."""
     row = conn.execute(
         "SELECT verdict, reason, shelf, ref, mime_type, size, scanner FROM media"
@@ -95,7 +95,7 @@ def media(conn: sqlite3.Connection, tenant: str, ref: str) -> MediaRecord | None
     return None if row is None else MediaRecord(*row)
 
 
-def quarantined_media(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
+def quarantined_media(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     """Media that did not pass, newest first (no content: ids and reasons)."""
     rows = conn.execute(
         "SELECT tenant, message_id, verdict, reason, ref, mime_type, size, scanner, at"
@@ -107,7 +107,7 @@ def quarantined_media(conn: sqlite3.Connection, limit: int = 100) -> list[dict[s
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def operator_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def operator_counts(conn: Connection) -> dict[str, int]:
     """What waits for operators: dead letters, and quarantined webhook
     entries plus media that is not clean."""
     dlq, quarantine = conn.execute(
@@ -118,7 +118,7 @@ def operator_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {"dlq": int(dlq), "quarantine": int(quarantine)}
 
 
-def count(conn: sqlite3.Connection, /, table: str, **where: str) -> int:
+def count(conn: Connection, /, table: str, **where: str) -> int:
     """Rows of ``table`` matching ``where`` (for operators and tests)."""
     if table not in {"customers", "messages", "statuses", "events", "audit", "quarantine",
                      "media", "outbound", "dlq"}:

@@ -15,12 +15,12 @@ blob to its row): the file never holds them in clear.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from typing import Any, Protocol
 
 import orjson
 
+from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_rows import Customer, FeedEvent, MediaRecord
 from lawhub_actors.core.status import DeliveryState, Status, StatusError, merge, merge_all
 from lawhub_actors.core.status import parse as parse_status
@@ -46,7 +46,7 @@ class Tx:
     """One transaction: the operations a write composes. ``Store.read_tx``
     also hands one, on a read connection, to reads that open sealed rows."""
 
-    def __init__(self, conn: sqlite3.Connection, sealer: Sealer, now: float) -> None:
+    def __init__(self, conn: Connection, sealer: Sealer, now: float) -> None:
         self.conn = conn
         self._sealer = sealer
         self.now = now
@@ -84,9 +84,9 @@ class Tx:
 
     def touch_window(self, tenant: str, customer: str, at: float) -> None:
         self.conn.execute(
-            "UPDATE customers SET last_inbound_at = MAX(COALESCE(last_inbound_at, 0), ?)"
-            " WHERE tenant=? AND customer=?",
-            (at, tenant, self.ref(tenant, customer)),
+            "UPDATE customers SET last_inbound_at = ? WHERE tenant=? AND customer=?"
+            " AND COALESCE(last_inbound_at, 0) < ?",
+            (at, tenant, self.ref(tenant, customer), at),
         )
 
     def set_consent(self, tenant: str, customer: str, consent: str) -> None:
@@ -131,8 +131,8 @@ class Tx:
         """Whether this (wamid, status) is new."""
         key_id, blob = self.seal(tenant, raw, f"status:{tenant}:{wamid}:{status}")
         cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO statuses (tenant, wamid, status, at, received_at, key_id, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO statuses (tenant, wamid, status, at, received_at, key_id, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (tenant, self.ref(tenant, wamid), status, at, self.now, key_id, blob),
         )
         return cursor.rowcount == 1
@@ -211,8 +211,8 @@ class Tx:
         ref = self.ref(tenant, source)
         key_id, blob = self.seal(tenant, data, f"audit:{ref}")
         cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO audit (source, tenant, at, kind, subject, key_id, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit (source, tenant, at, kind, subject, key_id, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (ref, tenant, self.now, kind, subject, key_id, blob),
         )
         return cursor.rowcount == 1
@@ -220,8 +220,9 @@ class Tx:
     def record_media(self, tenant: str, message_id: str, media: MediaRecord) -> bool:
         """Whether this is the message's first media outcome (replays: no-op)."""
         cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO media (tenant, message_id, verdict, reason, shelf, ref,"
-            " mime_type, size, scanner, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO media (tenant, message_id, verdict, reason, shelf, ref,"
+            " mime_type, size, scanner, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (tenant, message_id, media.verdict, media.reason, media.shelf, media.ref,
              media.mime_type, media.size, media.scanner, self.now),
         )
@@ -240,7 +241,7 @@ class Tx:
     def emit(self, tenant: str, type_: str, data: dict[str, Any]) -> FeedEvent:
         (seq,) = self.conn.execute(
             "INSERT INTO tenant_seq (tenant, last) VALUES (?, 1)"
-            " ON CONFLICT (tenant) DO UPDATE SET last = last + 1 RETURNING last",
+            " ON CONFLICT (tenant) DO UPDATE SET last = tenant_seq.last + 1 RETURNING last",
             (tenant,),
         ).fetchone()
         key_id, blob = self.seal(tenant, data, f"event:{tenant}:{seq}")
@@ -259,15 +260,15 @@ class Tx:
         ).hex
         key_id, blob = self.seal(OPERATORS, data, f"quarantine:{entry_id}")
         self.conn.execute(
-            "INSERT OR IGNORE INTO quarantine (id, at, journal_seq, phone_number_id, reason,"
-            " key_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO quarantine (id, at, journal_seq, phone_number_id, reason,"
+            " key_id, data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (entry_id, self.now, journal_seq, phone_number_id, reason, key_id, blob),
         )
 
     def set_cursor(self, name: str, seq: int) -> None:
         self.conn.execute(
             "INSERT INTO cursors (name, seq) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE cursors.seq < excluded.seq",
             (name, seq),
         )
 

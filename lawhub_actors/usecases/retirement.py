@@ -30,7 +30,7 @@ from lawhub_actors.actors import paths
 from lawhub_actors.actors.inbound_messages import InFlight
 from lawhub_actors.actors.tree import Retiring
 from lawhub_actors.adapters import outbound_store
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.live_config import LiveConfig
 from lawhub_actors.settings import PhoneNumber, Settings, Tenant
 from supervisors import Registry

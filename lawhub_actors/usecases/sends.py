@@ -27,7 +27,7 @@ from typing import Any
 
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.outbound_store import Outbound
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.accept import TIER_WINDOW_S, SendFacts, SendRefused, decide
 from lawhub_actors.core.consent import ConsentState

@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from lawhub_actors.adapters.memory_release import map_big_allocations
-from lawhub_actors.adapters.sqlite_store import OnCommit
+from lawhub_actors.adapters.store import OnCommit
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.private_files import make_private
 from lawhub_actors.provision import provision

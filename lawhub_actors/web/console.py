@@ -51,7 +51,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from lawhub_actors.adapters import store_reads
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.core.operator_view import masked_number
 from lawhub_actors.runtime import AppRuntime

@@ -44,7 +44,7 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from lawhub_actors.adapters import store_reads
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.web.render import frame

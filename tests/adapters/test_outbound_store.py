@@ -1,25 +1,26 @@
-"""Outbound messages in the store: every change of state follows the send
-lifecycle's table, and Meta's word settles a dead letter."""
+"""Outbound messages in the store, on SQLite and on PostgreSQL: every change
+of state follows the send lifecycle's table, and Meta's word settles a dead
+letter."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from lawhub_actors.adapters import outbound_store, store_reads
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.core.crypto import Keyring
 from lawhub_actors.core.send_lifecycle import IllegalMove, SendState
 from lawhub_actors.usecases import dead_letters
+from tests.adapters.conftest import Backend
 
 NUMBER = "6281234500001"
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    store = Store(tmp_path / "store.sqlite3", Keyring({1: os.urandom(32)}, 1))
+def store(backend: Backend):
+    store = Store(backend.database(), Keyring({1: os.urandom(32)}, 1))
     yield store
     store.close()
 
@@ -77,3 +78,64 @@ def test_a_discarded_message_is_never_sent_nor_replayed(store) -> None:
     with pytest.raises(dead_letters.NotDead):
         store.write(lambda tx: dead_letters.discard(tx, message_id, "admin"))
     assert _state(store, message_id) is SendState.DISCARDED
+
+
+def test_what_a_restart_takes_up_again_is_every_unfinished_send_in_the_order_accepted(
+        store) -> None:
+    first, second, third = (_pending(store) for _ in range(3))
+    store.write(lambda tx: outbound_store.set_state(tx, second, SendState.SENDING, attempt=True))
+    store.write(lambda tx: outbound_store.set_state(tx, third, SendState.SENDING, attempt=True))
+    store.write(lambda tx: outbound_store.mark_sent(
+        tx, store.read_tx(outbound_store.load, third), "wamid.THIRD"))
+    assert [row[0] for row in store.read_tx(outbound_store.unfinished)] == [first, second]
+    assert [row[2] for row in store.read_tx(outbound_store.unfinished)] == [NUMBER, NUMBER]
+    assert store.read(outbound_store.unfinished_by_number) == {("firm-a", "106540352242922"): 2}
+
+
+def test_the_tier_counts_each_user_reached_by_a_business_initiated_message_once(store) -> None:
+    def business(recipient: str) -> str:
+        return store.write(lambda tx: outbound_store.insert(
+            tx, "firm-a", phone_number_id="106540352242922", recipient=recipient,
+            client_ref=None, content={"type": "template"}, business_initiated=True)).value
+
+    business(NUMBER)
+    business(NUMBER)
+    business("6281234500002")
+    ref = store.read_tx(lambda tx: tx.ref("firm-a", NUMBER))
+    other = store.read_tx(lambda tx: tx.ref("firm-a", "6281234500099"))
+    assert store.read_tx(outbound_store.tier_usage, "106540352242922", ref, 0.0) == (2, True)
+    assert store.read_tx(outbound_store.tier_usage, "106540352242922", other, 0.0) == (2, False)
+
+
+def test_a_callers_reference_finds_its_message_and_a_callback_only_its_own_tenants(
+        store) -> None:
+    message_id = store.write(lambda tx: outbound_store.insert(
+        tx, "firm-a", phone_number_id="106540352242922", recipient=NUMBER, client_ref="ref-1",
+        content={"type": "text", "text": "x"}, business_initiated=False)).value
+    assert store.read_tx(outbound_store.find_by_client_ref, "firm-a", "ref-1") == message_id
+    assert store.read_tx(outbound_store.find_by_client_ref, "firm-b", "ref-1") is None
+    assert store.read_tx(outbound_store.outbound_of_callback, "firm-a", message_id) == message_id
+    assert store.read_tx(outbound_store.outbound_of_callback, "firm-b", message_id) is None
+
+
+def test_a_described_send_carries_its_history_and_a_dead_letter_its_error(store) -> None:
+    message_id = _pending(store)
+    message = store.read_tx(outbound_store.load, message_id)
+    store.write(lambda tx: outbound_store.set_state(tx, message_id, SendState.SENDING,
+                                                    attempt=True))
+    store.write(lambda tx: outbound_store.mark_sent(tx, message, "wamid.D"))
+    store.write(lambda tx: tx.insert_status("firm-a", "wamid.D", "delivered", 7,
+                                            {"status": "delivered"}))
+    described = store.read_tx(outbound_store.describe, "firm-a", message_id)
+    assert described is not None
+    assert (described["to"], described["wamid"], described["state"], described["attempts"]) == (
+        NUMBER, "wamid.D", "sent", 1)
+    assert [h["status"] for h in described["history"]] == ["accepted", "delivered"]
+    assert store.read_tx(outbound_store.describe, "firm-b", message_id) is None
+
+    dead = _pending(store)
+    store.write(lambda tx: dead_letters.dead_letter(
+        tx, store.read_tx(outbound_store.load, dead), "terminal", {"code": 131026}))
+    (letter,) = store.read_tx(outbound_store.dead_letters)
+    assert (letter["id"], letter["to"], letter["reason"], letter["error"]) == (
+        dead, NUMBER, "terminal", {"code": 131026})

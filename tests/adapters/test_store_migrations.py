@@ -11,7 +11,8 @@ import orjson
 
 from lawhub_actors.adapters import outbound_store, store_reads
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
-from lawhub_actors.adapters.sqlite_store import Store
+from lawhub_actors.adapters.sqlite_store import SqliteDatabase
+from lawhub_actors.adapters.store import Store
 from lawhub_actors.adapters.store_migrations import VERSION
 from lawhub_actors.core.crypto import Keyring
 
@@ -59,7 +60,7 @@ def _old_store(path: Path) -> None:
 def test_an_old_store_is_keyed_by_refs_at_open_and_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "lawhub.sqlite3"
     _old_store(path)
-    store = Store(path, KEYRING)
+    store = Store(SqliteDatabase(path), KEYRING)
     try:
         messages = store.read_tx(store_reads.conversation, "firm-a", NUMBER)
         assert [m.content["text"] for m in messages] == ["halo", "tolong", "baik"]
@@ -84,10 +85,10 @@ def test_an_old_store_is_keyed_by_refs_at_open_and_loses_nothing(tmp_path: Path)
 def test_a_migrated_store_opens_again_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "lawhub.sqlite3"
     _old_store(path)
-    Store(path, KEYRING).close()
+    Store(SqliteDatabase(path), KEYRING).close()
     before = sqlite3.connect(path).execute("SELECT customer, key_id, profile FROM customers"
                                            ).fetchall()
-    store = Store(path, KEYRING)
+    store = Store(SqliteDatabase(path), KEYRING)
     try:
         assert store.read(lambda conn: conn.execute(
             "SELECT customer, key_id, profile FROM customers").fetchall()) == before
@@ -100,7 +101,7 @@ def test_a_new_store_keeps_no_number_in_clear(tmp_path: Path) -> None:
     from lawhub_actors.adapters.store_tx import Tx
 
     path = tmp_path / "lawhub.sqlite3"
-    store = Store(path, KEYRING)
+    store = Store(SqliteDatabase(path), KEYRING)
 
     def write(tx: Tx) -> None:
         tx.add_lead("firm-a", NUMBER, "Siti")
@@ -125,8 +126,8 @@ def test_a_store_refuses_to_open_with_another_key_for_its_refs(tmp_path: Path) -
     from lawhub_actors.adapters.store_migrations import RefKeyChanged
 
     path = tmp_path / "lawhub.sqlite3"
-    Store(path, KEYRING).close()
+    Store(SqliteDatabase(path), KEYRING).close()
     rotated = Keyring({1: KEYRING_KEY, 2: os.urandom(32)}, 2)
-    Store(path, rotated).close()  # the oldest version is kept: the same refs
+    Store(SqliteDatabase(path), rotated).close()  # the oldest version is kept: the same refs
     with pytest.raises(RefKeyChanged, match="LAWHUB_RETIRED_MASTER_KEYS"):
-        Store(path, Keyring({2: os.urandom(32)}, 2))  # version 1 dropped: every ref would change
+        Store(SqliteDatabase(path), Keyring({2: os.urandom(32)}, 2))  # version 1 dropped: every ref would change
