@@ -28,8 +28,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from lawhub_actors.adapters.journal import TAIL_BYTES, Journal
 from lawhub_actors.adapters.memory_release import map_big_allocations
-from lawhub_actors.adapters.sqlite_journal import TAIL_BYTES, Journal
+from lawhub_actors.adapters.sqlite_journal import SqliteJournalFile
 
 BODIES = 400
 BODY_BYTES = 4 * 1024 * 1024
@@ -64,7 +65,7 @@ async def run(tail_bytes: int) -> dict[str, float]:
     gc.collect()
     before = rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
-        journal = Journal(Path(tmp) / "journal.sqlite3", seal=seal, open_=open_,
+        journal = Journal(SqliteJournalFile(Path(tmp) / "journal.sqlite3"), seal=seal, open_=open_,
                           tail_bytes=tail_bytes)
         try:
             for first in range(0, BODIES, WAVE):

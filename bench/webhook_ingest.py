@@ -77,12 +77,14 @@ import os, sys
 from pathlib import Path
 from aiohttp import web
 from lawhub_actors import logs
-from lawhub_actors.adapters.sqlite_journal import Journal
+from lawhub_actors.adapters.journal import Journal
+from lawhub_actors.adapters.sqlite_journal import SqliteJournalFile
 from lawhub_actors.web import webhook
 from lawhub_actors.web.keys import APP_SECRET, JOURNAL, WEBHOOK_MAX_BYTES
 
 async def journal(app):
-    app[JOURNAL] = Journal(Path(os.environ["LAWHUB_DATA_DIR"]) / "journal.sqlite3",
+    path = Path(os.environ["LAWHUB_DATA_DIR"]) / "journal.sqlite3"
+    app[JOURNAL] = Journal(SqliteJournalFile(path),
                            seal=lambda body: ("v0", body), open_=lambda key_id, blob: blob)
     yield
     app[JOURNAL].close()

@@ -41,14 +41,14 @@ from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.clamd import Clamd
+from lawhub_actors.adapters.databases import journal_database, store_database
 from lawhub_actors.adapters.dedupe import dedupe_from
 from lawhub_actors.adapters.graph_media import GraphMedia
 from lawhub_actors.adapters.graph_send import GraphSend
+from lawhub_actors.adapters.journal import Journal
 from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
-from lawhub_actors.adapters.sqlite_journal import Journal
-from lawhub_actors.adapters.sqlite_store import SqliteDatabase
 from lawhub_actors.adapters.store import OnCommit, Store
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
@@ -64,7 +64,6 @@ log = structlog.get_logger("lawhub.runtime")
 
 GiveUp = Callable[[BaseException | None], None]
 
-JOURNAL_FILE = "journal.sqlite3"
 MEDIA_DIR = "media"
 JOURNAL_KEYSPACE = "_journal"
 CIRCUIT_ASK_S = 2.0
@@ -102,12 +101,11 @@ class AppRuntime:
         keyring = keyring_of(secrets)
         data_dir = secrets.data_dir
         # The store hands committed events to the feed itself, in commit order.
-        self.store = Store(SqliteDatabase(settings.storage.sqlite_path(data_dir)), keyring,
-                           on_commit=publish)
+        self.store = Store(store_database(settings, secrets), keyring, on_commit=publish)
         closing.callback(self.store.close)
         seal, open_ = journal_crypto(secrets, keyring)
         self.journal = Journal(
-            data_dir / JOURNAL_FILE, seal=seal, open_=open_,
+            journal_database(settings, secrets), seal=seal, open_=open_,
             batch_max=settings.storage.journal_batch_max,
             tail_bytes=settings.storage.journal_tail_bytes,
         )  # shared (Journal.share) once the ack path's process is started

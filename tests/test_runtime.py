@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from lawhub_actors.runtime import JOURNAL_FILE, AppRuntime
+from lawhub_actors.adapters.databases import JOURNAL_FILE
+from lawhub_actors.runtime import AppRuntime
 
 CONFIG = """
 [[tenants]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from lawhub_actors.adapters.sqlite_journal import TAIL_BYTES
+from lawhub_actors.adapters.journal import TAIL_BYTES
 from lawhub_actors.settings import Storage
 
 

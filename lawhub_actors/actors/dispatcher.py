@@ -56,7 +56,7 @@ from lawhub_actors.actors.inbound_messages import (
 from lawhub_actors.actors.inbound_records import describe, quarantine, record_first_read
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.adapters import store_reads
-from lawhub_actors.adapters.sqlite_journal import Entry
+from lawhub_actors.adapters.journal import Entry
 from lawhub_actors.adapters.store import StoreUnavailable
 from lawhub_actors.core.flow import Conversation, LeftBehind, Unsettled, Window
 from supervisors import Actor, NotRegistered

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from lawhub_actors.actors.inbound_messages import Routable, takes_slow_step
 from lawhub_actors.actors.services import Services
-from lawhub_actors.adapters.sqlite_journal import Entry
+from lawhub_actors.adapters.journal import Entry
 from lawhub_actors.core.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from lawhub_actors.core.flow import Conversation
 from lawhub_actors.core.normalize import Batch, normalize

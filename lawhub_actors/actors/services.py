@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lawhub_actors.adapters.dedupe import Dedupe
-from lawhub_actors.adapters.sqlite_journal import Journal
+from lawhub_actors.adapters.journal import Journal
 from lawhub_actors.adapters.store import Store
 from lawhub_actors.core.assist import Classifier
 from lawhub_actors.live_config import LiveConfig

@@ -11,6 +11,7 @@ integers on both engines).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import IntDumper
 
-from lawhub_actors.adapters.sql import Cursor
+from lawhub_actors.adapters.sql import Connection, Cursor
 
 CONNECT_TIMEOUT_S = 10
 
@@ -63,3 +64,58 @@ def pg_sql(sql: str) -> str:
     """``sql`` with psycopg's placeholders: ``?`` becomes ``%s`` (and a literal
     ``%``, ``%%``). The store's SQL has no ``?`` inside a string literal."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PgConnections:
+    """A writer's and per-thread readers' connections to one database:
+    a connection that broke is replaced when next asked for."""
+
+    def __init__(self, url: str, name: str, *, setup: Sequence[str] = ()) -> None:
+        self.url = url
+        self._name = name
+        self._setup = tuple(setup)
+        self._local = threading.local()
+        self._opened: list[PgConnection] = []
+        self._lock = threading.Lock()
+
+    def connect(self, role: str = "writer") -> PgConnection:
+        """A new connection (``setup`` statements run on it), closed with the rest."""
+        conn = PgConnection.connect(self.url, application_name=f"{self._name}-{role}")
+        for statement in self._setup:
+            conn.execute(statement)
+        with self._lock:
+            self._opened = [*(c for c in self._opened if not c.closed), conn]
+        return conn
+
+    def reader(self) -> PgConnection:
+        """This thread's read connection (autocommit: every statement reads a
+        committed snapshot, never blocking the writer)."""
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self.connect("reader")
+        return conn
+
+    def recover(self, writer: Connection) -> Connection:
+        """``writer`` rolled back, or a new connection if it broke (or
+        ``writer`` itself while the database cannot be reached: the next
+        commit fails and comes back here)."""
+        assert isinstance(writer, PgConnection)
+        try:
+            if not writer.closed:
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
+                return writer
+        except psycopg.Error:
+            pass
+        try:
+            fresh = self.connect()
+        except psycopg.Error:
+            return writer
+        writer.close()
+        return fresh
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()

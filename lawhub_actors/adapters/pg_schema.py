@@ -25,7 +25,8 @@ from lawhub_actors.adapters.sqlite_schema import SCHEMA
 from lawhub_actors.adapters.store_migrations import VERSION, SchemaTooNew, check_refs
 from lawhub_actors.adapters.store_tx import Tx
 
-__all__ = ["VERSION", "SchemaOutdated", "SchemaTooNew", "migrate", "pg_ddl", "schema_version"]
+__all__ = ["VERSION", "SchemaOutdated", "SchemaTooNew", "migrate", "pg_ddl", "require_current",
+           "schema_version"]
 
 MIGRATION_LOCK = 0x1A_48_0B_01
 """The advisory lock key migrations hold (any number, the same on every node)."""
@@ -74,18 +75,25 @@ def schema_version(conn: Connection) -> int:
     return 0 if row is None or row[0] is None else int(row[0])
 
 
+def require_current(conn: Connection, *, upgrading: bool = False) -> int:
+    """The database's version, if this code can run on it (after migrating,
+    when ``upgrading``)."""
+    version = schema_version(conn)
+    if version > VERSION:
+        raise SchemaTooNew(f"the database's schema is version {version}; this code knows "
+                           f"up to {VERSION}: run a newer gateway")
+    if version < VERSION and not upgrading:
+        raise SchemaOutdated(f"the database's schema is version {version}, this code needs "
+                             f"{VERSION}: run `python run.py migrate`")
+    return version
+
+
 def migrate(conn: Connection, tx_of: Callable[[Connection], Tx], *, upgrade: bool = True) -> int:
     """Bring the database to :data:`VERSION` (``upgrade=False``: only check
     that it is there); the version it was at. ``conn`` is in autocommit mode."""
     conn.execute("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK,))
     try:
-        version = schema_version(conn)
-        if version > VERSION:
-            raise SchemaTooNew(f"the database's schema is version {version}; this code knows "
-                               f"up to {VERSION}: run a newer gateway")
-        if version < VERSION and not upgrade:
-            raise SchemaOutdated(f"the database's schema is version {version}, this code needs "
-                                 f"{VERSION}: run `python run.py migrate`")
+        version = require_current(conn, upgrading=upgrade)
         for step, run in STEPS:
             if version < step:
                 conn.execute("BEGIN")

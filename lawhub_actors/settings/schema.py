@@ -50,6 +50,13 @@ class Server(Section):
 
 
 class Storage(Section):
+    # "sqlite": one process, files under the data dir (the embedded default);
+    # "postgres": the journal and the store in LAWHUB_DATABASE_URL's database,
+    # shared by every node (LAWHUB_REDIS_URL then required too).
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    # PostgreSQL: bring the schema up to date at start (else only check it,
+    # and leave upgrades to `python run.py migrate`).
+    auto_migrate: bool = True
     sqlite_file: str = Field(default="lawhub.sqlite3", min_length=1)
     journal_batch_max: int = Field(default=256, ge=1)
     journal_tail_bytes: int = Field(default=8 * 1024 * 1024, ge=0)

@@ -45,6 +45,9 @@ class Secrets(BaseModel):
     """Earlier master keys by version: they only open what they sealed."""
     admin_token: SecretStr | None = None
     redis_url: SecretStr | None = None
+    database_url: SecretStr | None = None
+    """PostgreSQL's (``[storage] backend = "postgres"``): a libpq URL or
+    key=value string; a secret (it may hold a password)."""
     data_dir: Path = Path(DEFAULT_DATA_DIR)
 
     @classmethod
@@ -78,6 +81,11 @@ class Secrets(BaseModel):
                     ENV_FILE, "LAWHUB_REDIS_URL", "must be a redis://, rediss:// or unix:// URL"
                 )
             )
+        database_url = get("LAWHUB_DATABASE_URL")
+        if database_url is not None and not _libpq_target(database_url):
+            issues.append(ConfigIssue(
+                ENV_FILE, "LAWHUB_DATABASE_URL",
+                "must be a postgresql:// (or postgres://) URL or libpq key=value settings"))
         if issues:
             raise ConfigError(issues)
         return cls(
@@ -90,6 +98,7 @@ class Secrets(BaseModel):
             retired_master_keys={v: SecretBytes(key) for v, key in retired.items()},
             admin_token=_secret(get("LAWHUB_ADMIN_TOKEN")),
             redis_url=_secret(redis_url),
+            database_url=_secret(database_url),
             data_dir=Path(get("LAWHUB_DATA_DIR") or DEFAULT_DATA_DIR),
         )
 
@@ -105,6 +114,7 @@ class Secrets(BaseModel):
                 self.access_token,
                 self.admin_token,
                 self.redis_url,
+                self.database_url,
             )
             if secret is not None
         ]
@@ -114,11 +124,29 @@ class Secrets(BaseModel):
         for secret in master_keys:
             key = secret.get_secret_value()
             out += [base64.b64encode(key).decode(), base64.urlsafe_b64encode(key).decode()]
-        if self.redis_url is not None:
-            password = urlsplit(self.redis_url.get_secret_value()).password
+        for url in (self.redis_url, self.database_url):
+            password = None if url is None else _password(url.get_secret_value())
             if password:
                 out.append(password)
         return out
+
+
+def _libpq_target(value: str) -> bool:
+    """A libpq connection URL, or key=value settings (``host=/run/pg dbname=lawhub``)."""
+    if "://" in value:
+        return urlsplit(value).scheme in ("postgresql", "postgres")
+    return all("=" in part for part in value.split())
+
+
+def _password(url: str) -> str | None:
+    """The password in a URL or in libpq key=value settings."""
+    if "://" in url:
+        return urlsplit(url).password
+    for part in url.split():
+        key, _, value = part.partition("=")
+        if key == "password":
+            return value
+    return None
 
 
 def _secret(value: str | None) -> SecretStr | None:
@@ -175,12 +203,15 @@ def _decode_master_key(encoded: str) -> tuple[bytes | None, str | None]:
 
 def preflight(settings: Settings, secrets: Secrets) -> list[ConfigIssue]:
     """Problems that only show when config and environment meet, checked before serving."""
+    issues = []
     if settings.security.require_master_key and secrets.master_key is None:
-        return [
-            ConfigIssue(
-                ENV_FILE,
-                "LAWHUB_MASTER_KEY",
-                "not set, and [security] require_master_key = true refuses to generate one",
-            )
-        ]
-    return []
+        issues.append(ConfigIssue(
+            ENV_FILE, "LAWHUB_MASTER_KEY",
+            "not set, and [security] require_master_key = true refuses to generate one"))
+    if settings.storage.backend == "postgres":
+        for name, value in (("LAWHUB_DATABASE_URL", secrets.database_url),
+                            ("LAWHUB_REDIS_URL", secrets.redis_url)):
+            if value is None:
+                issues.append(ConfigIssue(
+                    ENV_FILE, name, 'not set, and [storage] backend = "postgres" needs it'))
+    return issues

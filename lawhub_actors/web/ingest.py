@@ -48,9 +48,10 @@ import structlog
 from aiohttp import web
 
 from lawhub_actors import logs
+from lawhub_actors.adapters.databases import journal_database
+from lawhub_actors.adapters.journal import Journal
 from lawhub_actors.adapters.memory_release import map_big_allocations
-from lawhub_actors.adapters.sqlite_journal import Journal
-from lawhub_actors.runtime import JOURNAL_FILE, journal_crypto
+from lawhub_actors.runtime import journal_crypto
 from lawhub_actors.settings import Secrets, Settings
 from lawhub_actors.web import webhook
 from lawhub_actors.web.connections import TOO_MANY, Connections, Limits
@@ -149,7 +150,7 @@ async def _serve_ingest(settings: Settings, secrets: Secrets, listener: socket.s
         with contextlib.suppress(OSError):  # the main process is gone
             control.send(COMMITTED + str(seq).encode())
 
-    journal = Journal(secrets.data_dir / JOURNAL_FILE, seal=seal, open_=open_,
+    journal = Journal(journal_database(settings, secrets), seal=seal, open_=open_,
                       batch_max=settings.storage.journal_batch_max, shared=True,
                       on_commit=committed)
     stats = _Stats(control)

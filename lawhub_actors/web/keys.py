@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from lawhub_actors.adapters.sqlite_journal import Journal
+from lawhub_actors.adapters.journal import Journal
 from lawhub_actors.adapters.store import Store
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.runtime import AppRuntime

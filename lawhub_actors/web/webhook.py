@@ -22,7 +22,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from lawhub_actors.adapters.sqlite_journal import JournalUnavailable
+from lawhub_actors.adapters.journal import JournalUnavailable
 from lawhub_actors.core import limits, signature
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.keys import APP_SECRET, JOURNAL, VERIFY_TOKEN, WEBHOOK_MAX_BYTES

@@ -12,7 +12,7 @@ from typing import Any
 from lawhub_actors.actors import dispatcher as dispatcher_module
 from lawhub_actors.actors.inbound_messages import Inbound, Processed, Settled
 from lawhub_actors.actors.services import InboundFlow
-from lawhub_actors.adapters.sqlite_journal import Entry
+from lawhub_actors.adapters.journal import Entry
 from lawhub_actors.adapters.store import Written
 from lawhub_actors.simulator import traffic
 from supervisors import NotRegistered

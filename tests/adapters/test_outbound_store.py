@@ -4,23 +4,20 @@ letter."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from lawhub_actors.adapters import outbound_store, store_reads
 from lawhub_actors.adapters.store import Store
-from lawhub_actors.core.crypto import Keyring
 from lawhub_actors.core.send_lifecycle import IllegalMove, SendState
 from lawhub_actors.usecases import dead_letters
-from tests.adapters.conftest import Backend
+from tests.adapters.conftest import KEYRING, Backend
 
 NUMBER = "6281234500001"
 
 
 @pytest.fixture
 def store(backend: Backend):
-    store = Store(backend.database(), Keyring({1: os.urandom(32)}, 1))
+    store = Store(backend.database(), KEYRING)
     yield store
     store.close()
 

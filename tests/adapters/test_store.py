@@ -4,7 +4,6 @@ seq, sealed rows, status merge, group commit with per-caller savepoints."""
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 
 import pytest
@@ -12,14 +11,13 @@ import pytest
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.adapters.store import Store, StoreUnavailable
 from lawhub_actors.adapters.store_tx import Tx
-from lawhub_actors.core.crypto import Keyring
 from lawhub_actors.core.status import DeliveryState, Status, StatusError
-from tests.adapters.conftest import Backend, in_clear
+from tests.adapters.conftest import KEYRING, Backend, in_clear
 
 
 @pytest.fixture
 def store(backend: Backend):
-    store = Store(backend.database(), Keyring({1: os.urandom(32)}, 1))
+    store = Store(backend.database(), KEYRING)
     yield store
     store.close()
 
@@ -98,7 +96,7 @@ def test_committed_events_reach_the_feed_in_seq_order_before_any_writer_hears(
     write let later events overtake earlier ones); a write that failed
     hands on nothing; each writer returns only once its events are out."""
     published: list[int] = []
-    store = Store(backend.database(), Keyring({1: os.urandom(32)}, 1),
+    store = Store(backend.database(), KEYRING,
                   on_commit=lambda events: published.extend(e.seq for e in events))
     gate = threading.Barrier(40)
     missing: list[int] = []
@@ -133,7 +131,7 @@ def test_a_failing_feed_never_fails_the_write_it_follows(backend: Backend) -> No
     def broken(events: object) -> None:
         raise RuntimeError("feed gone")
 
-    store = Store(backend.database(), Keyring({1: os.urandom(32)}, 1), on_commit=broken)
+    store = Store(backend.database(), KEYRING, on_commit=broken)
     try:
         assert store.write(lambda tx: tx.emit("firm-a", "x", {}).seq).value == 1
         assert [e.seq for e in store.read_tx(store_reads.events_after, "firm-a", 0)] == [1]

@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
+from lawhub_actors.adapters.databases import JOURNAL_FILE
 from lawhub_actors.core.limits import MAX_DEPTH
 from lawhub_actors.core.signature import sign
-from lawhub_actors.runtime import JOURNAL_FILE
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
