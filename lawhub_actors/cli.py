@@ -1,7 +1,8 @@
-"""Command line: ``python run.py [serve|check-config|demo] ...``.
+"""Command line: ``python run.py [serve|check-config|migrate|demo] ...``.
 
 Without a command it serves. Exit codes: 0 success, 2 bad config or bad
-environment; ``serve`` and ``demo`` return the server's own code.
+environment (``migrate``: or a database newer than this code), 1 a database
+that cannot be reached; ``serve`` and ``demo`` return the server's own code.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lawhub_actors.settings import (
     ConfigError,
     ConfigIssue,
     Secrets,
+    Settings,
     check,
     load,
     load_with_text,
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser(default_config(os.environ)).parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.path)
+    if args.command == "migrate":
+        return _migrate(args.config)
     if args.command == "demo":
         return _demo(args.demo_config, args.demo_port, args.duration, args.rate)
     return _serve(args.config, args.host, args.port)
@@ -88,6 +92,13 @@ def _parser(config_default: str) -> argparse.ArgumentParser:
     check_parser.add_argument(
         "path", nargs="?", default=config_default, help=f"default: {config_default}"
     )
+    migrate = commands.add_parser(
+        "migrate", help="create or upgrade the database schema, then exit",
+        description="Create or upgrade the store's schema (PostgreSQL: the journal's too) "
+        "and exit; nodes also do it at start unless [storage] auto_migrate = false.")
+    migrate.add_argument("--config", metavar="PATH", default=config_default,
+                         help="config file naming the database (default: $LAWHUB_CONFIG or "
+                         "config/lawhub.toml)")
     _add_demo_parser(commands)
     return parser
 
@@ -129,17 +140,53 @@ def _check_config(path: str) -> int:
     return 0
 
 
-def _serve(path: str, host: str | None, port: int | None) -> int:
+def _loaded(path: str) -> tuple[Settings, str, Secrets] | None:
+    """The config, its text and the environment's secrets, checked together;
+    ``None`` once every problem is reported."""
     try:
         settings, text = load_with_text(path)
         secrets = Secrets.from_env(os.environ)
     except ConfigError as exc:
         _report(exc.issues)
-        return EXIT_CONFIG
+        return None
     issues = preflight(settings, secrets)
     if issues:
         _report(issues)
+        return None
+    return settings, text, secrets
+
+
+def _migrate(path: str) -> int:
+    loaded = _loaded(path)
+    if loaded is None:
         return EXIT_CONFIG
+    settings, _, secrets = loaded
+    logs.configure(level=settings.logging.level, secrets=secrets)
+    # Imported here: check-config must not need the database drivers.
+    from lawhub_actors.adapters.databases import migrate  # noqa: PLC0415
+    from lawhub_actors.adapters.store_migrations import SchemaTooNew  # noqa: PLC0415
+    from lawhub_actors.provision import provision  # noqa: PLC0415
+    from lawhub_actors.runtime import keyring_of  # noqa: PLC0415
+
+    try:
+        before, now = migrate(settings, secrets, keyring_of(provision(secrets, admin_token=False)))
+    except SchemaTooNew as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_CONFIG
+    except Exception as exc:  # noqa: BLE001 - the database is away or refuses: say so, exit 1
+        sys.stderr.write(f"migrate failed: {exc}\n")
+        return 1
+    backend = settings.storage.backend
+    sys.stdout.write(f"{backend}: schema version {before} -> {now}\n" if before != now
+                     else f"{backend}: schema already at version {now}\n")
+    return 0
+
+
+def _serve(path: str, host: str | None, port: int | None) -> int:
+    loaded = _loaded(path)
+    if loaded is None:
+        return EXIT_CONFIG
+    settings, text, secrets = loaded
     logs.configure(level=settings.logging.level, secrets=secrets)
     # Imported here: the web stack is heavy, and check-config must not need it.
     from lawhub_actors.web.app import serve  # noqa: PLC0415

@@ -26,9 +26,10 @@ MASTER_KEY_FILE = "master.key"
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a token
 
 
-def provision(secrets: Secrets) -> Secrets:
-    """``secrets`` with a master key and an admin token, creating either
-    under ``secrets.data_dir`` when the environment does not give it."""
+def provision(secrets: Secrets, *, admin_token: bool = True) -> Secrets:
+    """``secrets`` with a master key and an admin token (``admin_token=False``:
+    the key only), creating either under ``secrets.data_dir`` when the
+    environment does not give it."""
     updates: dict[str, object] = {}
     if secrets.master_key is None:
         text = _read_or_create(
@@ -37,7 +38,7 @@ def provision(secrets: Secrets) -> Secrets:
             "LAWHUB_MASTER_KEY",
         )
         updates["master_key"] = SecretBytes(base64.b64decode(text))
-    if secrets.admin_token is None:
+    if admin_token and secrets.admin_token is None:
         text = _read_or_create(
             secrets.data_dir / ADMIN_TOKEN_FILE,
             lambda: random_source.token_urlsafe(32),

@@ -332,3 +332,57 @@ def test_serve_refuses_to_start_without_a_master_key_when_the_config_requires_on
 
     assert web.calls == []
     assert "require_master_key" in capsys.readouterr().err
+
+
+def _postgres_config(tmp_path: Path) -> Path:
+    config = tmp_path / "lawhub.toml"
+    shipped = Path(SHIPPED).read_text()
+    assert "[storage]\n" in shipped
+    config.write_text(shipped.replace("[storage]\n", '[storage]\nbackend = "postgres"\n', 1))
+    return config
+
+
+def test_migrate_makes_the_postgres_schema_once_and_then_says_it_is_current(
+        tmp_path: Path, postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = _postgres_config(tmp_path)
+    monkeypatch.setenv("LAWHUB_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("LAWHUB_REDIS_URL", redis_url)
+    monkeypatch.setenv("LAWHUB_MASTER_KEY", base64.b64encode(bytes(range(32))).decode())
+    monkeypatch.setenv("LAWHUB_DATA_DIR", str(tmp_path / "data"))
+
+    assert cli.main(["migrate", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == "postgres: schema version 0 -> 5\n"
+    assert cli.main(["migrate", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == "postgres: schema already at version 5\n"
+
+
+def test_migrate_without_the_database_it_needs_exits_2_naming_what_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("LAWHUB_DATABASE_URL", "LAWHUB_REDIS_URL", "LAWHUB_MASTER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["migrate", "--config", str(_postgres_config(tmp_path))]) == 2
+    assert "LAWHUB_DATABASE_URL" in capsys.readouterr().err
+
+
+def test_migrate_of_a_database_that_cannot_be_reached_exits_1(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LAWHUB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LAWHUB_DATABASE_URL", f"host={tmp_path} dbname=nowhere user=nobody")
+    monkeypatch.setenv("LAWHUB_REDIS_URL", "unix:///nowhere.sock")
+    monkeypatch.setenv("LAWHUB_MASTER_KEY", base64.b64encode(bytes(range(32))).decode())
+    assert cli.main(["migrate", "--config", str(_postgres_config(tmp_path))]) == 1
+    assert "migrate failed: " in capsys.readouterr().err
+    assert not (tmp_path / "data" / "admin.token").exists()  # migrate makes no admin token
+
+
+def test_migrate_of_the_embedded_store_upgrades_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LAWHUB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LAWHUB_MASTER_KEY", base64.b64encode(bytes(range(32))).decode())
+    assert cli.main(["migrate", "--config", SHIPPED]) == 0
+    assert capsys.readouterr().out == "sqlite: schema version 0 -> 5\n"
+    assert (tmp_path / "data" / "lawhub.sqlite3").exists()

@@ -555,3 +555,31 @@ def test_preflight_refuses_a_missing_master_key_only_when_required() -> None:
     assert keys(cfg.preflight(required, without)) == ["LAWHUB_MASTER_KEY"]
     assert cfg.preflight(required, with_key) == []
     assert cfg.preflight(optional, without) == []
+
+
+def test_a_database_url_is_a_secret_read_as_a_url_or_libpq_settings() -> None:
+    url = Secrets.from_env({"LAWHUB_DATABASE_URL": "postgresql://lawhub:pw-98765@db/lawhub"})
+    settings = Secrets.from_env({"LAWHUB_DATABASE_URL": "host=/run/pg dbname=lawhub password=s3"})
+
+    assert url.database_url is not None and "pw-98765" in url.values()
+    assert "pw-98765" not in repr(url)
+    assert settings.database_url is not None and "s3" in settings.values()
+    with pytest.raises(ConfigError) as caught:
+        Secrets.from_env({"LAWHUB_DATABASE_URL": "mysql://db/lawhub"})
+    [issue] = caught.value.issues
+    assert issue.key == "LAWHUB_DATABASE_URL" and "postgresql://" in issue.reason
+    assert "mysql" not in str(caught.value)
+
+
+def test_the_postgres_backend_needs_a_database_redis_and_one_master_key_for_every_node() -> None:
+    postgres = cfg.parse_text('[storage]\nbackend = "postgres"\n')
+    everything = Secrets.from_env({
+        "LAWHUB_DATABASE_URL": "postgresql:///lawhub?host=/run/pg",
+        "LAWHUB_REDIS_URL": "unix:///run/redis.sock",
+        "LAWHUB_MASTER_KEY": base64.b64encode(KEY).decode(),
+    })
+
+    assert keys(cfg.preflight(postgres, Secrets.from_env({}))) == [
+        "LAWHUB_DATABASE_URL", "LAWHUB_REDIS_URL", "LAWHUB_MASTER_KEY"]
+    assert cfg.preflight(postgres, everything) == []
+    assert cfg.preflight(cfg.parse_text(""), Secrets.from_env({})) == []

@@ -8,14 +8,18 @@ commit; the store beside it). PostgreSQL: one database for both, at
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from lawhub_actors.adapters import pg_schema, store_migrations
 from lawhub_actors.adapters.journal import JournalDatabase
+from lawhub_actors.adapters.pg_connection import PgConnection
 from lawhub_actors.adapters.pg_journal import PgJournalDatabase
 from lawhub_actors.adapters.pg_store import PgDatabase
 from lawhub_actors.adapters.sqlite_journal import SqliteJournalFile
 from lawhub_actors.adapters.sqlite_store import SqliteDatabase
-from lawhub_actors.adapters.store import Database
+from lawhub_actors.adapters.store import Database, Store
+from lawhub_actors.adapters.store_tx import Sealer, Tx
 from lawhub_actors.settings import Secrets, Settings
 
 JOURNAL_FILE = "journal.sqlite3"
@@ -43,3 +47,20 @@ def journal_database(settings: Settings, secrets: Secrets) -> JournalDatabase:
 
 def journal_file(data_dir: Path) -> Path:
     return data_dir / JOURNAL_FILE
+
+
+def migrate(settings: Settings, secrets: Secrets, sealer: Sealer) -> tuple[int, int]:
+    """Create or upgrade the schema (``python run.py migrate``): the version
+    it was at and the one it is at now. Raises
+    :class:`~lawhub_actors.adapters.store_migrations.SchemaTooNew` for a
+    database a newer gateway made."""
+    if settings.storage.backend == "postgres":
+        conn = PgConnection.connect(_database_url(secrets), application_name="lawhub-migrate")
+        try:
+            return pg_schema.migrate(conn, lambda c: Tx(c, sealer, time.time())), pg_schema.VERSION
+        finally:
+            conn.close()
+    path = settings.storage.sqlite_path(secrets.data_dir)
+    before = store_migrations.file_version(path)
+    Store(SqliteDatabase(path), sealer).close()  # opening a file upgrades it
+    return before, store_migrations.VERSION

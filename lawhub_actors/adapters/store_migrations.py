@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from lawhub_actors.adapters.outbound_store import number_aad
 from lawhub_actors.adapters.sql import Connection
@@ -71,6 +72,18 @@ def migrate(conn: sqlite3.Connection, tx_of: Callable[[Connection], Tx]) -> int:
     if version < 5:
         _in_transaction(conn, _last_code, tx_of, 5)
     return int(version)
+
+
+def file_version(path: Path) -> int:
+    """The schema version of the store file at ``path`` (0: none yet)."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(path)
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        return int(version)
+    finally:
+        conn.close()
 
 
 def check_refs(conn: Connection, tx: Tx) -> None:

@@ -209,8 +209,11 @@ def preflight(settings: Settings, secrets: Secrets) -> list[ConfigIssue]:
             ENV_FILE, "LAWHUB_MASTER_KEY",
             "not set, and [security] require_master_key = true refuses to generate one"))
     if settings.storage.backend == "postgres":
+        # Every node seals and keys with the same master key, so it cannot be
+        # one a node made for itself under its data dir.
         for name, value in (("LAWHUB_DATABASE_URL", secrets.database_url),
-                            ("LAWHUB_REDIS_URL", secrets.redis_url)):
+                            ("LAWHUB_REDIS_URL", secrets.redis_url),
+                            ("LAWHUB_MASTER_KEY", secrets.master_key)):
             if value is None:
                 issues.append(ConfigIssue(
                     ENV_FILE, name, 'not set, and [storage] backend = "postgres" needs it'))
