@@ -53,7 +53,7 @@ def test_nodes_starting_together_migrate_once(postgres_url: str) -> None:
         gate.wait()
         try:
             results.append(_migrate(postgres_url))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             results.append(error)
 
     threads = [threading.Thread(target=node) for _ in range(4)]
@@ -66,7 +66,7 @@ def test_nodes_starting_together_migrate_once(postgres_url: str) -> None:
 
 def test_a_node_told_not_to_migrate_refuses_an_old_schema_until_it_is_migrated(
         postgres_url: str) -> None:
-    with pytest.raises(pg_schema.SchemaOutdated, match="run.py migrate"):
+    with pytest.raises(pg_schema.SchemaOutdated, match=r"run\.py migrate"):
         Store(PgDatabase(postgres_url, auto_migrate=False), KEYRING)
     _migrate(postgres_url)
     Store(PgDatabase(postgres_url, auto_migrate=False), KEYRING).close()
