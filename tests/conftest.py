@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,26 @@ def secrets(tmp_path: Path) -> Secrets:
 
 
 test_environment.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a test gateway keeps its journal and store: the embedded files,
+    or a fresh PostgreSQL database (with the Redis it then needs)."""
+
+    backend: str
+    environment: dict[str, str]
+
+    def config(self, text: str) -> str:
+        """``text`` (a config with a ``[storage]`` table) set to this backend."""
+        assert "[storage]\n" in text
+        return text.replace("[storage]\n", f'[storage]\nbackend = "{self.backend}"\n', 1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest) -> Storage:
+    """Each engine in turn, for the suites that run on both."""
+    if request.param == "sqlite":
+        return Storage("sqlite", {})
+    return Storage("postgres", {"LAWHUB_DATABASE_URL": request.getfixturevalue("postgres_url"),
+                                "LAWHUB_REDIS_URL": request.getfixturevalue("redis_url")})

@@ -1,6 +1,6 @@
-"""Outbound end to end: API → store (pending) → worker → limiter → breaker →
-Meta's stand-in → status webhooks back → sent / delivered / read, retries,
-the dead-letter queue."""
+"""Outbound end to end, on SQLite and on PostgreSQL: API → store (pending) →
+worker → limiter → breaker → Meta's stand-in → status webhooks back → sent /
+delivered / read, retries, the dead-letter queue."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
 from lawhub_actors.web.app import build_app
 from lawhub_actors.web.keys import STORE
-from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, test_environment
+from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, Storage, test_environment
 from tests.e2e.gateway import Feed, auth, post
 from tests.waits import until
 
@@ -44,18 +44,19 @@ def meta():
 
 
 @pytest.fixture
-def start(aiohttp_client, make_settings, tmp_path: Path, meta):
+def start(aiohttp_client, make_settings, tmp_path: Path, meta, storage: Storage):
     async def start_gateway(extra: str = "") -> Any:
         secrets = Secrets.from_env(test_environment(
             tmp_path, LAWHUB_ACCESS_TOKEN=TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url,
-        ))
-        config = (REPO / "config" / "lawhub.toml").read_text() + (
+            **storage.environment))
+        config = storage.config((REPO / "config" / "lawhub.toml").read_text()) + (
             "\n[retry]\nmax_attempts = 3\nbase_s = 0.05\nmax_s = 0.2\nsettle_grace_s = 0.3\n"
             "\n[breaker]\nfailure_threshold = 2\nwindow = 20\ncooldown_s = 0.5\n"
             "cooldown_max_s = 2.0\nhalf_open_probes = 1\n" + extra
         )
         app = build_app(make_settings(config), secrets, on_give_up=lambda r: None)
         client = await aiohttp_client(app)
+        assert app[STORE].database.name == storage.backend
         meta.deliver_statuses_to(str(client.make_url("/webhook")), APP_SECRET.encode(),
                                  delay_s=0.01)
         return client
