@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args.config)
     if args.command == "demo":
         return _demo(args.demo_config, args.demo_port, args.duration, args.rate)
-    return _serve(args.config, args.host, args.port)
+    return _serve(args.config, args.host, args.port, args.node_id)
 
 
 def _port(text: str) -> int:
@@ -69,6 +69,9 @@ def _add_serve_options(
     parser.add_argument(
         "--port", type=_port, default=default, help="listen port (default: [server] port)"
     )
+    parser.add_argument(
+        "--node-id", default=default,
+        help="this node's name among several (default: $LAWHUB_NODE_ID, else host:port)")
 
 
 def _parser(config_default: str) -> argparse.ArgumentParser:
@@ -182,11 +185,13 @@ def _migrate(path: str) -> int:
     return 0
 
 
-def _serve(path: str, host: str | None, port: int | None) -> int:
+def _serve(path: str, host: str | None, port: int | None, node_id: str | None = None) -> int:
     loaded = _loaded(path)
     if loaded is None:
         return EXIT_CONFIG
     settings, text, secrets = loaded
+    if node_id is not None:
+        secrets = secrets.model_copy(update={"node_id": node_id})
     logs.configure(level=settings.logging.level, secrets=secrets)
     # Imported here: the web stack is heavy, and check-config must not need it.
     from lawhub_actors.web.app import serve  # noqa: PLC0415

@@ -19,6 +19,7 @@ and its conversation goes on instead of waiting for it forever.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import structlog
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.inbound_messages import (
     JournalAdvanced,
+    OwnershipChanged,
     Processed,
     Settled,
     SettlesUpdates,
@@ -46,6 +48,8 @@ from lawhub_actors.adapters.dedupe import dedupe_from
 from lawhub_actors.adapters.graph_media import GraphMedia
 from lawhub_actors.adapters.graph_send import GraphSend
 from lawhub_actors.adapters.journal import Journal
+from lawhub_actors.adapters.lease_keeper import LeaseKeeper
+from lawhub_actors.adapters.leases import Ownership
 from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
@@ -58,13 +62,15 @@ from lawhub_actors.settings import Secrets, Settings
 from lawhub_actors.usecases import dead_letters
 from lawhub_actors.usecases.retirement import Retirements
 from lawhub_actors.usecases.sends import SendOrder, admit_send
-from supervisors import MailboxFull, NodeSnapshot, NodeState, Tree
+from supervisors import MailboxFull, NodeSnapshot, NodeState, NotRegistered, Tree
 
 log = structlog.get_logger("lawhub.runtime")
 
 GiveUp = Callable[[BaseException | None], None]
 
 MEDIA_DIR = "media"
+EMBEDDED_NODE = "embedded"
+"""The node's name when none is given (one process: the embedded default)."""
 JOURNAL_KEYSPACE = "_journal"
 CIRCUIT_ASK_S = 2.0
 """How long a send's admission waits for its number's breaker to answer."""
@@ -100,16 +106,7 @@ class AppRuntime:
         closing = self._closing
         keyring = keyring_of(secrets)
         data_dir = secrets.data_dir
-        # The store hands committed events to the feed itself, in commit order.
-        self.store = Store(store_database(settings, secrets), keyring, on_commit=publish)
-        closing.callback(self.store.close)
-        seal, open_ = journal_crypto(secrets, keyring)
-        self.journal = Journal(
-            journal_database(settings, secrets), seal=seal, open_=open_,
-            batch_max=settings.storage.journal_batch_max,
-            tail_bytes=settings.storage.journal_tail_bytes,
-        )  # shared (Journal.share) once the ack path's process is started
-        closing.callback(self.journal.close)
+        self._build_storage(settings, secrets, keyring, publish)
         limits = settings.limits
         redis_url = secrets.redis_url.get_secret_value() if secrets.redis_url else None
         self.dedupe = dedupe_from(redis_url, limits.dedupe_ttl_s, limits.dedupe_memory_entries)
@@ -138,7 +135,8 @@ class AppRuntime:
         remote = isinstance(self._classifier, HttpClassifier)
         if isinstance(self._classifier, HttpClassifier):
             closing.callback(self._classifier.close)
-        services = Services(self.config, self.store, self.journal, self.dedupe,
+        self._build_leases(settings, secrets)
+        services = Services(self.config, self.store, self.journal, self.dedupe, self.ownership,
                             inline_classifier=None if remote else self._classifier)
         self.flow = services.flow
         """The dispatcher's flow control as it is now (lag, window, left behind)."""
@@ -233,9 +231,40 @@ class AppRuntime:
         except Exception:
             log.exception("dead_letter_send_unrecorded", msg_id=message_id)
 
+    def _build_storage(self, settings: Settings, secrets: Secrets, keyring: Keyring,
+                       publish: OnCommit) -> None:
+        """The store, then the journal (on PostgreSQL the store's migrations
+        make the journal's table)."""
+        # The store hands committed events to the feed itself, in commit order.
+        self.store = Store(store_database(settings, secrets), keyring, on_commit=publish)
+        self._closing.callback(self.store.close)
+        seal, open_ = journal_crypto(secrets, keyring)
+        self.journal = Journal(
+            journal_database(settings, secrets), seal=seal, open_=open_,
+            batch_max=settings.storage.journal_batch_max,
+            tail_bytes=settings.storage.journal_tail_bytes,
+        )  # shared (Journal.share) once the ack path's process is started
+        self._closing.callback(self.journal.close)
+
+    def _build_leases(self, settings: Settings, secrets: Secrets) -> None:
+        self.ownership = Ownership(secrets.node_id or EMBEDDED_NODE, settings.cluster.partitions)
+        self.leases = LeaseKeeper(self.store, self.ownership,
+                                  address=secrets.node_address or socket.gethostname(),
+                                  lease_s=settings.cluster.lease_s,
+                                  on_change=lambda held: self._ownership_changed())
+        self._closing.callback(self.leases.stop)  # after the tree stopped: nothing in flight
+
+    def _ownership_changed(self) -> None:
+        """The partitions held changed (the lease keeper's thread)."""
+        # Not started yet, or stopping: its (next) start reads the cursors.
+        with contextlib.suppress(NotRegistered):
+            self.tree.registry.tell(paths.DISPATCHER, OwnershipChanged(), bounded=False)
+
     def start(self) -> AppRuntime:
-        """Start the tree, then hand every unfinished send to its worker in
-        accepted order (before the web side accepts new ones)."""
+        """Take a share of the partitions, start the tree, then hand every
+        unfinished send to its worker in accepted order (before the web side
+        accepts new ones)."""
+        self.leases.start()
         self.tree.start()
         if resumed := take_up_unfinished(self.store, self.tree.registry):
             log.info("outbound_resumed", messages=resumed)

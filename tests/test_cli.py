@@ -334,6 +334,13 @@ def test_serve_refuses_to_start_without_a_master_key_when_the_config_requires_on
     assert "require_master_key" in capsys.readouterr().err
 
 
+@pytest.fixture
+def quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logging left as the suite has it: configured here, it would write to
+    this test's captured stderr after the test closed it."""
+    monkeypatch.setattr(logs, "configure", lambda **kwargs: None)
+
+
 def _postgres_config(tmp_path: Path) -> Path:
     config = tmp_path / "lawhub.toml"
     shipped = Path(SHIPPED).read_text()
@@ -343,7 +350,8 @@ def _postgres_config(tmp_path: Path) -> Path:
 
 
 def test_migrate_makes_the_postgres_schema_once_and_then_says_it_is_current(
-        tmp_path: Path, postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+        quiet_logs: None, tmp_path: Path, postgres_url: str, redis_url: str,
+        monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     config = _postgres_config(tmp_path)
     monkeypatch.setenv("LAWHUB_DATABASE_URL", postgres_url)
@@ -352,13 +360,13 @@ def test_migrate_makes_the_postgres_schema_once_and_then_says_it_is_current(
     monkeypatch.setenv("LAWHUB_DATA_DIR", str(tmp_path / "data"))
 
     assert cli.main(["migrate", "--config", str(config)]) == 0
-    assert capsys.readouterr().out == "postgres: schema version 0 -> 5\n"
+    assert capsys.readouterr().out == "postgres: schema version 0 -> 6\n"
     assert cli.main(["migrate", "--config", str(config)]) == 0
-    assert capsys.readouterr().out == "postgres: schema already at version 5\n"
+    assert capsys.readouterr().out == "postgres: schema already at version 6\n"
 
 
 def test_migrate_without_the_database_it_needs_exits_2_naming_what_is_missing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        quiet_logs: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("LAWHUB_DATABASE_URL", "LAWHUB_REDIS_URL", "LAWHUB_MASTER_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -367,7 +375,7 @@ def test_migrate_without_the_database_it_needs_exits_2_naming_what_is_missing(
 
 
 def test_migrate_of_a_database_that_cannot_be_reached_exits_1(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        quiet_logs: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("LAWHUB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LAWHUB_DATABASE_URL", f"host={tmp_path} dbname=nowhere user=nobody")
@@ -379,10 +387,10 @@ def test_migrate_of_a_database_that_cannot_be_reached_exits_1(
 
 
 def test_migrate_of_the_embedded_store_upgrades_its_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        quiet_logs: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("LAWHUB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LAWHUB_MASTER_KEY", base64.b64encode(bytes(range(32))).decode())
     assert cli.main(["migrate", "--config", SHIPPED]) == 0
-    assert capsys.readouterr().out == "sqlite: schema version 0 -> 5\n"
+    assert capsys.readouterr().out == "sqlite: schema version 0 -> 6\n"
     assert (tmp_path / "data" / "lawhub.sqlite3").exists()

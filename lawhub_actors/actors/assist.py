@@ -29,6 +29,7 @@ from lawhub_actors.actors import paths
 from lawhub_actors.actors.inbound_messages import Classify, Processed
 from lawhub_actors.actors.outbound_worker import Send
 from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters.leases import Fenced, fenced
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classification, Classifier, Urgency
 from lawhub_actors.core.masking import MaskedText
@@ -102,7 +103,13 @@ class AssistWorker(Actor):
                 new_lead=False, urgent=True,
             )
 
-        written = self._services.store.write(record)
+        try:
+            written = self._services.store.write(
+                fenced(self._services.ownership, message.tenant, message.customer, record))
+        except Fenced:  # the conversation's partition was taken over: its owner does it
+            self.context.registry.tell(paths.DISPATCHER, Processed(
+                message.journal_seq, message.dedupe_key, fenced=True), bounded=False)
+            return
         for reply_id, recipient in written.value:
             self.context.registry.tell(paths.WORKERS, Send(reply_id, recipient), key=recipient,
                                        bounded=False)  # bounded by the inbound window

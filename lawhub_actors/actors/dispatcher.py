@@ -29,10 +29,18 @@ or recorded is quarantined with its reason (the journal keeps the body)
 and the reader goes on; only a store that cannot commit at all makes it
 crash (and its restart resumes from the cursor).
 
-The cursor (every entry at or below it fully processed) is committed with
-the store; on (re)start everything after it is read again. Replays are
-harmless: every effect is idempotent in the store, and dedupe keys are
-marked only after their effect is durable.
+**It works for the partitions this node holds** (:mod:`leases`): an
+update of a conversation in another node's partition is passed over. Each
+partition has its cursor (every entry at or below it fully processed for
+that partition), committed with the store and fenced by the partition's
+epoch; on (re)start, and whenever the partitions held change, the reader
+starts again from the lowest cursor of what it holds, passing over what a
+partition's cursor says is done. Replays are harmless: every effect is
+idempotent in the store, and dedupe keys are marked only after their
+effect is durable. An update refused because its partition was taken over
+(``fenced``) is neither quarantined nor marked: its new owner does it.
+What an entry holds besides updates is recorded by the holder of the
+entry's own partition (its sequence number modulo the partitions).
 """
 
 from __future__ import annotations
@@ -50,12 +58,13 @@ from lawhub_actors.actors.inbound_messages import (
     InboundBatch,
     InFlight,
     JournalAdvanced,
+    OwnershipChanged,
     Processed,
     Settled,
 )
 from lawhub_actors.actors.inbound_records import describe, quarantine, record_first_read
 from lawhub_actors.actors.services import Services, Wakeup
-from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters import leases
 from lawhub_actors.adapters.journal import Entry
 from lawhub_actors.adapters.store import StoreUnavailable
 from lawhub_actors.core.flow import Conversation, LeftBehind, Unsettled, Window
@@ -63,7 +72,6 @@ from supervisors import Actor, NotRegistered
 
 log = structlog.get_logger("lawhub.dispatcher")
 
-CURSOR = "dispatcher"
 PERSIST_EVERY = 256
 PERSIST_AFTER_S = 0.1
 """Cursor commits are batched (a crash replays what came after the last
@@ -86,7 +94,16 @@ class Dispatcher(Actor):
     def __init__(self, services: Services, wakeup: Wakeup) -> None:
         self._services = services
         self._wakeup = wakeup
-        self._window = Window(limits_of(services))
+        self._reset_flow()
+        self._reader = EntryReader(services)
+        self._flush_armed = False
+        self._pump_armed = False
+        self._backlog = BacklogWatch()
+
+    def _reset_flow(self) -> None:
+        """Nothing handed out, nothing left behind (at start, and when the
+        partitions held change: what was handed out before settles unheard)."""
+        self._window = Window(limits_of(self._services))
         self._behind = LeftBehind()
         self._handed: dict[tuple[int, str], list[Update]] = {}
         """(journal seq, dedupe key) → what is handed out under it, unsettled."""
@@ -94,7 +111,6 @@ class Dispatcher(Actor):
         """Journal entries with updates handed out and unsettled."""
         self._slow: dict[Conversation, int] = {}
         """Conversations with an update on a slow step: no room until it settles."""
-        self._reader = EntryReader(services)
         self._outbox: dict[str, list[tuple[str, Inbound]]] = {}
         self._outbox_count = 0
         self._dirty: set[str] = set()
@@ -103,20 +119,34 @@ class Dispatcher(Actor):
         self._starved = False
         """Something was left behind for want of bytes in the whole window:
         the next settlement, whoever's, lets every tenant be looked at again."""
-        self._flush_armed = False
-        self._pump_armed = False
-        self._backlog = BacklogWatch()
 
     def on_start(self) -> None:
-        self._persisted = self._services.store.read(store_reads.cursor, CURSOR)
-        self._scan = self._persisted
-        backlog = self._services.journal.last_committed - self._scan
-        if self._scan or backlog:
-            log.info("dispatcher_resumes", journal_seq=self._scan, backlog=backlog)
-        self._show()
+        self._start_from_cursors()
         self._wakeup.clear()  # a nudge lost with an earlier incarnation must not block the next
         self._pump_armed = True  # after the start: a backlog must never hold the start up
         self.context.tell_self(_Pump())
+
+    def _start_from_cursors(self) -> None:
+        """Read from the lowest cursor of the partitions held, passing over
+        what each partition's own cursor says is done."""
+        self._held = self._services.ownership.held()
+        self._done_at = self._services.store.read(leases.cursors, list(self._held.epochs))
+        """Each partition held → its cursor when it was read (updates at or
+        below it are done)."""
+        top = self._services.journal.last_committed
+        self._persisted = min(self._done_at.values(), default=top)
+        self._scan = self._persisted
+        backlog = top - self._scan
+        if self._scan or backlog:
+            log.info("dispatcher_resumes", journal_seq=self._scan, backlog=backlog,
+                     partitions=len(self._held.epochs))
+        self._show()
+
+    def _ownership_changed(self) -> None:
+        self._reset_flow()
+        self._start_from_cursors()
+        self._all_dirty = True
+        self._pump()
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Settled | Processed):
@@ -124,7 +154,8 @@ class Dispatcher(Actor):
             for item in items:
                 self._settled(item)
             # One dedupe call per batch (a Redis round trip each), after the facts are durable.
-            if done := [item.dedupe_key for item in items if item.failed is None]:
+            if done := [item.dedupe_key for item in items
+                        if item.failed is None and not item.fenced]:
                 self._services.dedupe.mark(done)
             self._after_settling()
         elif isinstance(message, JournalAdvanced):
@@ -140,6 +171,8 @@ class Dispatcher(Actor):
         elif isinstance(message, _Flush):
             self._flush_armed = False
             self._persist(self._settled_upto())
+        elif isinstance(message, OwnershipChanged):
+            self._ownership_changed()
         else:
             super().receive(message)
         return None
@@ -160,6 +193,9 @@ class Dispatcher(Actor):
 
     def _read_on(self) -> None:
         journal = self._services.journal
+        if not self._done_at:  # no partition held: nothing here is this node's
+            self._scan = journal.last_committed
+            return
         max_behind = self._services.settings.inbound.max_behind
         while self._window.open and self._behind.count < max_behind:
             entries = journal.read_after(self._scan, READ_CHUNK, READ_CHUNK_BYTES)
@@ -178,9 +214,10 @@ class Dispatcher(Actor):
         try:
             read = self._read(entry, first=True)
             behind = self._behind
-            fresh = [u for u in read.updates if u.conversation not in behind]
+            mine = [u for u in read.updates if self._mine(entry.seq, u)]
+            fresh = [u for u in mine if u.conversation not in behind]
             seen = self._services.dedupe.seen([u.key for u in fresh]) if fresh else set()
-            for update in read.updates:
+            for update in mine:
                 if update.conversation in behind:  # after the rest of its conversation
                     behind.leave(update.conversation, (entry.seq, update.index))
                 elif update.key in seen:
@@ -194,6 +231,12 @@ class Dispatcher(Actor):
             raise  # not this entry's fault: crash, restart, read again
         except Exception as error:  # noqa: BLE001 - one entry never stops the reader
             self._quarantine(entry.seq, None, "dispatch_failed", {"error": describe(error)})
+
+    def _mine(self, seq: int, update: Update) -> bool:
+        """Whether the update is this node's to do: its partition is held, and
+        its cursor was below ``seq`` when it was taken."""
+        done = self._done_at.get(self._services.ownership.of(*update.conversation))
+        return done is not None and seq > done
 
     def _come_back(self) -> None:
         """Hand out what was left behind of the conversations that have room
@@ -307,13 +350,17 @@ class Dispatcher(Actor):
         return self._reader.read(entry, first=self._record_first if first else None)
 
     def _record_first(self, seq: int, found: FirstFound) -> None:
-        record_first_read(self._services.store, seq, found)
+        done = self._done_at.get(seq % self._held.partitions)
+        if done is not None and seq > done:  # the entry's own partition is held here
+            record_first_read(self._services.store, seq, found)
 
     # -- settling ------------------------------------------------------------------
 
     def _settled(self, message: Processed) -> None:
         """Count ``message`` settled (the caller marks its dedupe key)."""
-        if message.failed is not None:  # never dropped: operators see it, the journal has the body
+        if message.fenced:
+            log.info("update_fenced", journal_seq=message.journal_seq)
+        elif message.failed is not None:  # never dropped: operators see it; the journal has it
             self._quarantine(message.journal_seq, None, "processing_failed", {
                 "dedupe_key": message.dedupe_key, "error": message.failed,
             })
@@ -369,7 +416,8 @@ class Dispatcher(Actor):
     def _persist(self, done: int) -> None:
         if done <= self._persisted:
             return
-        self._services.store.write(lambda tx: tx.set_cursor(CURSOR, done))
+        held = self._held
+        self._services.store.write(lambda tx: leases.advance(tx, held, done))
         self._persisted = done
 
     # -- what operators see -----------------------------------------------------------

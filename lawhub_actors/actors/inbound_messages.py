@@ -53,11 +53,19 @@ class InboundBatch:
 @dataclass(frozen=True, slots=True)
 class Processed:
     """An update is settled: durable with every effect (or found already so),
-    or given up after its handler kept crashing (``failed`` says why)."""
+    or given up after its handler kept crashing (``failed`` says why), or
+    refused because its partition is no longer this node's (``fenced``:
+    nothing of it was written; its new owner does it)."""
 
     journal_seq: int
     dedupe_key: str
     failed: str | None = None
+    fenced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OwnershipChanged:
+    """The partitions this node holds changed: read again from their cursors."""
 
 
 @dataclass(frozen=True, slots=True)

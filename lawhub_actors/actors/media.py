@@ -25,6 +25,7 @@ import structlog
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.inbound_messages import Classify, Processed
 from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters.leases import Fenced, fenced
 from lawhub_actors.adapters.media_pipeline import MediaJob, MediaPipeline, Retry
 from lawhub_actors.adapters.store_rows import MediaRecord
 from lawhub_actors.adapters.store_tx import Tx
@@ -93,7 +94,13 @@ class MediaWorker(Actor):
                     "scanner": media.scanner,
                 })
 
-        self._services.store.write(record)
+        try:
+            self._services.store.write(
+                fenced(self._services.ownership, tenant, message.customer, record))
+        except Fenced:  # the conversation's partition was taken over: its owner does it
+            self.context.registry.tell(paths.DISPATCHER, Processed(
+                message.journal_seq, message.dedupe_key, fenced=True), bounded=False)
+            return
         log.info("media_checked", tenant=tenant, msg_id=message.message_id,
                  verdict=media.verdict, reason=media.reason, scanner=media.scanner)
         if message.then is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from lawhub_actors.adapters.dedupe import Dedupe
 from lawhub_actors.adapters.journal import Journal
+from lawhub_actors.adapters.leases import Ownership
 from lawhub_actors.adapters.store import Store
 from lawhub_actors.core.assist import Classifier
 from lawhub_actors.live_config import LiveConfig
@@ -41,6 +42,8 @@ class Services:
     store: Store
     journal: Journal
     dedupe: Dedupe
+    ownership: Ownership
+    """The partitions this node holds: writes for a conversation are fenced by them."""
     flow: InboundFlow = field(default_factory=InboundFlow)
     inline_classifier: Classifier | None = None
     """The built-in rules, run by shards in the message's own transaction;

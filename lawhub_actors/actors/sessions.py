@@ -9,7 +9,10 @@ a new customer as a temporary lead, the message (sealed), the refreshed
 or, on a replay, finds it all there and does nothing; an update that fails
 is undone alone and settled as failed. Only after the commit (which puts
 its events on the feed) is the dispatcher told the batch is durable (one
-``Settled``).
+``Settled``). Each savepoint first fences the update's partition
+(:func:`~lawhub_actors.adapters.leases.fence`): once another node has
+taken the partition over, nothing of the update is written here, and it is
+settled as ``fenced`` (its new owner does it).
 The built-in classifier runs here, on the masked text, and its
 ``intake.updated`` is written in the message's own savepoint. A message
 that takes a slow step is handed on instead: its media to the media pool,
@@ -30,6 +33,7 @@ import structlog
 
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.assist import URGENT, intake_source, record_intake
+from lawhub_actors.actors.entry_reader import conversation_of
 from lawhub_actors.actors.inbound_messages import (
     Classify,
     Inbound,
@@ -43,6 +47,7 @@ from lawhub_actors.actors.media import ScanMedia
 from lawhub_actors.actors.outbound_worker import Send
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
+from lawhub_actors.adapters.leases import Fenced, fenced
 from lawhub_actors.adapters.media_pipeline import MediaJob
 from lawhub_actors.adapters.store_tx import Tx, state_from_status
 from lawhub_actors.core import consent
@@ -89,10 +94,14 @@ class SessionShard(Actor):
                 plans.append(self._plan(inbound))
             except Exception as error:  # noqa: BLE001 - this update's fault alone
                 settled.append(self._failed(inbound, error))
-        outcomes = self._services.store.write_each([plan.work for plan in plans]) if plans else []
+        outcomes = self._services.store.write_each(
+            [self._fenced(plan) for plan in plans]) if plans else []
         done: list[tuple[_Plan, Any]] = []
         for plan, outcome in zip(plans, outcomes, strict=True):
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, Fenced):
+                settled.append(Processed(plan.inbound.journal_seq,
+                                         plan.inbound.event.dedupe_key, fenced=True))
+            elif isinstance(outcome, Exception):
                 settled.append(self._failed(plan.inbound, outcome))
             else:
                 done.append((plan, outcome.value))
@@ -101,6 +110,9 @@ class SessionShard(Actor):
                 settled.append(Processed(plan.inbound.journal_seq, plan.inbound.event.dedupe_key))
         if settled:  # past the bound: a settlement never waits behind the work it settles
             self.context.registry.tell(paths.DISPATCHER, Settled(tuple(settled)), bounded=False)
+
+    def _fenced(self, plan: _Plan) -> Callable[[Tx], Any]:
+        return fenced(self._services.ownership, *conversation_of(plan.inbound.event), plan.work)
 
     def _failed(self, inbound: Inbound, error: Exception) -> Processed:
         event = inbound.event

@@ -64,7 +64,17 @@ def _first_version(conn: Connection) -> None:
                      " GENERATED ALWAYS AS IDENTITY")
 
 
-STEPS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((5, _first_version),)
+def _cluster_tables(conn: Connection) -> None:
+    """Nodes and partition leases (made by version 5 since they joined the
+    schema; a database made before has them added)."""
+    schema = pg_ddl(SCHEMA)
+    for table in ("nodes", "partitions"):
+        start = schema.index(f"CREATE TABLE IF NOT EXISTS {table} (")
+        conn.execute(schema[start:schema.index(";", start)])
+
+
+STEPS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (5, _first_version), (6, _cluster_tables))
 """Each version and the step that makes it, in order."""
 
 

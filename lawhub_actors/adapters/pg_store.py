@@ -26,6 +26,7 @@ from lawhub_actors.adapters.store_tx import Tx
 class PgDatabase:
     name = "postgres"
     begin = "BEGIN"
+    row_lock = " FOR SHARE"
 
     def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
         self._connections = PgConnections(url, "lawhub-store")

@@ -1,5 +1,6 @@
 """The store's tables (SQLite DDL): customers, messages, statuses, feed
-events, audit entries, quarantine, cursors and media outcomes. ``Store``
+events, audit entries, quarantine, cursors, media outcomes, and the
+cluster's nodes and partition leases. ``Store``
 creates them, and the outbound tables of :mod:`outbound_schema`, at open.
 
 Every effect has a unique key — ``(tenant, wamid)`` for messages,
@@ -91,5 +92,18 @@ CREATE TABLE IF NOT EXISTS media (
     scanner TEXT NOT NULL,              -- clamd | builtin
     at REAL NOT NULL,
     PRIMARY KEY (tenant, message_id)
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partitions (
+    id INTEGER PRIMARY KEY,
+    owner TEXT,                         -- a node's id, NULL when free
+    epoch INTEGER NOT NULL,             -- +1 at every change of owner (fencing)
+    lease_until REAL NOT NULL,
+    cursor INTEGER NOT NULL             -- every journal entry up to it is processed here
 );
 """

@@ -24,6 +24,7 @@ from lawhub_actors.adapters.store_tx import Tx
 class SqliteDatabase:
     name = "sqlite"
     begin = "BEGIN IMMEDIATE"
+    row_lock = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -66,6 +66,9 @@ class Database(Protocol):
     begin: str
     """The statement that opens a write transaction."""
 
+    row_lock: str
+    """What makes a ``SELECT`` keep its rows locked until the commit (:class:`Tx`)."""
+
     def prepare(self, tx_of: Callable[[Connection], Tx]) -> Connection:
         """Create or upgrade the schema (refusing one newer than this code);
         the writer's connection."""
@@ -163,7 +166,7 @@ class Store:
             conn.execute(self.database.begin)
             now = self._clock()
             for work, future in batch:
-                tx = Tx(conn, self._sealer, now)
+                tx = Tx(conn, self._sealer, now, self.database.row_lock)
                 conn.execute("SAVEPOINT one_work")
                 try:
                     value = work(tx)

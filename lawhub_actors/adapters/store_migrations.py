@@ -17,6 +17,9 @@ halfway leaves the step to run again whole).
   keeps a copy of what steps 2 and 3 replaced.
 - **5**: ``outbound.last_code``, Meta's code for a send's last failed
   attempt (its code 1 is tried again once only).
+- **6**: ``nodes`` and ``partitions`` (the schema script makes them); the
+  partitions start at the dispatcher's old single cursor when they are
+  first made (:mod:`leases`).
 
 Refs are keyed from the oldest master key version; :func:`check_refs`
 refuses to open a file whose refs were made with another key (every
@@ -34,7 +37,7 @@ from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.core.crypto import BLIND_PREFIX
 
-VERSION = 5
+VERSION = 6
 CUSTOMER_AUDITS = ("consent", "intake", "auto_reply")
 """Audit kinds whose subject is a customer."""
 
@@ -71,6 +74,8 @@ def migrate(conn: sqlite3.Connection, tx_of: Callable[[Connection], Tx]) -> int:
         conn.execute("PRAGMA user_version=4")
     if version < 5:
         _in_transaction(conn, _last_code, tx_of, 5)
+    if version < 6:
+        _in_transaction(conn, lambda conn, tx: None, tx_of, 6)
     return int(version)
 
 

@@ -14,11 +14,6 @@ from lawhub_actors.adapters.store_tx import OPERATORS, WAMID, Tx
 from lawhub_actors.core.operator_view import for_operators
 
 
-def cursor(conn: Connection, name: str) -> int:
-    row = conn.execute("SELECT seq FROM cursors WHERE name=?", (name,)).fetchone()
-    return 0 if row is None else int(row[0])
-
-
 def events_after(tx: Tx, tenant: str, since: int, limit: int = 500) -> list[FeedEvent]:
     rows = tx.conn.execute(
         "SELECT seq, type, at, key_id, data FROM events WHERE tenant=? AND seq > ?"

@@ -46,10 +46,13 @@ class Tx:
     """One transaction: the operations a write composes. ``Store.read_tx``
     also hands one, on a read connection, to reads that open sealed rows."""
 
-    def __init__(self, conn: Connection, sealer: Sealer, now: float) -> None:
+    def __init__(self, conn: Connection, sealer: Sealer, now: float, row_lock: str = "") -> None:
         self.conn = conn
         self._sealer = sealer
         self.now = now
+        self.row_lock = row_lock
+        """What makes a ``SELECT`` keep the rows it read locked until the
+        commit (``" FOR SHARE"`` on PostgreSQL; SQLite has one writer)."""
         self.events: list[FeedEvent] = []
 
     def seal(self, tenant: str, value: Any, aad: str) -> tuple[str, bytes]:
@@ -263,13 +266,6 @@ class Tx:
             "INSERT INTO quarantine (id, at, journal_seq, phone_number_id, reason,"
             " key_id, data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (entry_id, self.now, journal_seq, phone_number_id, reason, key_id, blob),
-        )
-
-    def set_cursor(self, name: str, seq: int) -> None:
-        self.conn.execute(
-            "INSERT INTO cursors (name, seq) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE cursors.seq < excluded.seq",
-            (name, seq),
         )
 
 

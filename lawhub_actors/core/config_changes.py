@@ -34,6 +34,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.headers_timeout_s",
     "server.body_timeout_s",
     "storage.",
+    "cluster.",
     "assist.",
     "security.",
     "logging.",

@@ -68,6 +68,19 @@ class Storage(Section):
         return data_dir / self.sqlite_file
 
 
+class Cluster(Section):
+    """Partitions of the conversations and their leases (see core/partitions.py).
+
+    Every conversation falls in one of ``partitions``; each is owned by one
+    live node at a time. A node that stops renewing its leases for
+    ``lease_s`` loses them to the others (its writes are fenced from then
+    on). One node (the embedded default) owns every partition."""
+
+    # Fixed once a database has data (a node refuses another number).
+    partitions: int = Field(default=64, ge=1, le=4096)
+    lease_s: float = Field(default=10.0, ge=1.0, le=600.0)
+
+
 class BackoffSettings(Section):
     min_s: float = Field(default=0.005, ge=0)
     max_s: float = Field(default=5.0, gt=0)
@@ -270,6 +283,7 @@ class Settings(Section):
     templates: list[Template] = Field(default_factory=list)
     server: Server = Field(default_factory=Server)
     storage: Storage = Field(default_factory=Storage)
+    cluster: Cluster = Field(default_factory=Cluster)
     supervision: Supervision = Field(default_factory=Supervision)
     limits: Limits = Field(default_factory=Limits)
     inbound: Inbound = Field(default_factory=Inbound)

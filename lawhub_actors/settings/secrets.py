@@ -49,6 +49,12 @@ class Secrets(BaseModel):
     """PostgreSQL's (``[storage] backend = "postgres"``): a libpq URL or
     key=value string; a secret (it may hold a password)."""
     data_dir: Path = Path(DEFAULT_DATA_DIR)
+    node_id: str | None = None
+    """This node's name among several (``LAWHUB_NODE_ID`` or ``--node-id``;
+    ``serve`` defaults it to host and port). Not a secret: it names the
+    node in the database and to operators."""
+    node_address: str | None = None
+    """Where this node listens (``serve`` sets it), for operators."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
@@ -100,6 +106,7 @@ class Secrets(BaseModel):
             redis_url=_secret(redis_url),
             database_url=_secret(database_url),
             data_dir=Path(get("LAWHUB_DATA_DIR") or DEFAULT_DATA_DIR),
+            node_id=get("LAWHUB_NODE_ID"),
         )
 
     def values(self) -> list[str]:

@@ -195,6 +195,12 @@ def serve(settings: Settings, secrets: Secrets, *, host: str, port: int,
     for wide in make_private(secrets.data_dir):
         log.warning("data_dir_not_private", detail=wide.describe(),
                     fix="chmod 700 on the data dir and 600 on its files")
+    # Several nodes tell each other apart by host and port; one embedded node
+    # keeps one name whatever its port, to hold its partitions again at once
+    # after a crash.
+    node = f"{socket.gethostname()}:{port}"
+    named = secrets.node_id or (node if settings.storage.backend == "postgres" else None)
+    secrets = secrets.model_copy(update={"node_id": named, "node_address": node})
     return asyncio.run(run(settings, provision(secrets), host=host, port=port,
                            config_path=config_path, config_text=config_text))
 

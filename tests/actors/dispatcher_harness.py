@@ -12,7 +12,9 @@ from typing import Any
 from lawhub_actors.actors import dispatcher as dispatcher_module
 from lawhub_actors.actors.inbound_messages import Inbound, Processed, Settled
 from lawhub_actors.actors.services import InboundFlow
+from lawhub_actors.adapters import leases
 from lawhub_actors.adapters.journal import Entry
+from lawhub_actors.adapters.leases import Ownership
 from lawhub_actors.adapters.store import Written
 from lawhub_actors.simulator import traffic
 from supervisors import NotRegistered
@@ -46,22 +48,27 @@ class Journal:
 
 
 class Store:
+    """The dispatcher's writes run against this object as their transaction."""
+
     def __init__(self) -> None:
         self.quarantined: list[tuple[int, str, Any]] = []
         self.cursor = 0
+        self.conn = SimpleNamespace(executemany=self._cursors)
 
-    def read(self, work: Any, *args: Any) -> int:
-        return 0  # the cursor at start
+    def read(self, work: Any, *args: Any) -> Any:
+        assert work is leases.cursors
+        return dict.fromkeys(args[0], self.cursor)  # each partition's cursor at start
 
     def write(self, work: Any) -> Written[Any]:
         return Written(work(self), [])
 
+    def _cursors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        assert sql.startswith("UPDATE partitions SET cursor=")
+        self.cursor = max([self.cursor, *(row[0] for row in rows)])
+
     # what the dispatcher's writes call on their transaction
     def quarantine(self, seq: int, phone_number_id: str | None, reason: str, data: Any) -> None:
         self.quarantined.append((seq, reason, data))
-
-    def set_cursor(self, name: str, seq: int) -> None:
-        self.cursor = max(self.cursor, seq)
 
     def audit(self, *entry: Any) -> bool:
         return True
@@ -130,9 +137,12 @@ class Harness:
     def __init__(self, wakeup: Any = None, **inbound: Any) -> None:
         self.journal, self.store, self.dedupe = Journal(), Store(), Dedupe()
         self.config, self.registry = Config(), Registry()
+        self.ownership = Ownership("node-a", 1)  # one partition, held: every conversation
+        self.ownership.set({0: 1})
         self.services = SimpleNamespace(
             settings=_settings(**inbound), config=self.config, store=self.store,
-            journal=self.journal, dedupe=self.dedupe, flow=InboundFlow(), remote_classifier=False)
+            journal=self.journal, dedupe=self.dedupe, flow=InboundFlow(), remote_classifier=False,
+            ownership=self.ownership)
         self.to_self: list[Any] = []
         self.dispatcher = self.start(wakeup or SimpleNamespace(clear=lambda: None))
 

@@ -42,7 +42,7 @@ def test_a_new_database_gets_every_table_once_and_a_second_migrate_changes_nothi
             "schema_version", "store_meta"} <= _tables(postgres_url)
     assert _migrate(postgres_url) == pg_schema.VERSION
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (2,)
 
 
 def test_nodes_starting_together_migrate_once(postgres_url: str) -> None:
@@ -61,7 +61,7 @@ def test_nodes_starting_together_migrate_once(postgres_url: str) -> None:
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(r for r in results if isinstance(r, int)) == [0, 5, 5, 5], results
+    assert sorted(r for r in results if isinstance(r, int)) == [0, *[pg_schema.VERSION] * 3], results
 
 
 def test_a_node_told_not_to_migrate_refuses_an_old_schema_until_it_is_migrated(

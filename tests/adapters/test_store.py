@@ -203,9 +203,9 @@ def test_write_each_undoes_only_the_work_that_failed_and_keeps_its_neighbours(st
 def test_write_each_raises_store_unavailable_when_the_commit_fails(store, backend) -> None:
     store._writer.execute(backend.read_only)  # every write now fails to commit
     with pytest.raises(StoreUnavailable):
-        store.write_each([lambda tx: tx.set_cursor("x", 1)])
+        store.write_each([lambda tx: tx.emit("firm-a", "x", {})])
     store._writer.execute(backend.writable)
-    assert store.write_each([lambda tx: tx.set_cursor("x", 1)])[0].value is None  # recovered
+    assert store.write_each([lambda tx: tx.emit("firm-a", "x", {})])[0].value.seq == 1  # recovered
 
 
 def test_write_each_tries_the_batch_again_when_the_store_itself_fails_inside_a_work(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lawhub_actors.actors import entry_reader
-from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters import leases, store_reads
 from lawhub_actors.adapters.store_tx import WAMID, Tx
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
@@ -48,7 +48,7 @@ async def _post_batches(client, messages: list[tuple[str, str, str]], per_post: 
 
 async def _drained(client, timeout: float) -> None:
     journal, store = client.app[JOURNAL], client.app[STORE]
-    await until(lambda: store.read(store_reads.cursor, "dispatcher") >= journal.last_committed,
+    await until(lambda: store.read(leases.processed_upto) >= journal.last_committed,
                 timeout=timeout, what="the journal lag back to 0")
 
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters import leases, store_reads
 from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.simulator import traffic
 from lawhub_actors.web.app import build_app
@@ -174,7 +174,7 @@ async def _settle(client) -> None:
 
     journal, store = client.app[JOURNAL], client.app[STORE]
     for _ in range(500):
-        if store.read(store_reads.cursor, "dispatcher") >= journal.last_committed:
+        if store.read(leases.processed_upto) >= journal.last_committed:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the dispatcher never caught up with the journal")
