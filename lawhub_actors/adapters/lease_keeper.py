@@ -79,7 +79,7 @@ class LeaseKeeper:
         until = now + self._lease_s
 
         def renew(tx: Tx) -> dict[int, int]:
-            leases.heartbeat(tx, node, self._address, self._started_at)
+            leases.heartbeat(tx, node, self._address, self._started_at, now)
             return leases.renew(tx, held, until)
 
         kept = self._store.write(renew).value
@@ -92,7 +92,7 @@ class LeaseKeeper:
         if decided.take:
             def take(tx: Tx) -> dict[int, int]:
                 return {lease.partition: epoch for lease in decided.take
-                        if (epoch := leases.take(tx, node, lease, until)) is not None}
+                        if (epoch := leases.take(tx, node, lease, now, until)) is not None}
             epochs.update(self._store.write(take).value)
         if decided.give_up:
             current = Held(node, held.partitions, epochs)

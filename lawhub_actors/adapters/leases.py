@@ -128,12 +128,12 @@ def ensure_partitions(tx: Tx, partitions: int) -> None:
         [(partition, start) for partition in range(partitions)])
 
 
-def heartbeat(tx: Tx, node: str, address: str, started_at: float) -> None:
+def heartbeat(tx: Tx, node: str, address: str, started_at: float, now: float) -> None:
     tx.conn.execute(
         "INSERT INTO nodes (id, address, started_at, heartbeat_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET address = excluded.address,"
         " heartbeat_at = excluded.heartbeat_at",
-        (node, address, started_at, tx.now))
+        (node, address, started_at, now))
 
 
 def leave(tx: Tx, node: str) -> None:
@@ -164,13 +164,13 @@ def renew(tx: Tx, held: Held, until: float) -> dict[int, int]:
     return kept
 
 
-def take(tx: Tx, node: str, lease: Lease, until: float) -> int | None:
+def take(tx: Tx, node: str, lease: Lease, now: float, until: float) -> int | None:
     """Take ``lease``'s partition if it is still as read (no one took it
-    meanwhile): the new epoch, or ``None``."""
+    meanwhile) and free at ``now``: the new epoch, or ``None``."""
     cursor = tx.conn.execute(
         "UPDATE partitions SET owner=?, epoch=epoch + 1, lease_until=? WHERE id=? AND epoch=?"
         " AND (owner IS NULL OR lease_until <= ? OR owner = ?)",
-        (node, until, lease.partition, lease.epoch, tx.now, node))
+        (node, until, lease.partition, lease.epoch, now, node))
     return lease.epoch + 1 if cursor.rowcount == 1 else None
 
 
