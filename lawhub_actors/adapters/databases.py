@@ -33,7 +33,8 @@ def _database_url(secrets: Secrets) -> str:
 
 def store_database(settings: Settings, secrets: Secrets) -> Database:
     if settings.storage.backend == "postgres":
-        return PgDatabase(_database_url(secrets), auto_migrate=settings.storage.auto_migrate)
+        return PgDatabase(_database_url(secrets), auto_migrate=settings.storage.auto_migrate,
+                          stuck_after_s=settings.cluster.lease_s / 2)
     return SqliteDatabase(settings.storage.sqlite_path(secrets.data_dir))
 
 

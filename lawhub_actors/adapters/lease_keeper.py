@@ -82,7 +82,7 @@ class LeaseKeeper:
             leases.heartbeat(tx, node, self._address, self._started_at, now)
             return leases.renew(tx, held, until)
 
-        kept = self._store.write(renew).value
+        kept = self._store.apart(renew)
         self._renewed_at = now
         if lost := set(held.epochs) - set(kept):
             log.warning("partitions_lost", node=node, partitions=sorted(lost))
@@ -93,10 +93,10 @@ class LeaseKeeper:
             def take(tx: Tx) -> dict[int, int]:
                 return {lease.partition: epoch for lease in decided.take
                         if (epoch := leases.take(tx, node, lease, now, until)) is not None}
-            epochs.update(self._store.write(take).value)
+            epochs.update(self._store.apart(take))
         if decided.give_up:
             current = Held(node, held.partitions, epochs)
-            self._store.write(lambda tx: leases.release(tx, current, decided.give_up))
+            self._store.apart(leases.release, current, decided.give_up)
             for partition in decided.give_up:
                 epochs.pop(partition, None)
         return self._changed(epochs)
@@ -121,7 +121,7 @@ class LeaseKeeper:
             leases.leave(tx, held.node)
 
         try:
-            self._store.write(leave)
+            self._store.apart(leave)
         except Exception as error:  # noqa: BLE001 - the others take over when the leases run out
             log.warning("partitions_not_released", error=repr(error))
         self._ownership.set({})

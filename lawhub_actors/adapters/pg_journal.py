@@ -27,7 +27,9 @@ class PgJournalDatabase:
 
     def __init__(self, url: str, *, lock_timeout_ms: int = 5000) -> None:
         self._connections = PgConnections(url, "lawhub-journal", setup=(
-            "SET synchronous_commit = on", f"SET lock_timeout = {int(lock_timeout_ms)}"))
+            "SET synchronous_commit = on", f"SET lock_timeout = {int(lock_timeout_ms)}",
+            # a writer stopped holding the lock frees it after as long
+            f"SET idle_in_transaction_session_timeout = {int(lock_timeout_ms)}"))
 
     def open_writer(self) -> Connection:
         writer = self._connections.connect()

@@ -28,8 +28,16 @@ class PgDatabase:
     begin = "BEGIN"
     row_lock = " FOR SHARE"
 
-    def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
-        self._connections = PgConnections(url, "lawhub-store")
+    def __init__(self, url: str, *, auto_migrate: bool = True, stuck_after_s: float = 5.0
+                 ) -> None:
+        """``stuck_after_s``: how long a statement waits for a lock, and how
+        long PostgreSQL lets a transaction sit idle before it ends it and
+        frees its locks (a node stopped in the middle of one must not hold
+        a takeover up for long)."""
+        stuck_ms = int(stuck_after_s * 1000)
+        self._connections = PgConnections(url, "lawhub-store", setup=(
+            f"SET lock_timeout = {stuck_ms}",
+            f"SET idle_in_transaction_session_timeout = {stuck_ms}"))
         self._auto_migrate = auto_migrate
 
     def prepare(self, tx_of: Callable[[Connection], Tx]) -> Connection:

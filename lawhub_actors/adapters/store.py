@@ -219,6 +219,15 @@ class Store:
         read connection, off the writer (it must not write)."""
         return work(Tx(self.database.reader(), self._sealer, self._clock()), *args, **kwargs)
 
+    def apart(
+        self, work: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``work(tx, *args, **kwargs)`` on this thread's own connection, off
+        the writer and its batches: each statement commits by itself. For
+        the lease keeper, whose one-statement writes may wait for another
+        node's locks and must never hold the batches up (nor wait behind them)."""
+        return self.read_tx(work, *args, **kwargs)
+
     def close(self) -> None:
         if self._thread.is_alive():
             self._queue.put(STOP)

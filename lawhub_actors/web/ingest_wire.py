@@ -47,6 +47,7 @@ def handover(settings: Settings, secrets: Secrets) -> bytes:
             "master_key": None if key is None else base64.b64encode(key).decode(),
             "master_key_version": secrets.master_key_version,
             "data_dir": str(secrets.data_dir),
+            "database_url": reveal(secrets.database_url),  # the journal, on PostgreSQL
         },
     })
 
