@@ -43,7 +43,7 @@ from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.clamd import Clamd
-from lawhub_actors.adapters.databases import journal_database, store_database
+from lawhub_actors.adapters.databases import EMBEDDED_NODE, journal_database, store_database
 from lawhub_actors.adapters.dedupe import dedupe_from
 from lawhub_actors.adapters.graph_media import GraphMedia
 from lawhub_actors.adapters.graph_send import GraphSend
@@ -69,8 +69,7 @@ log = structlog.get_logger("lawhub.runtime")
 GiveUp = Callable[[BaseException | None], None]
 
 MEDIA_DIR = "media"
-EMBEDDED_NODE = "embedded"
-"""The node's name when none is given (one process: the embedded default)."""
+
 JOURNAL_KEYSPACE = "_journal"
 CIRCUIT_ASK_S = 2.0
 """How long a send's admission waits for its number's breaker to answer."""

@@ -23,6 +23,8 @@ from lawhub_actors.adapters.store_tx import Sealer, Tx
 from lawhub_actors.settings import Secrets, Settings
 
 JOURNAL_FILE = "journal.sqlite3"
+EMBEDDED_NODE = "embedded"
+"""The node's name when none is given (one process: the embedded default)."""
 
 
 def _database_url(secrets: Secrets) -> str:
@@ -34,7 +36,8 @@ def _database_url(secrets: Secrets) -> str:
 def store_database(settings: Settings, secrets: Secrets) -> Database:
     if settings.storage.backend == "postgres":
         return PgDatabase(_database_url(secrets), auto_migrate=settings.storage.auto_migrate,
-                          stuck_after_s=settings.cluster.lease_s / 2)
+                          stuck_after_s=settings.cluster.lease_s / 2,
+                          node=secrets.node_id or EMBEDDED_NODE)
     return SqliteDatabase(settings.storage.sqlite_path(secrets.data_dir))
 
 

@@ -13,14 +13,18 @@ default): an accepted send is durable when the API answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 
 from lawhub_actors.adapters.pg_connection import PgConnections
 from lawhub_actors.adapters.pg_schema import migrate
 from lawhub_actors.adapters.sql import Connection
+from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Tx
+
+FEED_CHANNEL = "lawhub_feed"
+"""Where committed feed events are noticed by every node (LISTEN/NOTIFY)."""
 
 
 class PgDatabase:
@@ -28,8 +32,8 @@ class PgDatabase:
     begin = "BEGIN"
     row_lock = " FOR SHARE"
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, stuck_after_s: float = 5.0
-                 ) -> None:
+    def __init__(self, url: str, *, auto_migrate: bool = True, stuck_after_s: float = 5.0,
+                 node: str = "") -> None:
         """``stuck_after_s``: how long a statement waits for a lock, and how
         long PostgreSQL lets a transaction sit idle before it ends it and
         frees its locks (a node stopped in the middle of one must not hold
@@ -39,6 +43,7 @@ class PgDatabase:
             f"SET lock_timeout = {stuck_ms}",
             f"SET idle_in_transaction_session_timeout = {stuck_ms}"))
         self._auto_migrate = auto_migrate
+        self._node = node
 
     def prepare(self, tx_of: Callable[[Connection], Tx]) -> Connection:
         writer = self._connections.connect()
@@ -50,6 +55,14 @@ class PgDatabase:
 
     def reader(self) -> Connection:
         return self._connections.reader()
+
+    def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
+        """One notice per tenant: its last event's ``seq`` (``node tenant seq``)."""
+        last: dict[str, int] = {}
+        for event in events:
+            last[event.tenant] = max(event.seq, last.get(event.tenant, 0))
+        for tenant, seq in last.items():
+            writer.execute("SELECT pg_notify(?, ?)", (FEED_CHANNEL, f"{self._node} {tenant} {seq}"))
 
     def committed(self) -> None:
         return None

@@ -10,7 +10,7 @@ the writer).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lawhub_actors.adapters.outbound_schema import OUTBOUND_SCHEMA
@@ -18,6 +18,7 @@ from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.sqlite_common import Checkpointer, Readers, connect
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
 from lawhub_actors.adapters.store_migrations import check_refs, migrate
+from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Tx
 
 
@@ -48,6 +49,9 @@ class SqliteDatabase:
 
     def reader(self) -> Connection:
         return self._readers.get()
+
+    def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
+        return None  # one node: its hub hears its own commits
 
     def committed(self) -> None:
         if self._checkpointer is not None:

@@ -81,6 +81,10 @@ class Database(Protocol):
     def reader(self) -> Connection:
         """This thread's read connection."""
 
+    def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
+        """Last thing before ``COMMIT``: tell other nodes of ``events``
+        (PostgreSQL's NOTIFY, delivered at the commit, in commit order)."""
+
     def committed(self) -> None:
         """The writer committed (any housekeeping a commit calls for)."""
 
@@ -177,6 +181,8 @@ class Store:
                 else:
                     conn.execute("RELEASE SAVEPOINT one_work")
                     answers.append((future, Written(value, tx.events), None))
+            self.database.committing(conn, [event for _, value, failure in answers
+                                            if failure is None for event in value.events])
             conn.execute("COMMIT")
         except Exception as error:  # noqa: BLE001 - nothing committed: every caller hears it
             log.error("store commit failed", extra={"error": repr(error), "batch": len(batch)})

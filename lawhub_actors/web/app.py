@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 
 from lawhub_actors.adapters.memory_release import map_big_allocations
+from lawhub_actors.adapters.pg_notices import FeedNotices
 from lawhub_actors.adapters.store import OnCommit
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.private_files import make_private
@@ -107,11 +108,14 @@ def build_app(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()
         )
         runtime.config.replace(settings, config_text)
+        notices = _feed_notices(settings, secrets, runtime, hub)
         bridge.attach(runtime.tree.registry)
         app[RUNTIME], app[FEED], app[BRIDGE] = runtime, hub, bridge
         app[JOURNAL], app[STORE] = runtime.journal, runtime.store
         log.info("tree_started", tenants=len(settings.tenants))
         yield
+        if notices is not None:
+            await asyncio.to_thread(notices.stop)
         await asyncio.to_thread(runtime.stop)
         log.info("tree_stopped")
 
@@ -127,6 +131,15 @@ def build_app(
     config_api.add_routes(app)
     console.add_routes(app)
     return app
+
+
+def _feed_notices(settings: Settings, secrets: Secrets, runtime: AppRuntime,
+                  hub: FeedHub) -> FeedNotices | None:
+    """Several nodes: other nodes' events reach this node's feed clients."""
+    if settings.storage.backend != "postgres" or secrets.database_url is None:
+        return None
+    return FeedNotices(secrets.database_url.get_secret_value(), runtime.ownership.node,
+                       hub.heard, hub.heard_all).start()
 
 
 async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Application,

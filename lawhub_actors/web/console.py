@@ -59,6 +59,7 @@ from lawhub_actors.web.auth import admin_refusal, bearer
 from lawhub_actors.web.errors import error_response
 from lawhub_actors.web.feed import (
     SLOW_CONSUMER,
+    Committed,
     Subscriber,
     close_socket,
     feed_socket,
@@ -260,6 +261,8 @@ class LiveView:
         afresh)."""
         while not self._ws.closed:
             event = await subscriber.get()
+            if isinstance(event, Committed):  # never offered to a console: live only
+                continue
             await self._send({"type": "feed", "tenant": event.tenant,
                               "event": console_event(event)})
 

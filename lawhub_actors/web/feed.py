@@ -16,6 +16,13 @@ the socket's buffers are full a send waits, and one that waits longer than
 ``[limits] feed_send_timeout_s`` ends the client with 4008 (its queue may
 never fill when events are rare; its connection would be held for good).
 
+**Several nodes.** A node's own commits reach its hub as events; another
+node's reach it as a notice (:class:`Committed`: this tenant's events up
+to ``seq`` are in the store, :meth:`FeedHub.heard`), and each of the
+tenant's clients behind it catches up from the store — the store is the
+source, the notice only a wake-up, so a lost notice costs latency (the next
+one, or a reconnect, catches up), never an event.
+
 Operators' consoles subscribe to every tenant at once (``subscribe_all``),
 live only (``seq`` is per tenant, so there is no one ``since`` to resume
 from), under the same bounded-queue rule.
@@ -38,6 +45,7 @@ import itertools
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import orjson
 import structlog
@@ -83,9 +91,22 @@ async def close_socket(ws: web.WebSocketResponse, reader: asyncio.Task[None], co
         log.info("feed_client_dropped", code=code)
 
 
-def event_size(event: FeedEvent) -> int:
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Another node committed the tenant's events up to ``seq``: in the store."""
+
+    tenant: str
+    seq: int
+
+
+Offered = FeedEvent | Committed
+
+
+def event_size(event: Offered) -> int:
     """About what an event holds in memory: its text-like values' lengths
     plus a fixed overhead (cheap; computed on offer and on take)."""
+    if isinstance(event, Committed):
+        return 64
     return 256 + sum(len(value) for value in event.data.values() if isinstance(value, str))
 
 
@@ -103,7 +124,7 @@ class Subscriber:
         self.tenant = tenant
         """The tenant whose events it gets; ``None``: every tenant's."""
         self.send_timeout_s = send_timeout_s
-        self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue(size)
+        self.queue: asyncio.Queue[Offered] = asyncio.Queue(size)
         self.queued_bytes = 0
         self._max_bytes = max_bytes
         self.ended = asyncio.Event()
@@ -118,7 +139,7 @@ class Subscriber:
     def overflowed(self) -> bool:
         return self.close_code == SLOW_CONSUMER
 
-    def offer(self, event: FeedEvent) -> None:
+    def offer(self, event: Offered) -> None:
         if self.ended.is_set():
             return
         size = event_size(event)
@@ -132,12 +153,12 @@ class Subscriber:
             return
         self.queued_bytes += size
 
-    async def get(self) -> FeedEvent:
+    async def get(self) -> Offered:
         event = await self.queue.get()
         self.queued_bytes -= event_size(event)
         return event
 
-    def get_nowait(self) -> FeedEvent:
+    def get_nowait(self) -> Offered:
         event = self.queue.get_nowait()
         self.queued_bytes -= event_size(event)
         return event
@@ -166,7 +187,7 @@ class FeedHub:
         self._send_timeout_s = send_timeout_s
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._everyone: set[Subscriber] = set()
-        self._outbox: list[FeedEvent] = []
+        self._outbox: list[Offered] = []
         self._outbox_lock = threading.Lock()
         self._wake_pending = False
 
@@ -174,8 +195,25 @@ class FeedHub:
         """From any thread, after the events are committed. Publishers share
         one loop wake-up while a fan-out is pending (waking the loop once per
         event cost ~7 % of the gateway's CPU under load)."""
+        self._enqueue(events)
+
+    def heard(self, tenant: str, seq: int) -> None:
+        """From any thread: another node committed ``tenant``'s events up to ``seq``."""
+        self._enqueue([Committed(tenant, seq)])
+
+    def heard_all(self) -> None:
+        """From any thread: notices may have been missed (a listener
+        reconnected): every client catches up from the store."""
+        self._bridge.call_soon(self._catch_everyone_up)
+
+    def _catch_everyone_up(self) -> None:
+        for tenant, subscribers in self._subscribers.items():
+            for subscriber in subscribers:
+                subscriber.offer(Committed(tenant, 2**62))
+
+    def _enqueue(self, offered: Sequence[Offered]) -> None:
         with self._outbox_lock:
-            self._outbox.extend(events)
+            self._outbox.extend(offered)
             if self._wake_pending:
                 return
             self._wake_pending = True
@@ -188,6 +226,8 @@ class FeedHub:
         for event in events:
             for subscriber in self._subscribers.get(event.tenant, ()):
                 subscriber.offer(event)
+            if isinstance(event, Committed):  # consoles are live only: this node's events
+                continue
             for subscriber in self._everyone:
                 subscriber.offer(event)
 
@@ -269,10 +309,10 @@ async def stream(
             if len(events) < REPLAY_PAGE:
                 return
 
-    async def follow(event: FeedEvent) -> None:
-        if event.seq == last + 1:
+    async def follow(event: Offered) -> None:
+        if isinstance(event, FeedEvent) and event.seq == last + 1:
             await send(event)
-        elif event.seq > last + 1:
+        elif event.seq > last + isinstance(event, FeedEvent):  # ahead, or another node's
             await catch_up()
 
     async def pump() -> None:

@@ -33,7 +33,10 @@ Stored = dict[str, list[str]]
 """Each customer's stored inbound wamids, in conversation order."""
 
 
-def cluster_config(path: Path, *, lease_s: float, partitions: int = 16) -> Path:
+PARTITIONS = 16
+
+
+def cluster_config(path: Path, *, lease_s: float, partitions: int = PARTITIONS) -> Path:
     shipped = SHIPPED_CONFIG.read_text()
     assert "[storage]\n" in shipped
     path.write_text(shipped.replace("[storage]\n", '[storage]\nbackend = "postgres"\n', 1)

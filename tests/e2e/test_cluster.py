@@ -9,10 +9,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
+import aiohttp
+import orjson
 import pytest
 
+from lawhub_actors.core.partitions import partition_of
 from tests.e2e.cluster_helpers import (
+    PARTITIONS,
     Cluster,
     TakeoverWatch,
     conversations,
@@ -20,7 +25,7 @@ from tests.e2e.cluster_helpers import (
     received_events,
     until,
 )
-from tests.e2e.outbound_helpers import gateways  # noqa: F401 - the fixture
+from tests.e2e.outbound_helpers import auth, gateways  # noqa: F401 - the fixture
 
 LEASE_S = 3.0
 
@@ -92,3 +97,69 @@ def test_a_node_stopped_past_its_lease_writes_nothing_for_the_partitions_it_lost
           what="the woken node back to its share")
     time.sleep(LEASE_S)  # whatever the woken node still had in flight has settled
     _check_everything_once_in_order(cluster, acked)
+
+
+async def _feed_frames(url: str, since: int, count: int, frames: list[dict[str, Any]],
+                       *, timeout: float) -> None:
+    """Read firm-a's feed from ``url`` after ``since`` into ``frames`` until it
+    holds ``count`` message.received frames (or the node goes away)."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"{url}/ws?since={since}", headers=auth("firm-a")) as ws:
+        async def read() -> None:
+            while sum(f["type"] == "message.received" for f in frames) < count:
+                message = await ws.receive()
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    return
+                frames.append(orjson.loads(message.data))
+
+        await asyncio.wait_for(read(), timeout)
+
+
+@pytest.mark.timeout(240)
+def test_a_feed_on_one_node_shows_every_nodes_events_gap_free_and_resumes_on_another(
+        cluster: Cluster) -> None:
+    names = ["node-1", "node-2"]
+    nodes = [cluster.start(name) for name in names]
+    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by two")
+    customers = conversations(100)
+
+    async def first_half() -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+        frames: list[dict[str, Any]] = []
+        reading = asyncio.create_task(_feed_frames(nodes[1].url, 0, 200, frames, timeout=60))
+        await asyncio.sleep(0.5)  # connected before the first event
+        acked = await post_rounds([n.url for n in nodes], customers, rounds=2, per_post=10)
+        await reading
+        return acked, frames
+
+    acked, frames = asyncio.run(first_half())
+    seqs = [f["seq"] for f in frames]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # gap-free, in order
+    received = {f["data"]["wamid"] for f in frames if f["type"] == "message.received"}
+    assert received == {w for ws in acked.values() for w in ws}  # node-1's partitions too
+
+    # Only node-1's conversations now: node-2 commits nothing, its client hears of them.
+    held = {lease.partition for lease in cluster.leases() if lease.owner == "node-1"}
+    theirs = [c for c in customers if partition_of("firm-a", c, PARTITIONS) in held][:20]
+    only_theirs: list[dict[str, Any]] = []
+
+    async def node_ones_only() -> dict[str, list[str]]:
+        reading = asyncio.create_task(_feed_frames(nodes[1].url, seqs[-1], len(theirs),
+                                                   only_theirs, timeout=30))
+        await asyncio.sleep(0.5)
+        posted = await post_rounds([nodes[0].url], theirs, rounds=1, per_post=10)
+        await reading
+        return posted
+
+    posted = asyncio.run(node_ones_only())
+    assert {f["data"]["wamid"] for f in only_theirs if f["type"] == "message.received"} == {
+        w for ws in posted.values() for w in ws}
+    seqs = [*seqs, *(f["seq"] for f in only_theirs)]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+    nodes[1].kill()  # the client's node dies: it resumes on node-1 with since
+    more = asyncio.run(post_rounds([nodes[0].url], customers, rounds=1, per_post=10))
+    resumed: list[dict[str, Any]] = []
+    asyncio.run(_feed_frames(nodes[0].url, seqs[-1], 100, resumed, timeout=60))
+    assert [f["seq"] for f in resumed] == list(range(seqs[-1] + 1, seqs[-1] + 1 + len(resumed)))
+    assert {f["data"]["wamid"] for f in resumed if f["type"] == "message.received"} == {
+        w for ws in more.values() for w in ws}
