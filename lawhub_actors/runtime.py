@@ -41,6 +41,7 @@ from lawhub_actors.actors.number_breaker import CircuitState
 from lawhub_actors.actors.outbound_worker import OutboundStep, Send, take_up_unfinished
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
+from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.clamd import Clamd
 from lawhub_actors.adapters.databases import EMBEDDED_NODE, journal_database, store_database
@@ -54,6 +55,7 @@ from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.store import OnCommit, Store
+from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.core.flow import stall
@@ -250,7 +252,8 @@ class AppRuntime:
         self.leases = LeaseKeeper(self.store, self.ownership,
                                   address=secrets.node_address or socket.gethostname(),
                                   lease_s=settings.cluster.lease_s,
-                                  on_change=lambda held: self._ownership_changed())
+                                  on_change=lambda held: self._ownership_changed(),
+                                  on_tick=self._sweep_sends)
         self._closing.callback(self.leases.stop)  # after the tree stopped: nothing in flight
 
     def _ownership_changed(self) -> None:
@@ -258,6 +261,7 @@ class AppRuntime:
         # Not started yet, or stopping: its (next) start reads the cursors.
         with contextlib.suppress(NotRegistered):
             self.tree.registry.tell(paths.DISPATCHER, OwnershipChanged(), bounded=False)
+            take_up_unfinished(self.store, self.tree.registry, self.ownership)
 
     def start(self) -> AppRuntime:
         """Take a share of the partitions, start the tree, then hand every
@@ -265,7 +269,7 @@ class AppRuntime:
         accepts new ones)."""
         self.leases.start()
         self.tree.start()
-        if resumed := take_up_unfinished(self.store, self.tree.registry):
+        if resumed := take_up_unfinished(self.store, self.tree.registry, self.ownership):
             log.info("outbound_resumed", messages=resumed)
         return self
 
@@ -279,14 +283,37 @@ class AppRuntime:
             paths.breaker_of(phone_number_id), CircuitState(), timeout=CIRCUIT_ASK_S)
         return answer
 
-    def send(self, message_id: str, recipient: str) -> None:
-        """Hand an accepted message to its worker (keyed by recipient). Never
-        blocks: a full queue leaves it pending in the store, logged."""
+    def send(self, tenant: str, message_id: str, recipient: str) -> None:
+        """Hand an accepted message to its worker (keyed by recipient), or,
+        when the recipient's partition is another node's, tell that node.
+        Never blocks: a full queue leaves it pending in the store, logged
+        (as does a lost notice: the owner's sweep finds it)."""
+        partition = self.ownership.of(tenant, recipient)
+        if partition not in self.ownership.held().epochs:
+            self.store.apart(self._notify_send, partition, message_id)
+            return
         try:
             self.tree.registry.tell(paths.WORKERS, Send(message_id, recipient), recipient,
                                     wait=False)
         except MailboxFull:
             log.warning("outbound_queue_full", msg_id=message_id)
+
+    def _notify_send(self, tx: Tx, partition: int, message_id: str) -> None:
+        self.store.database.notify_send(tx.conn, partition, message_id)
+
+    def heard_send(self, partition: int, message_id: str) -> None:
+        """Another node accepted a message for a partition this node may hold."""
+        if partition not in self.ownership.held().epochs:
+            return
+        message = self.store.read_tx(outbound_store.load, message_id)
+        if message is not None:
+            self.send(message.tenant, message.id, message.recipient)
+
+    def _sweep_sends(self) -> None:
+        """Several nodes: take up what other nodes accepted for the partitions
+        held (a lost notice, a partition just taken over)."""
+        if self.store.database.name == "postgres":
+            take_up_unfinished(self.store, self.tree.registry, self.ownership)
 
     def stop(self) -> None:
         """Close everything in the reverse of the order it was built: the

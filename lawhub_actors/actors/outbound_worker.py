@@ -10,6 +10,13 @@ bounded pool of threads, which takes the number's throughput slot right
 before it leaves, so a slow answer blocks no other recipient and a busy
 worker never makes sends bunch up above the rate.
 
+A message is sent by the node that holds its recipient's conversation
+partition: the claim that makes it ``sending`` is fenced by the partition
+(:mod:`leases`), and right before the call to Meta the worker checks the
+node still holds it at that epoch (a node that lost the partition
+meanwhile leaves the message to its new owner, which treats a ``sending``
+message as an unsure outcome: a grace for Meta's status, then a retry).
+
 What follows a failed call is decided by
 :func:`lawhub_actors.core.send_lifecycle.after_failure` (send again after a
 backoff, wait for a status webhook first when Meta may have sent it, or the
@@ -34,6 +41,7 @@ from lawhub_actors.actors.number_limiter import PairPermit, ThroughputPermit
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
+from lawhub_actors.adapters.leases import Fenced, Ownership, fence
 from lawhub_actors.adapters.outbound_store import Outbound
 from lawhub_actors.adapters.store import Store
 from lawhub_actors.adapters.store_tx import Tx
@@ -95,17 +103,25 @@ OutboundStep = Send | _Begin | _PairSlot | _Done
 any of them dead-letters that message."""
 
 
-def take_up_unfinished(store: Store, registry: Registry) -> int:
-    """Hand every message not yet sent nor dead to its worker, in accepted
-    order; how many. Never blocks: a full queue leaves a message pending in
-    the store, logged."""
-    unfinished = store.read_tx(outbound_store.unfinished)
-    for message_id, _tenant, recipient in unfinished:
+def take_up_unfinished(store: Store, registry: Registry, ownership: Ownership) -> int:
+    """Hand every message not yet sent nor dead whose recipient's partition
+    this node holds to its worker, in accepted order; how many. Never
+    blocks: a full queue leaves a message pending in the store, logged.
+    Repeats are harmless (a worker ignores a message it has in hand)."""
+    held = ownership.held().epochs
+    mine = [(message_id, recipient)
+            for message_id, tenant, recipient in store.read_tx(outbound_store.unfinished)
+            if ownership.of(tenant, recipient) in held]
+    for message_id, recipient in mine:
         try:
             registry.tell(paths.WORKERS, Send(message_id, recipient), key=recipient, wait=False)
         except MailboxFull:
             log.warning("outbound_queue_full", msg_id=message_id)
-    return len(unfinished)
+    return len(mine)
+
+
+class NotOurs(Exception):
+    """The recipient's partition left this node before the call to Meta."""
 
 
 class OutboundWorker(Actor):
@@ -127,7 +143,8 @@ class OutboundWorker(Actor):
         accepted order; repeats are ignored. At the process's start the
         runtime does this once the whole tree runs."""
         if self.context.registry.get(self.context.path).restarts.total > 0:
-            take_up_unfinished(self._services.store, self.context.registry)
+            take_up_unfinished(self._services.store, self.context.registry,
+                               self._services.ownership)
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Send):
@@ -158,6 +175,8 @@ class OutboundWorker(Actor):
         if message is None or message.state in FINISHED:
             self._finish(message_id)
             return
+        if self._earlier_first(message):
+            return
         # Meta may have sent it (a 5xx, or a crash mid-call): if a status with our id
         # settled it meanwhile, it is 'sent' now; otherwise the webhook gets a grace
         # period before a second send.
@@ -180,6 +199,23 @@ class OutboundWorker(Actor):
         else:
             self._fire(message_id)
 
+    def _earlier_first(self, message: Outbound) -> bool:
+        """Whether the recipient has messages accepted before this one still
+        unfinished and not in hand here: then they are put first, the
+        earliest begun, and this one waits its turn."""
+        queue = self._queues.get(message.recipient)
+        if queue is None:
+            return False
+        earlier = [i for i in self._services.store.read_tx(
+            outbound_store.earlier_unfinished, message.id) if i not in queue]
+        if not earlier:
+            return False
+        for message_id in reversed(earlier):
+            queue.appendleft(message_id)
+            self._recipient_of[message_id] = message.recipient
+        self._begin(earlier[0])
+        return True
+
     def _graceful(self, message: Outbound) -> bool:
         """Whether the grace for an unsure outcome is over (then send again);
         the first time, start it: look again after a backoff delay."""
@@ -194,23 +230,34 @@ class OutboundWorker(Actor):
     def _fire(self, message_id: str) -> None:
         """Hand the call to the call pool: it takes the number's throughput
         slot itself, just before it leaves."""
-        def sending(tx: Tx) -> Outbound | None:
+        ownership = self._services.ownership
+
+        def sending(tx: Tx) -> tuple[Outbound, int] | None:
             message = outbound_store.load(tx, message_id)
             if message is None or message.state in FINISHED:
                 return None
+            partition = ownership.of(message.tenant, message.recipient)
+            fence(tx, ownership, partition)
             outbound_store.set_state(tx, message_id, SendState.SENDING, attempt=True)
-            return message
+            return message, partition
 
-        message = self._services.store.write(sending).value
-        if message is None:
+        try:
+            claimed = self._services.store.write(sending).value
+        except Fenced:  # the recipient's partition is another node's: its owner sends
+            log.info("send_fenced", msg_id=message_id)
             self._finish(message_id)
             return
+        if claimed is None:
+            self._finish(message_id)
+            return
+        message, partition = claimed
+        epoch = ownership.epoch_of(partition)
         if self._graph is None:
             self._dead(message, "terminal", {"status": None, "code": None,
                                              "message": "LAWHUB_ACCESS_TOKEN is not set"})
             return
         registry, path = self.context.registry, self.context.path
-        call = self._calls.submit(self._call, message, registry)
+        call = self._calls.submit(self._call, message, registry, partition, epoch)
 
         def back(outcome: Future[Sent | SendFailed]) -> None:
             try:
@@ -220,11 +267,13 @@ class OutboundWorker(Actor):
 
         call.add_done_callback(back)
 
-    def _call(self, message: Outbound, registry: Registry) -> Sent | SendFailed:
+    def _call(self, message: Outbound, registry: Registry, partition: int,
+              epoch: int | None) -> Sent | SendFailed:
         """On a call thread: wait for a throughput slot, then call Meta. A
         thread that wakes more than half an interval late takes a new slot
         (behind those reserved meanwhile) instead of bunching up with the
-        next send above the number's rate."""
+        next send above the number's rate. Raises :class:`NotOurs` when the
+        partition left this node while it waited."""
         assert self._graph is not None
         for _ in range(LATE_RESERVATIONS):
             wait, interval = registry.ask(paths.limiter_of(message.phone_number_id),
@@ -234,6 +283,8 @@ class OutboundWorker(Actor):
                 time.sleep(wait)
             if time.monotonic() - slot <= interval / 2:
                 break
+        if self._services.ownership.epoch_of(partition) != epoch:
+            raise NotOurs(message.id)
         content = message.content
         if content["type"] == "text":
             return self._graph.text(message.phone_number_id, message.recipient,
@@ -252,6 +303,10 @@ class OutboundWorker(Actor):
             result = outcome.result()
         except NotRegistered:  # its limiter went while the call waited for a slot
             self._number_removed(message)
+            return
+        except NotOurs:  # never sent: 'sending' tells the new owner to grace, then send
+            log.info("send_left_to_new_owner", msg_id=message_id)
+            self._finish(message_id)
             return
         if message.state is not SendState.SENDING:
             # Settled meanwhile (Meta's status came before its answer), or the

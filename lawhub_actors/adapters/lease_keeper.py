@@ -38,12 +38,16 @@ TICKS_PER_LEASE = 3
 class LeaseKeeper:
     def __init__(self, store: Store, ownership: Ownership, *, address: str, lease_s: float,
                  on_change: Callable[[Held], None] | None = None,
+                 on_tick: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        """``on_tick``: called after every round on the keeper's thread
+        (the runtime sweeps for sends other nodes accepted)."""
         self._store = store
         self._ownership = ownership
         self._address = address
         self._lease_s = lease_s
         self.on_change = on_change
+        self._on_tick = on_tick
         self._clock = clock
         self._started_at = clock()
         self._renewed_at = self._started_at
@@ -65,6 +69,8 @@ class LeaseKeeper:
             try:
                 self.tick()
                 self._failures = 0
+                if self._on_tick is not None:
+                    self._on_tick()
             except Exception as error:  # noqa: BLE001 - the database away: try at the next tick
                 self._failures += 1
                 if self._failures == 1:

@@ -198,6 +198,18 @@ def unfinished(tx: Tx) -> list[tuple[str, str, str]]:
     ).fetchall()]
 
 
+def earlier_unfinished(tx: Tx, message_id: str) -> list[str]:
+    """The recipient's messages accepted before this one and not yet sent
+    nor dead, oldest first: they go first (a send accepted by another node
+    may reach this one after a later one accepted here)."""
+    sql = ("SELECT o.id FROM outbound o JOIN outbound m ON m.id = ?"  # noqa: S608
+           " WHERE o.tenant = m.tenant AND o.recipient = m.recipient AND o." + _UNFINISHED_IN
+           + " AND (o.accepted_at < m.accepted_at"
+           " OR (o.accepted_at = m.accepted_at AND o.rowid < m.rowid))"
+           " ORDER BY o.accepted_at, o.rowid")
+    return [str(row[0]) for row in tx.conn.execute(sql, (message_id, *_UNFINISHED))]
+
+
 def unfinished_by_number(conn: Connection) -> dict[tuple[str, str], int]:
     """How many messages are not yet sent nor dead, by (tenant, phone_number_id)."""
     return {(str(t), str(n)): int(c) for t, n, c in conn.execute(

@@ -1,11 +1,15 @@
-"""Notices of the feed events other nodes commit (PostgreSQL LISTEN).
+"""What other nodes tell this one through PostgreSQL (LISTEN).
 
-Every node's store sends ``node tenant seq`` on :data:`FEED_CHANNEL` as it
-commits events (:meth:`PgDatabase.committing`; PostgreSQL delivers a
-notice at its commit, in commit order). One thread per node listens on a
-connection of its own and hands each other node's notice to ``on_notice``;
-after every (re)connection it calls ``on_gap`` first: notices sent while it
-was away are lost, so every client is to catch up from the store.
+- :data:`FEED_CHANNEL`: ``node tenant seq`` as a node's store commits feed
+  events (:meth:`PgDatabase.committing`; delivered at the commit, in
+  commit order): ``on_feed(tenant, seq)`` for every other node's.
+- :data:`SENDS_CHANNEL`: ``partition message_id`` for a message a node
+  accepted for a partition it does not hold: ``on_send(partition, id)``.
+
+One thread per node listens on a connection of its own; after every
+(re)connection it calls ``on_gap`` first: notices sent while it was away
+are lost, so every feed client is to catch up from the store (and the
+lease keeper's sweep finds the sends).
 """
 
 from __future__ import annotations
@@ -17,26 +21,27 @@ import psycopg
 import structlog
 
 from lawhub_actors.adapters.pg_connection import CONNECT_TIMEOUT_S
-from lawhub_actors.adapters.pg_store import FEED_CHANNEL
+from lawhub_actors.adapters.pg_store import FEED_CHANNEL, SENDS_CHANNEL
 
-log = structlog.get_logger("lawhub.feed")
+log = structlog.get_logger("lawhub.notices")
 
 WAIT_S = 0.5
 """How long one wait for notices lasts (how soon a stop is noticed)."""
 RETRY_S = 1.0
 
 
-class FeedNotices:
-    def __init__(self, url: str, node: str, on_notice: Callable[[str, int], None],
-                 on_gap: Callable[[], None]) -> None:
+class Notices:
+    def __init__(self, url: str, node: str, *, on_feed: Callable[[str, int], None],
+                 on_send: Callable[[int, str], None], on_gap: Callable[[], None]) -> None:
         self._url = url
         self._node = node
-        self._on_notice = on_notice
+        self._on_feed = on_feed
+        self._on_send = on_send
         self._on_gap = on_gap
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="feed-notices", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="pg-notices", daemon=True)
 
-    def start(self) -> FeedNotices:
+    def start(self) -> Notices:
         self._thread.start()
         return self
 
@@ -48,27 +53,31 @@ class FeedNotices:
                                      connect_timeout=CONNECT_TIMEOUT_S,
                                      application_name="lawhub-notices") as conn:
                     conn.execute(f"LISTEN {FEED_CHANNEL}")
+                    conn.execute(f"LISTEN {SENDS_CHANNEL}")
                     failures = 0
                     self._on_gap()
                     while not self._stopping.is_set():
                         for notice in conn.notifies(timeout=WAIT_S):
-                            self._heard(notice.payload)
+                            self._heard(notice.channel, notice.payload)
             except psycopg.Error as error:
                 failures += 1
                 if failures == 1:
-                    log.warning("feed_notices_lost", error=repr(error))
+                    log.warning("notices_lost", error=repr(error))
                 self._stopping.wait(RETRY_S)
 
-    def _heard(self, payload: str) -> None:
-        node, _, rest = payload.partition(" ")
-        tenant, _, seq = rest.partition(" ")
-        if node != self._node and tenant and seq.isdigit():
-            self._on_notice(tenant, int(seq))
+    def _heard(self, channel: str, payload: str) -> None:
+        try:
+            if channel == FEED_CHANNEL:
+                node, tenant, seq = payload.split(" ")
+                if node != self._node:
+                    self._on_feed(tenant, int(seq))
+            elif channel == SENDS_CHANNEL:
+                partition, message_id = payload.split(" ")
+                self._on_send(int(partition), message_id)
+        except Exception as error:  # noqa: BLE001 - one bad notice never stops the listener
+            log.warning("notice_not_handled", channel=channel, error=repr(error))
 
     def stop(self) -> None:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join(WAIT_S * 4 + 1)
-
-
-

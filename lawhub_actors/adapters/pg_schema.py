@@ -65,12 +65,15 @@ def _first_version(conn: Connection) -> None:
 
 
 def _cluster_tables(conn: Connection) -> None:
-    """Nodes and partition leases (made by version 5 since they joined the
-    schema; a database made before has them added)."""
+    """Nodes and partition leases, and outbound messages by recipient (made
+    by version 5 since they joined the schema; a database made before has
+    them added)."""
     schema = pg_ddl(SCHEMA)
     for table in ("nodes", "partitions"):
         start = schema.index(f"CREATE TABLE IF NOT EXISTS {table} (")
         conn.execute(schema[start:schema.index(";", start)])
+    conn.execute("CREATE INDEX IF NOT EXISTS outbound_recipient"
+                 " ON outbound (tenant, recipient, accepted_at)")
 
 
 STEPS: tuple[tuple[int, Callable[[Connection], None]], ...] = (

@@ -25,6 +25,8 @@ from lawhub_actors.adapters.store_tx import Tx
 
 FEED_CHANNEL = "lawhub_feed"
 """Where committed feed events are noticed by every node (LISTEN/NOTIFY)."""
+SENDS_CHANNEL = "lawhub_sends"
+"""Where a node tells the others of a message it accepted for their partition."""
 
 
 class PgDatabase:
@@ -63,6 +65,9 @@ class PgDatabase:
             last[event.tenant] = max(event.seq, last.get(event.tenant, 0))
         for tenant, seq in last.items():
             writer.execute("SELECT pg_notify(?, ?)", (FEED_CHANNEL, f"{self._node} {tenant} {seq}"))
+
+    def notify_send(self, conn: Connection, partition: int, message_id: str) -> None:
+        conn.execute("SELECT pg_notify(?, ?)", (SENDS_CHANNEL, f"{partition} {message_id}"))
 
     def committed(self) -> None:
         return None

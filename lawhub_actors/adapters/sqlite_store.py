@@ -53,6 +53,9 @@ class SqliteDatabase:
     def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
         return None  # one node: its hub hears its own commits
 
+    def notify_send(self, conn: Connection, partition: int, message_id: str) -> None:
+        return None  # one node holds every partition: never asked
+
     def committed(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.noted()

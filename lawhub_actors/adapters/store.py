@@ -85,6 +85,10 @@ class Database(Protocol):
         """Last thing before ``COMMIT``: tell other nodes of ``events``
         (PostgreSQL's NOTIFY, delivered at the commit, in commit order)."""
 
+    def notify_send(self, conn: Connection, partition: int, message_id: str) -> None:
+        """Tell the node holding ``partition`` of an accepted message (a send
+        accepted by another node)."""
+
     def committed(self) -> None:
         """The writer committed (any housekeeping a commit calls for)."""
 

@@ -44,9 +44,9 @@ def abandon(tx: Tx, message_id: str, why: str) -> None:
         dead_letter(tx, message, "processing_failed", {"message": why})
 
 
-def replay(tx: Tx, settings: Settings, message_id: str, by: str) -> str:
-    """Back to ``pending``: the recipient, for the caller to hand it to its
-    worker. Raises :class:`NotDead`, or the admission's refusal."""
+def replay(tx: Tx, settings: Settings, message_id: str, by: str) -> tuple[str, str]:
+    """Back to ``pending``: its tenant and recipient, for the caller to hand
+    it to its worker. Raises :class:`NotDead`, or the admission's refusal."""
     message = _take_out(tx, message_id)
     recheck(tx, settings, message)
     outbound_store.set_state(tx, message_id, SendState.PENDING)
@@ -57,7 +57,7 @@ def replay(tx: Tx, settings: Settings, message_id: str, by: str) -> str:
         "phone_number_id": message.phone_number_id, "automatic": message.automatic,
         "replayed": True,
     })
-    return message.recipient
+    return message.tenant, message.recipient
 
 
 def discard(tx: Tx, message_id: str, by: str) -> None:

@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from lawhub_actors.adapters.memory_release import map_big_allocations
-from lawhub_actors.adapters.pg_notices import FeedNotices
+from lawhub_actors.adapters.pg_notices import Notices
 from lawhub_actors.adapters.store import OnCommit
 from lawhub_actors.bridge import Bridge
 from lawhub_actors.private_files import make_private
@@ -108,7 +108,7 @@ def build_app(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()
         )
         runtime.config.replace(settings, config_text)
-        notices = _feed_notices(settings, secrets, runtime, hub)
+        notices = _notices(settings, secrets, runtime, hub)
         bridge.attach(runtime.tree.registry)
         app[RUNTIME], app[FEED], app[BRIDGE] = runtime, hub, bridge
         app[JOURNAL], app[STORE] = runtime.journal, runtime.store
@@ -133,13 +133,14 @@ def build_app(
     return app
 
 
-def _feed_notices(settings: Settings, secrets: Secrets, runtime: AppRuntime,
-                  hub: FeedHub) -> FeedNotices | None:
-    """Several nodes: other nodes' events reach this node's feed clients."""
+def _notices(settings: Settings, secrets: Secrets, runtime: AppRuntime,
+             hub: FeedHub) -> Notices | None:
+    """Several nodes: other nodes' events reach this node's feed clients, and
+    the sends they accept for this node's partitions its workers."""
     if settings.storage.backend != "postgres" or secrets.database_url is None:
         return None
-    return FeedNotices(secrets.database_url.get_secret_value(), runtime.ownership.node,
-                       hub.heard, hub.heard_all).start()
+    return Notices(secrets.database_url.get_secret_value(), runtime.ownership.node,
+                   on_feed=hub.heard, on_send=runtime.heard_send, on_gap=hub.heard_all).start()
 
 
 async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Application,

@@ -55,7 +55,8 @@ async def replay(request: web.Request) -> web.Response:
     except (SendRefused, TemplateRefusal) as refused:
         return error_response(REFUSAL_STATUS.get(refused.code, 422), refused.code,
                               refused.message)
-    request.app[RUNTIME].send(message_id, written.value)
+    tenant, recipient = written.value
+    request.app[RUNTIME].send(tenant, message_id, recipient)
     return web.json_response({"id": message_id, "status": "pending"}, status=202)
 
 

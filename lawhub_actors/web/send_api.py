@@ -95,7 +95,7 @@ async def send(request: web.Request) -> web.Response:
     except (SendRefused, TemplateRefusal) as refused:
         return _refusal(refused.code, refused.message)
     if new:
-        runtime.send(message_id, body.to)
+        runtime.send(tenant, message_id, body.to)
     return web.json_response({"id": message_id, "status": "pending"}, status=202)
 
 

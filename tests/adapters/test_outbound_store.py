@@ -136,3 +136,12 @@ def test_a_described_send_carries_its_history_and_a_dead_letter_its_error(store)
     (letter,) = store.read_tx(outbound_store.dead_letters)
     assert (letter["id"], letter["to"], letter["reason"], letter["error"]) == (
         dead, NUMBER, "terminal", {"code": 131026})
+
+
+def test_a_recipients_earlier_unfinished_messages_are_found_oldest_first(store) -> None:
+    first, second, third = (_pending(store) for _ in range(3))
+    store.write(lambda tx: outbound_store.set_state(tx, first, SendState.SENDING, attempt=True))
+    store.write(lambda tx: outbound_store.mark_sent(
+        tx, store.read_tx(outbound_store.load, first), "wamid.FIRST"))
+    assert store.read_tx(outbound_store.earlier_unfinished, third) == [second]
+    assert store.read_tx(outbound_store.earlier_unfinished, second) == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,7 @@ import orjson
 import pytest
 
 from lawhub_actors.core.partitions import partition_of
+from tests.conftest import APP_SECRET
 from tests.e2e.cluster_helpers import (
     PARTITIONS,
     Cluster,
@@ -25,7 +28,24 @@ from tests.e2e.cluster_helpers import (
     received_events,
     until,
 )
-from tests.e2e.outbound_helpers import auth, gateways  # noqa: F401 - the fixture
+from tests.e2e.outbound_helpers import (
+    GRAPH_TOKEN,
+    all_sent,
+    auth,
+    config_with,
+    customers_wrote,
+    gateways,  # noqa: F401 - the fixture
+    meta_in_thread,
+    send_text,
+)
+from tests.e2e.test_outbound_kill import (
+    CUSTOMERS,
+    PER_CUSTOMER,
+    RETRY,
+    SEND_LATENCY_S,
+    STATUS_DELAY_S,
+    WebhookRelay,
+)
 
 LEASE_S = 3.0
 
@@ -163,3 +183,58 @@ def test_a_feed_on_one_node_shows_every_nodes_events_gap_free_and_resumes_on_ano
     assert [f["seq"] for f in resumed] == list(range(seqs[-1] + 1, seqs[-1] + 1 + len(resumed)))
     assert {f["data"]["wamid"] for f in resumed if f["type"] == "message.received"} == {
         w for ws in more.values() for w in ws}
+
+
+@pytest.mark.timeout(240)
+async def test_sends_through_three_nodes_go_once_each_in_order_through_a_nodes_kill(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """Each customer's texts accepted by the three nodes in turn, one after the
+    other; node-3 killed once Meta took 100: every accepted message is sent
+    once, by its recipient's partition's owner, in the order accepted."""
+    with meta_in_thread(throughput_mps=None) as meta:
+        meta.send_latency_s = SEND_LATENCY_S
+        cluster.config = config_with(cluster.config, RETRY, tmp_path / "sends.toml")
+        cluster.env.update(LAWHUB_ACCESS_TOKEN=GRAPH_TOKEN, LAWHUB_GRAPH_BASE_URL=meta.base_url)
+        relay = WebhookRelay()
+        serving = relay.serve()
+        relay_url = await anext(serving)
+        try:
+            meta.deliver_statuses_to(relay_url, APP_SECRET.encode(), delay_s=STATUS_DELAY_S,
+                                     attempts=3, retry_delay_s=0.1)
+            names = ["node-1", "node-2", "node-3"]
+            nodes = [await asyncio.to_thread(cluster.start, name) for name in names]
+            relay.target = nodes[0].url
+            await asyncio.to_thread(until, lambda: _balanced(cluster, names), timeout=30,
+                                    what="the partitions shared by three")
+            acked: dict[str, list[tuple[str, str]]] = {c: [] for c in CUSTOMERS}
+            async with aiohttp.ClientSession() as session:
+                await customers_wrote(session, nodes[0].url, CUSTOMERS)
+
+                async def customer(to: str) -> None:
+                    for n in range(PER_CUSTOMER):
+                        body = f"untuk {to}: bagian {n}"
+                        try:
+                            message_id = await send_text(session, nodes[n % 3].url, to, body)
+                        except (aiohttp.ClientError, AssertionError):
+                            continue  # node-3 is dead: this one was never accepted
+                        acked[to].append((message_id, body))
+
+                senders = asyncio.gather(*(customer(c) for c in CUSTOMERS))
+                await asyncio.to_thread(
+                    until, lambda: sum(s.status == 200 for s in list(meta.sends)) >= 100,
+                    timeout=30, what="100 sends taken by Meta")
+                nodes[2].kill()
+                await senders
+                accepted_ids = [i for each in acked.values() for i, _ in each]
+                await all_sent(session, nodes[0].url, accepted_ids, timeout=60, statuses=True)
+        finally:
+            await serving.aclose()
+        for node in nodes[:2]:
+            assert node.stop() == 0  # calls under way finish: a late second send is counted
+        sent = Counter(s.callback for s in meta.sends if s.status == 200)
+        assert {i: sent[i] for i in accepted_ids if sent[i] != 1} == {}, (
+            "accepted, then lost (0) or sent twice (2+)")
+        for to, mine in acked.items():
+            ours = {i for i, _ in mine}
+            order = [s.body for s in meta.sends if s.status == 200 and s.callback in ours]
+            assert order == [body for _, body in mine], f"{to}: out of order"
