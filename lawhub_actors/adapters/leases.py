@@ -146,6 +146,19 @@ def live_nodes(conn: Connection, since: float) -> list[str]:
         "SELECT id FROM nodes WHERE heartbeat_at > ? ORDER BY id", (since,))]
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    id: str
+    address: str
+    started_at: float
+    heartbeat_at: float
+
+
+def nodes(conn: Connection) -> list[NodeRow]:
+    return [NodeRow(str(i), str(a), float(s), float(h)) for i, a, s, h in conn.execute(
+        "SELECT id, address, started_at, heartbeat_at FROM nodes ORDER BY id")]
+
+
 def read_leases(conn: Connection) -> list[Lease]:
     return [Lease(int(p), None if owner is None else str(owner), int(epoch), float(until))
             for p, owner, epoch, until in conn.execute(
@@ -184,11 +197,10 @@ def release(tx: Tx, held: Held, partitions: Sequence[int]) -> None:
                 " AND epoch=?", (partition, held.node, epoch))
 
 
-def cursors(conn: Connection, partitions: Sequence[int]) -> dict[int, int]:
-    """The cursors of ``partitions``."""
-    wanted = set(partitions)
-    return {int(p): int(c) for p, c in conn.execute("SELECT id, cursor FROM partitions")
-            if int(p) in wanted}
+def cursors(conn: Connection, partitions: Sequence[int] | None = None) -> dict[int, int]:
+    """The cursors of ``partitions`` (``None``: of every partition)."""
+    every = {int(p): int(c) for p, c in conn.execute("SELECT id, cursor FROM partitions")}
+    return every if partitions is None else {p: every[p] for p in partitions if p in every}
 
 
 def processed_upto(conn: Connection) -> int:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiohttp import web
 
-from lawhub_actors.adapters import store_reads
+from lawhub_actors.adapters import leases, store_reads
+from lawhub_actors.core.partitions import Lease
 from lawhub_actors.web.auth import admin_refusal
-from lawhub_actors.web.keys import ADMIN_TOKEN, INGEST, RUNTIME, STORE
+from lawhub_actors.web.keys import ADMIN_TOKEN, INGEST, JOURNAL, RUNTIME, STORE
+from lawhub_actors.web.render import iso
 
 
 def add_routes(app: web.Application) -> None:
@@ -17,6 +20,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/admin/tree", tree)
     app.router.add_get("/admin/quarantine", quarantine)
+    app.router.add_get("/admin/cluster", cluster)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -57,6 +61,34 @@ async def tree(request: web.Request) -> web.Response:
         services["ingest"] = request.app[INGEST].to_dict()
     return web.json_response({**runtime.snapshot().to_dict(), "services": services,
                               "counts": counts, "inbound": backlog})
+
+
+async def cluster(request: web.Request) -> web.Response:
+    """The nodes (last heartbeat, partitions held) and every partition's
+    owner, epoch and lag (journal entries after its cursor). A lease that
+    ran out shows no owner; ``this_node`` names the node that answered."""
+    refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
+    if refusal is not None:
+        return refusal
+    store, runtime = request.app[STORE], request.app[RUNTIME]
+
+    def read() -> tuple[list[leases.NodeRow], list[Lease], dict[int, int]]:
+        return (store.read(leases.nodes), store.read(leases.read_leases),
+                store.read(leases.cursors))
+
+    rows, held, cursors = await asyncio.to_thread(read)
+    now, top = time.time(), request.app[JOURNAL].last_committed
+    owner = {lease.partition: lease.owner if lease.held(now) else None for lease in held}
+    return web.json_response({
+        "this_node": runtime.ownership.node,
+        "nodes": [{"id": row.id, "address": row.address, "heartbeat_at": iso(row.heartbeat_at),
+                   "partitions": sorted(p for p, o in owner.items() if o == row.id)}
+                  for row in rows],
+        "partitions": [{"id": lease.partition, "owner": owner[lease.partition],
+                        "epoch": lease.epoch,
+                        "lag": max(0, top - cursors.get(lease.partition, 0))}
+                       for lease in held],
+    })
 
 
 async def quarantine(request: web.Request) -> web.Response:

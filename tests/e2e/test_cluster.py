@@ -7,8 +7,10 @@ nothing for the partitions it lost when it wakes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import orjson
 import pytest
 
 from lawhub_actors.core.partitions import partition_of
-from tests.conftest import APP_SECRET
+from tests.conftest import ADMIN_TOKEN, APP_SECRET
 from tests.e2e.cluster_helpers import (
     PARTITIONS,
     Cluster,
@@ -55,6 +57,13 @@ def _balanced(cluster: Cluster, names: list[str]) -> bool:
     return set(owners) == set(names) and max(owners.values()) - min(owners.values()) <= 1
 
 
+def _admin_cluster(url: str) -> dict[str, Any]:
+    request = urllib.request.Request(f"{url}/admin/cluster",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
 def _check_everything_once_in_order(cluster: Cluster, acked: dict[str, list[str]]) -> None:
     total = sum(map(len, acked.values()))
     until(lambda: sum(map(len, cluster.stored().values())) >= total, timeout=120,
@@ -87,6 +96,10 @@ def test_a_node_killed_mid_load_loses_nothing_and_its_partitions_are_taken_withi
     # Taken within the lease, plus one tick of the keepers (lease_s / 3) to notice.
     assert watch.took(timeout=LEASE_S * 3) <= LEASE_S * 4 / 3 + 0.5
     assert _balanced(cluster, names[:2])
+    view = _admin_cluster(nodes[0].url)
+    held = {node["id"]: len(node["partitions"]) for node in view["nodes"]}
+    assert held["node-3"] == 0 and held["node-1"] + held["node-2"] == PARTITIONS
+    assert {p["owner"] for p in view["partitions"]} == {"node-1", "node-2"}
     _check_everything_once_in_order(cluster, acked)
     assert all(node.errors() == [] for node in nodes[:2]), [n.errors() for n in nodes[:2]]
 

@@ -86,3 +86,18 @@ async def test_admin_config_shows_the_running_config_and_never_a_secret(
     text = await response.text()
     for secret in secrets.values():
         assert secret not in text
+
+
+async def test_admin_cluster_shows_the_embedded_node_holding_every_partition(
+        aiohttp_client, settings, secrets) -> None:
+    client = await _client(aiohttp_client, settings, secrets)
+    assert (await client.get("/admin/cluster")).status == 401
+    response = await client.get("/admin/cluster",
+                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status == 200
+    view = await response.json()
+    assert view["this_node"] == "embedded"
+    (node,) = view["nodes"]
+    assert node["id"] == "embedded" and node["heartbeat_at"].endswith("Z")
+    assert node["partitions"] == list(range(settings.cluster.partitions))
+    assert {(p["owner"], p["epoch"], p["lag"]) for p in view["partitions"]} == {("embedded", 1, 0)}
