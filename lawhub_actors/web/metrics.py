@@ -10,7 +10,9 @@ Two kinds of series:
   depths, restarts, breaker states, limiter permits and waits, outbound
   messages by state, the dead-letter queue, feed clients.
 
-Each application gets its own registry (no process-global state).
+Each application gets its own registry (no process-global state). Every
+sample carries a ``node`` label (the node's name: ``embedded`` alone), so
+one Prometheus scraping several nodes keeps their series apart.
 """
 
 from __future__ import annotations
@@ -188,9 +190,26 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
 
+class _Labelled:
+    """``registry``'s metrics with ``node`` added to every sample's labels."""
+
+    def __init__(self, registry: CollectorRegistry, node: str) -> None:
+        self._registry = registry
+        self._node = node
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            labelled = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            for sample in metric.samples:
+                labelled.add_sample(sample.name, {**sample.labels, "node": self._node},
+                                    sample.value, sample.timestamp, sample.exemplar)
+            yield labelled
+
+
 async def metrics(request: web.Request) -> web.Response:
     refusal = admin_refusal(request, request.app.get(ADMIN_TOKEN))
     if refusal is not None:
         return refusal
-    body = await asyncio.to_thread(generate_latest, request.app[METRICS].registry)
+    labelled = _Labelled(request.app[METRICS].registry, request.app[RUNTIME].ownership.node)
+    body = await asyncio.to_thread(generate_latest, labelled)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

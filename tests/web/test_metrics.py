@@ -55,6 +55,8 @@ async def test_metrics_parse_and_carry_every_series_operators_watch(client) -> N
     closed = {(s.labels["phone_number_id"], s.labels["state"]): s.value
               for s in families["lawhub_breaker_state"].samples}
     assert closed[(NUMBER_A, "closed")] == 1.0 and closed[(NUMBER_A, "open")] == 0.0
+    nodes = {s.labels.get("node") for family in families.values() for s in family.samples}
+    assert nodes == {"embedded"}  # every sample names its node
     await feed.close()
 
 
