@@ -41,7 +41,7 @@ from lawhub_actors.actors.number_breaker import CircuitState
 from lawhub_actors.actors.outbound_worker import OutboundStep, Send, take_up_unfinished
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
-from lawhub_actors.adapters import outbound_store
+from lawhub_actors.adapters import channels, outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.clamd import Clamd
 from lawhub_actors.adapters.databases import EMBEDDED_NODE, journal_database, store_database
@@ -299,7 +299,7 @@ class AppRuntime:
             log.warning("outbound_queue_full", msg_id=message_id)
 
     def _notify_send(self, tx: Tx, partition: int, message_id: str) -> None:
-        self.store.database.notify_send(tx.conn, partition, message_id)
+        self.store.database.notify(tx.conn, channels.SENDS, f"{partition} {message_id}")
 
     def heard_send(self, partition: int, message_id: str) -> None:
         """Another node accepted a message for a partition this node may hold."""

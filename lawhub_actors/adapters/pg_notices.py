@@ -1,10 +1,12 @@
 """What other nodes tell this one through PostgreSQL (LISTEN).
 
-- :data:`FEED_CHANNEL`: ``node tenant seq`` as a node's store commits feed
+- :data:`channels.FEED`: ``node tenant seq`` as a node's store commits feed
   events (:meth:`PgDatabase.committing`; delivered at the commit, in
   commit order): ``on_feed(tenant, seq)`` for every other node's.
-- :data:`SENDS_CHANNEL`: ``partition message_id`` for a message a node
+- :data:`channels.SENDS`: ``partition message_id`` for a message a node
   accepted for a partition it does not hold: ``on_send(partition, id)``.
+- :data:`channels.CONFIG`: ``version`` of a configuration a node applied
+  and stored: ``on_config(version)``.
 
 One thread per node listens on a connection of its own; after every
 (re)connection it calls ``on_gap`` first: notices sent while it was away
@@ -20,8 +22,8 @@ from collections.abc import Callable
 import psycopg
 import structlog
 
+from lawhub_actors.adapters import channels
 from lawhub_actors.adapters.pg_connection import CONNECT_TIMEOUT_S
-from lawhub_actors.adapters.pg_store import FEED_CHANNEL, SENDS_CHANNEL
 
 log = structlog.get_logger("lawhub.notices")
 
@@ -32,11 +34,13 @@ RETRY_S = 1.0
 
 class Notices:
     def __init__(self, url: str, node: str, *, on_feed: Callable[[str, int], None],
-                 on_send: Callable[[int, str], None], on_gap: Callable[[], None]) -> None:
+                 on_send: Callable[[int, str], None], on_config: Callable[[int], None],
+                 on_gap: Callable[[], None]) -> None:
         self._url = url
         self._node = node
         self._on_feed = on_feed
         self._on_send = on_send
+        self._on_config = on_config
         self._on_gap = on_gap
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-notices", daemon=True)
@@ -52,8 +56,8 @@ class Notices:
                 with psycopg.connect(self._url, autocommit=True,
                                      connect_timeout=CONNECT_TIMEOUT_S,
                                      application_name="lawhub-notices") as conn:
-                    conn.execute(f"LISTEN {FEED_CHANNEL}")
-                    conn.execute(f"LISTEN {SENDS_CHANNEL}")
+                    for channel in (channels.FEED, channels.SENDS, channels.CONFIG):
+                        conn.execute(f"LISTEN {channel}")
                     failures = 0
                     self._on_gap()
                     while not self._stopping.is_set():
@@ -67,13 +71,15 @@ class Notices:
 
     def _heard(self, channel: str, payload: str) -> None:
         try:
-            if channel == FEED_CHANNEL:
+            if channel == channels.FEED:
                 node, tenant, seq = payload.split(" ")
                 if node != self._node:
                     self._on_feed(tenant, int(seq))
-            elif channel == SENDS_CHANNEL:
+            elif channel == channels.SENDS:
                 partition, message_id = payload.split(" ")
                 self._on_send(int(partition), message_id)
+            elif channel == channels.CONFIG:
+                self._on_config(int(payload))
         except Exception as error:  # noqa: BLE001 - one bad notice never stops the listener
             log.warning("notice_not_handled", channel=channel, error=repr(error))
 

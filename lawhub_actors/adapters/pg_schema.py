@@ -69,7 +69,7 @@ def _cluster_tables(conn: Connection) -> None:
     by version 5 since they joined the schema; a database made before has
     them added)."""
     schema = pg_ddl(SCHEMA)
-    for table in ("nodes", "partitions"):
+    for table in ("nodes", "partitions", "config_versions"):
         start = schema.index(f"CREATE TABLE IF NOT EXISTS {table} (")
         conn.execute(schema[start:schema.index(";", start)])
     conn.execute("CREATE INDEX IF NOT EXISTS outbound_recipient"

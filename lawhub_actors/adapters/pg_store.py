@@ -17,16 +17,12 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
+from lawhub_actors.adapters import channels
 from lawhub_actors.adapters.pg_connection import PgConnections
 from lawhub_actors.adapters.pg_schema import migrate
 from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Tx
-
-FEED_CHANNEL = "lawhub_feed"
-"""Where committed feed events are noticed by every node (LISTEN/NOTIFY)."""
-SENDS_CHANNEL = "lawhub_sends"
-"""Where a node tells the others of a message it accepted for their partition."""
 
 
 class PgDatabase:
@@ -64,10 +60,10 @@ class PgDatabase:
         for event in events:
             last[event.tenant] = max(event.seq, last.get(event.tenant, 0))
         for tenant, seq in last.items():
-            writer.execute("SELECT pg_notify(?, ?)", (FEED_CHANNEL, f"{self._node} {tenant} {seq}"))
+            self.notify(writer, channels.FEED, f"{self._node} {tenant} {seq}")
 
-    def notify_send(self, conn: Connection, partition: int, message_id: str) -> None:
-        conn.execute("SELECT pg_notify(?, ?)", (SENDS_CHANNEL, f"{partition} {message_id}"))
+    def notify(self, conn: Connection, channel: str, payload: str) -> None:
+        conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
     def committed(self) -> None:
         return None

@@ -99,6 +99,14 @@ CREATE TABLE IF NOT EXISTS nodes (
     started_at REAL NOT NULL,
     heartbeat_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS config_versions (
+    version INTEGER PRIMARY KEY,        -- every node runs the highest
+    at REAL NOT NULL,
+    by TEXT NOT NULL,
+    via TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    text BLOB NOT NULL                  -- sealed: the TOML as applied
+);
 CREATE TABLE IF NOT EXISTS partitions (
     id INTEGER PRIMARY KEY,
     owner TEXT,                         -- a node's id, NULL when free

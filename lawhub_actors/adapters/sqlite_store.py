@@ -53,8 +53,8 @@ class SqliteDatabase:
     def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
         return None  # one node: its hub hears its own commits
 
-    def notify_send(self, conn: Connection, partition: int, message_id: str) -> None:
-        return None  # one node holds every partition: never asked
+    def notify(self, conn: Connection, channel: str, payload: str) -> None:
+        return None  # one node: no one to tell
 
     def committed(self) -> None:
         if self._checkpointer is not None:

@@ -85,9 +85,9 @@ class Database(Protocol):
         """Last thing before ``COMMIT``: tell other nodes of ``events``
         (PostgreSQL's NOTIFY, delivered at the commit, in commit order)."""
 
-    def notify_send(self, conn: Connection, partition: int, message_id: str) -> None:
-        """Tell the node holding ``partition`` of an accepted message (a send
-        accepted by another node)."""
+    def notify(self, conn: Connection, channel: str, payload: str) -> None:
+        """Tell the other nodes (:mod:`channels`); at the commit when in a
+        transaction."""
 
     def committed(self) -> None:
         """The writer committed (any housekeeping a commit calls for)."""

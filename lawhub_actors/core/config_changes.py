@@ -90,6 +90,22 @@ def restart_only(changes: list[Change], file: str) -> list[ConfigIssue]:
     ]
 
 
+def keep_node_own(current: Settings, stored: Settings) -> Settings:
+    """``stored`` (a config another node applied) with this node's own value
+    for every key read only at start: its address, storage, cluster and
+    such stay as it started with; everything else is the cluster's."""
+    sections: dict[str, Any] = {}
+    for key in RESTART_ONLY:
+        section, _, name = key.partition(".")
+        if not name:
+            sections[section] = getattr(current, section)
+            continue
+        mine = sections.get(section, getattr(stored, section))
+        sections[section] = mine.model_copy(
+            update={name: getattr(getattr(current, section), name)})
+    return stored.model_copy(update=sections)
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}

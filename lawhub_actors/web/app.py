@@ -108,7 +108,7 @@ def build_app(
             lambda: runtime_factory(settings, secrets, hub.publish, on_give_up).start()
         )
         runtime.config.replace(settings, config_text)
-        notices = _notices(settings, secrets, runtime, hub)
+        notices = _notices(app, settings, secrets, runtime, hub)
         bridge.attach(runtime.tree.registry)
         app[RUNTIME], app[FEED], app[BRIDGE] = runtime, hub, bridge
         app[JOURNAL], app[STORE] = runtime.journal, runtime.store
@@ -133,14 +133,32 @@ def build_app(
     return app
 
 
-def _notices(settings: Settings, secrets: Secrets, runtime: AppRuntime,
+def _notices(app: web.Application, settings: Settings, secrets: Secrets, runtime: AppRuntime,
              hub: FeedHub) -> Notices | None:
-    """Several nodes: other nodes' events reach this node's feed clients, and
-    the sends they accept for this node's partitions its workers."""
+    """Several nodes: other nodes' events reach this node's feed clients, the
+    sends they accept for this node's partitions its workers, and the
+    configuration they apply this node (also now: it may have started with
+    an older file than the cluster runs)."""
     if settings.storage.backend != "postgres" or secrets.database_url is None:
         return None
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[object]] = set()
+
+    def config_changed(_version: int | None = None) -> None:  # on the listener's thread
+        def apply() -> None:
+            task = asyncio.ensure_future(config_api.apply_stored(app))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        loop.call_soon_threadsafe(apply)
+
+    def gap() -> None:
+        hub.heard_all()
+        config_changed()
+
     return Notices(secrets.database_url.get_secret_value(), runtime.ownership.node,
-                   on_feed=hub.heard, on_send=runtime.heard_send, on_gap=hub.heard_all).start()
+                   on_feed=hub.heard, on_send=runtime.heard_send, on_config=config_changed,
+                   on_gap=gap).start()
 
 
 async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Application,

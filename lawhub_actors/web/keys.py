@@ -26,6 +26,8 @@ STORE = web.AppKey("store", Store)
 TENANT_TOKENS = web.AppKey("tenant_tokens", TenantTokens)
 BRIDGE = web.AppKey("bridge", Bridge)
 RELOADS = web.AppKey("reloads", asyncio.Lock)
+CONFIG_VERSION = web.AppKey("config_version", int)
+"""The stored configuration version this node runs (0: none yet)."""
 """Held while a config reload applies: one at a time."""
 INGEST = web.AppKey("ingest", IngestState)
 CONNECTIONS = web.AppKey("connections", Connections)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lawhub_actors.core.config_changes import diff, restart_only
+from lawhub_actors.core.config_changes import diff, keep_node_own, restart_only
 from lawhub_actors.settings import parse_text
 from tests.conftest import SHIPPED_CONFIG
 
@@ -63,3 +63,16 @@ def test_connection_limits_and_the_ack_priority_are_read_only_at_start() -> None
     assert sorted(issue.key for issue in issues) == [
         "limits.feed_send_timeout_s", "server.body_timeout_s", "server.headers_timeout_s",
         "server.idle_timeout_s", "server.ingest_nice", "server.max_connections"]
+
+
+def test_another_nodes_config_keeps_this_nodes_start_only_keys_and_takes_the_rest() -> None:
+    text = SHIPPED_CONFIG.read_text()
+    assert "port = 8080\n" in text
+    mine = parse_text(text.replace("port = 8080\n", "port = 8101\n", 1)
+                      + "\n[limits]\nclamd_socket = '/run/mine.sock'\n")
+    theirs = parse_text(text.replace("port = 8080\n", "port = 8102\n", 1)
+                        + "\n[limits]\nclamd_socket = '/run/theirs.sock'\ndedupe_ttl_s = 99\n"
+                        + "\n[inbound]\nbatch_max = 17\n")
+    merged = keep_node_own(mine, theirs)
+    assert [c.key for c in diff(mine, merged)] == ["inbound.batch_max"]
+    assert (merged.server.port, merged.limits.clamd_socket) == (8101, "/run/mine.sock")

@@ -251,3 +251,29 @@ async def test_sends_through_three_nodes_go_once_each_in_order_through_a_nodes_k
             ours = {i for i, _ in mine}
             order = [s.body for s in meta.sends if s.status == 200 and s.callback in ours]
             assert order == [body for _, body in mine], f"{to}: out of order"
+
+
+def _admin(url: str, path: str, *, data: bytes | None = None, method: str = "GET") -> Any:
+    request = urllib.request.Request(f"{url}{path}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.timeout(120)
+def test_a_config_change_on_one_node_is_stored_once_applied_by_every_node_audited_once(
+        cluster: Cluster) -> None:
+    names = ["node-1", "node-2"]
+    nodes = [cluster.start(name) for name in names]
+    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by two")
+    text = cluster.config.read_text() + "\n[inbound]\nbatch_max = 17\n"
+    applied = _admin(nodes[0].url, "/admin/config", data=text.encode(), method="PUT")
+    assert [c["key"] for c in applied["changes"]] == ["inbound.batch_max"]
+    until(lambda: _admin(nodes[1].url, "/admin/config")["inbound"]["batch_max"] == 17,
+          timeout=10, what="node-2 running node-1's change")
+    for node in nodes:  # one audit entry, whichever node is asked
+        entries = _admin(node.url, "/admin/config/changes")["entries"]
+        assert [e["data"]["via"] for e in entries] == ["api"]
+    third = cluster.start("node-3")  # a node started later runs the cluster's config too
+    until(lambda: _admin(third.url, "/admin/config")["inbound"]["batch_max"] == 17,
+          timeout=10, what="a new node running the stored config")
