@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args.config)
     if args.command == "demo":
         return _demo(args.demo_config, args.demo_port, args.duration, args.rate)
-    return _serve(args.config, args.host, args.port, args.node_id)
+    return _serve(args.config, args.host, args.port, args.node_id, bool(args.in_group))
 
 
 def _port(text: str) -> int:
@@ -72,6 +72,8 @@ def _add_serve_options(
     parser.add_argument(
         "--node-id", default=default,
         help="this node's name among several (default: $LAWHUB_NODE_ID, else host:port)")
+    parser.add_argument("--in-group", action="store_true", default=default,
+                        help=argparse.SUPPRESS)  # one of [server] processes: serve one node
 
 
 def _parser(config_default: str) -> argparse.ArgumentParser:
@@ -185,13 +187,22 @@ def _migrate(path: str) -> int:
     return 0
 
 
-def _serve(path: str, host: str | None, port: int | None, node_id: str | None = None) -> int:
+def _serve(path: str, host: str | None, port: int | None, node_id: str | None = None,
+           in_group: bool = False) -> int:
     loaded = _loaded(path)
     if loaded is None:
         return EXIT_CONFIG
     settings, text, secrets = loaded
     if node_id is not None:
         secrets = secrets.model_copy(update={"node_id": node_id})
+    if settings.server.processes > 1 and not in_group:
+        logs.configure(level=settings.logging.level, secrets=secrets)
+        from lawhub_actors.process_group import serve_group  # noqa: PLC0415
+
+        host = settings.server.host if host is None else host
+        port = settings.server.port if port is None else port
+        return serve_group(processes=settings.server.processes, config=Path(path), host=host,
+                           port=port, node=secrets.node_id)
     logs.configure(level=settings.logging.level, secrets=secrets)
     # Imported here: the web stack is heavy, and check-config must not need it.
     from lawhub_actors.web.app import serve  # noqa: PLC0415

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets as random_source
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,9 +55,20 @@ def _read_or_create(path: Path, make: Callable[[], str], variable: str) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     value = make()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole under a name of its own, then linked into place: another
+    # node on this data dir making it at the same moment either wins (and we
+    # read its value) or finds ours, never half a file.
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
+    draft = Path(name)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        log.warning("secret_from_file", variable=variable, file=str(path))
+        return path.read_text().strip()
+    finally:
+        draft.unlink()
     log.warning("secret_created", variable=variable, file=str(path))
     return value
 

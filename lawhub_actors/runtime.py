@@ -115,7 +115,8 @@ class AppRuntime:
         self._dedupe_kind = "redis" if redis_url else "memory"
         wakeup = Wakeup(self._nudge_dispatcher)
         self.journal.on_commit = lambda seq: wakeup.signal()
-        self.media_files = MediaFiles(data_dir / MEDIA_DIR, keyring)
+        self.media_files = MediaFiles(data_dir / MEDIA_DIR, keyring,
+                                      node=secrets.node_id or EMBEDDED_NODE)
         self._graph = (
             GraphMedia(secrets.graph_base_url, secrets.access_token.get_secret_value())
             if secrets.access_token is not None else None

@@ -583,3 +583,12 @@ def test_the_postgres_backend_needs_a_database_redis_and_one_master_key_for_ever
         "LAWHUB_DATABASE_URL", "LAWHUB_REDIS_URL", "LAWHUB_MASTER_KEY"]
     assert cfg.preflight(postgres, everything) == []
     assert cfg.preflight(cfg.parse_text(""), Secrets.from_env({})) == []
+
+
+def test_several_processes_need_the_postgres_backend() -> None:
+    with pytest.raises(ConfigError) as caught:
+        cfg.parse_text("[server]\nprocesses = 2\n")
+    assert [(i.key, "postgres" in i.reason) for i in caught.value.issues] == [
+        ("server.processes", True)]
+    assert cfg.parse_text('[server]\nprocesses = 2\n[storage]\nbackend = "postgres"\n'
+                          ).server.processes == 2

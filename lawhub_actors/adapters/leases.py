@@ -111,21 +111,21 @@ def fenced(ownership: Ownership, tenant: str, key: str, work: Callable[[Tx], T]
 
 def ensure_partitions(tx: Tx, partitions: int) -> None:
     """Make the partitions' rows the first time (their cursors start at the
-    old single cursor); refuse another number than the database has."""
-    row = tx.conn.execute("SELECT value FROM store_meta WHERE key='partitions'").fetchone()
-    if row is not None:
-        if int(row[0]) != partitions:
-            raise PartitionsChanged(
-                f"[cluster] partitions is {partitions}, but this database has {row[0]}: "
-                "the number is fixed once a database has data")
-        return
+    old single cursor); refuse another number than the database has. Nodes
+    starting together on a new database make them once (the second waits
+    for the first's commit, then finds them there)."""
+    tx.conn.execute("INSERT INTO store_meta (key, value) VALUES ('partitions', ?)"
+                    " ON CONFLICT DO NOTHING", (str(partitions),))
+    (made,) = tx.conn.execute("SELECT value FROM store_meta WHERE key='partitions'").fetchone()
+    if int(made) != partitions:
+        raise PartitionsChanged(
+            f"[cluster] partitions is {partitions}, but this database has {made}: "
+            "the number is fixed once a database has data")
     legacy = tx.conn.execute("SELECT seq FROM cursors WHERE name=?", (LEGACY_CURSOR,)).fetchone()
     start = 0 if legacy is None else int(legacy[0])
-    tx.conn.execute("INSERT INTO store_meta (key, value) VALUES ('partitions', ?)",
-                    (str(partitions),))
     tx.conn.executemany(
-        "INSERT INTO partitions (id, owner, epoch, lease_until, cursor) VALUES (?, NULL, 0, 0, ?)",
-        [(partition, start) for partition in range(partitions)])
+        "INSERT INTO partitions (id, owner, epoch, lease_until, cursor) VALUES (?, NULL, 0, 0, ?)"
+        " ON CONFLICT DO NOTHING", [(partition, start) for partition in range(partitions)])
 
 
 def heartbeat(tx: Tx, node: str, address: str, started_at: float, now: float) -> None:

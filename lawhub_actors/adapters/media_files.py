@@ -2,7 +2,7 @@
 
 Layout under the data dir::
 
-    media/.partial/<ref>          being written (a crash leaves it: swept at start)
+    media/.partial/<node>/<ref>   being written (a crash leaves it: its node sweeps it at start)
     media/clean/<tenant>/<ref>    passed every check: served to the tenant
     media/quarantine/<tenant>/<ref>  infected, refused or unscanned: operators only
 
@@ -11,11 +11,17 @@ authenticated frame per chunk) with ``media:<tenant>:<ref>`` as associated
 data, so a file moved to another tenant's or another ref's name does not
 open. Writes go to ``.partial`` and are renamed into place after an fsync:
 a reader never sees half a file.
+
+Several nodes serve any media ref when ``media/`` is one directory they all
+mount (a shared filesystem; on one machine, the data dir of ``[server]
+processes``): names are random refs, files are written once and renamed
+into place, and each node sweeps only its own half-written files.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -39,7 +45,7 @@ class Partial:
     def __init__(self, files: MediaFiles, tenant: str) -> None:
         self.tenant = tenant
         self.ref = uuid.uuid4().hex
-        self.path = files.root / ".partial" / self.ref
+        self.path = files.partial_dir / self.ref
         self._files = files
         self._kept = False
 
@@ -76,13 +82,15 @@ class Partial:
 
 
 class MediaFiles:
-    def __init__(self, root: Path, keyring: Keyring) -> None:
+    def __init__(self, root: Path, keyring: Keyring, node: str = "embedded") -> None:
+        """``node``: whose half-written files are its own (several nodes may
+        share ``root``: each clears only what it left itself)."""
         self.root = root
         self.keyring = keyring
-        partial = root / ".partial"
-        if partial.exists():  # what a crash left half-written: never acknowledged to anyone
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
+        self.partial_dir = root / ".partial" / re.sub(r"[^A-Za-z0-9._-]", "_", node)
+        if self.partial_dir.exists():  # a crash left them half-written: never acknowledged
+            shutil.rmtree(self.partial_dir)
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
 
     def partial(self, tenant: str) -> Partial:
         return Partial(self, tenant)

@@ -26,6 +26,7 @@ ABSENT = None
 RESTART_ONLY: tuple[str, ...] = (
     "server.host",
     "server.port",
+    "server.processes",
     "server.webhook_max_bytes",
     "server.ingest",
     "server.ingest_nice",

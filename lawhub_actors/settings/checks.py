@@ -29,7 +29,19 @@ def cross_issues(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     tenant_ids = _FirstSeen()
     problems = _tenant_issues(data.get("tenants"), tenant_ids)
     problems += _template_issues(data.get("templates"), tenant_ids)
+    problems += _node_issues(data)
     return problems
+
+
+def _node_issues(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Several processes are several nodes: they share a database only on PostgreSQL."""
+    server, storage = data.get("server"), data.get("storage")
+    processes = server.get("processes", 1) if isinstance(server, Mapping) else 1
+    backend = storage.get("backend", "sqlite") if isinstance(storage, Mapping) else "sqlite"
+    if isinstance(processes, int) and processes > 1 and backend != "postgres":
+        return [("server.processes",
+                 'more than 1 needs [storage] backend = "postgres" (nodes share the database)')]
+    return []
 
 
 class _FirstSeen:

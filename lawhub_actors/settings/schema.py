@@ -26,6 +26,10 @@ from lawhub_actors.settings.tenants import PhoneNumber, Template, Tenant
 class Server(Section):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8080, ge=0, le=65535)  # 0: the OS picks a free port
+    # Nodes this command runs on this machine, all on the one port
+    # (SO_REUSEPORT: the kernel spreads connections); more than 1 needs
+    # [storage] backend = "postgres" (nodes share the database).
+    processes: int = Field(default=1, ge=1, le=64)
     webhook_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     # "process": the webhook's ack path (HTTP, HMAC, journal) runs in a process

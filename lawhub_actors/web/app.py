@@ -168,7 +168,8 @@ async def _start_ingest(settings: Settings, secrets: Secrets, app: web.Applicati
     connections it passes back (everything but the webhook's)."""
     loop = asyncio.get_running_loop()
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # IPv6 too
-    listener = socket.create_server((host, port), family=family, backlog=BACKLOG)
+    listener = socket.create_server((host, port), family=family, backlog=BACKLOG,
+                                    reuse_port=settings.server.processes > 1)
     taking: set[asyncio.Task[object]] = set()
     server = runner.server
     assert server is not None
@@ -291,7 +292,7 @@ async def run(
             assert runner.server is not None
             listening = await loop.create_server(
                 app[CONNECTIONS].factory(runner.server), host, port, backlog=BACKLOG,
-                reuse_address=True)
+                reuse_address=True, reuse_port=settings.server.processes > 1)
             bound = int(listening.sockets[0].getsockname()[1])
         gc.freeze()  # start-up's objects live as long as we do: no collection rescans them
         log.info("listening", url=f"http://{host}:{bound}", ingest=settings.server.ingest)
