@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -277,3 +278,38 @@ def test_a_config_change_on_one_node_is_stored_once_applied_by_every_node_audite
     third = cluster.start("node-3")  # a node started later runs the cluster's config too
     until(lambda: _admin(third.url, "/admin/config")["inbound"]["batch_max"] == 17,
           timeout=10, what="a new node running the stored config")
+
+
+@pytest.mark.timeout(300)
+def test_a_rolling_restart_under_load_answers_every_post_and_loses_nothing(
+        cluster: Cluster) -> None:
+    names = ["node-1", "node-2", "node-3"]
+    nodes = [cluster.start(name) for name in names]
+    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by three")
+    urls = [node.url for node in nodes]  # what the load balancer sends to, as it changes
+    restarted: list[int] = []
+
+    def roll() -> None:
+        for i, name in enumerate(names):
+            time.sleep(1.0)
+            urls[i] = urls[(i + 1) % 3]  # the balancer drains it first
+            assert nodes[i].stop() == 0  # hands its partitions over
+            restarted.append(i)
+            nodes[i] = cluster.start(name)
+            urls[i] = nodes[i].url
+
+    rolling = threading.Thread(target=roll)
+    rolling.start()
+    acked: dict[str, list[str]] = {}
+    rounds = 0
+    while (rolling.is_alive() or rounds < 4) and rounds < 60:  # ~100 messages a second
+        more = asyncio.run(post_rounds(urls, conversations(200), rounds=1, per_post=10))
+        for customer, wamids in more.items():
+            acked.setdefault(customer, []).extend(wamids)
+        rounds += 1
+        time.sleep(1.0)
+    rolling.join()
+    assert restarted == [0, 1, 2]
+    assert sum(map(len, acked.values())) == 200 * rounds  # every POST answered 200
+    _check_everything_once_in_order(cluster, acked)
+    until(lambda: _balanced(cluster, names), timeout=30, what="all three sharing again")
