@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS outbound (
 CREATE INDEX IF NOT EXISTS outbound_tier
     ON outbound (phone_number_id, business_initiated, accepted_at);
 CREATE INDEX IF NOT EXISTS outbound_state ON outbound (state, accepted_at);
-CREATE INDEX IF NOT EXISTS outbound_recipient ON outbound (tenant, recipient, accepted_at);
+CREATE INDEX IF NOT EXISTS outbound_recipient ON outbound (tenant, recipient, state);
 CREATE TABLE IF NOT EXISTS dlq (
     id TEXT PRIMARY KEY,                -- the outbound message
     tenant TEXT NOT NULL,

@@ -199,14 +199,16 @@ def unfinished(tx: Tx) -> list[tuple[str, str, str]]:
 
 
 def earlier_unfinished(tx: Tx, message_id: str) -> list[str]:
-    """The recipient's messages accepted before this one and not yet sent
-    nor dead, oldest first: they go first (a send accepted by another node
-    may reach this one after a later one accepted here)."""
-    sql = ("SELECT o.id FROM outbound o JOIN outbound m ON m.id = ?"  # noqa: S608
-           " WHERE o.tenant = m.tenant AND o.recipient = m.recipient AND o." + _UNFINISHED_IN
-           + " AND (o.accepted_at < m.accepted_at"
-           " OR (o.accepted_at = m.accepted_at AND o.rowid < m.rowid))"
-           " ORDER BY o.accepted_at, o.rowid")
+    """The recipient's messages before this one in the conversation and not
+    yet sent nor dead, oldest first: they go first (a send accepted by
+    another node may reach this one after a later one accepted here). The
+    conversation's order is its ``conv_seq``, given in commit order
+    whichever node accepted a message (never a node's clock)."""
+    sql = ("SELECT o.id FROM outbound m JOIN messages mm ON mm.id = m.id"  # noqa: S608
+           " JOIN outbound o ON o.tenant = m.tenant AND o.recipient = m.recipient"
+           " JOIN messages mo ON mo.id = o.id"
+           " WHERE m.id = ? AND o." + _UNFINISHED_IN + " AND mo.conv_seq < mm.conv_seq"
+           " ORDER BY mo.conv_seq")
     return [str(row[0]) for row in tx.conn.execute(sql, (message_id, *_UNFINISHED))]
 
 

@@ -69,11 +69,11 @@ def _cluster_tables(conn: Connection) -> None:
     by version 5 since they joined the schema; a database made before has
     them added)."""
     schema = pg_ddl(SCHEMA)
-    for table in ("nodes", "partitions", "config_versions"):
+    for table in ("nodes", "partitions", "config_versions", "conversation_seq"):
         start = schema.index(f"CREATE TABLE IF NOT EXISTS {table} (")
         conn.execute(schema[start:schema.index(";", start)])
     conn.execute("CREATE INDEX IF NOT EXISTS outbound_recipient"
-                 " ON outbound (tenant, recipient, accepted_at)")
+                 " ON outbound (tenant, recipient, state)")
 
 
 STEPS: tuple[tuple[int, Callable[[Connection], None]], ...] = (

@@ -99,6 +99,12 @@ CREATE TABLE IF NOT EXISTS nodes (
     started_at REAL NOT NULL,
     heartbeat_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS conversation_seq (
+    tenant TEXT NOT NULL,
+    customer TEXT NOT NULL,             -- the customer's ref
+    last INTEGER NOT NULL,              -- the conversation's last messages.conv_seq
+    PRIMARY KEY (tenant, customer)
+);
 CREATE TABLE IF NOT EXISTS config_versions (
     version INTEGER PRIMARY KEY,        -- every node runs the highest
     at REAL NOT NULL,

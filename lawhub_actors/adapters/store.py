@@ -184,7 +184,8 @@ class Store:
                     answers.append((future, None, error))
                 else:
                     conn.execute("RELEASE SAVEPOINT one_work")
-                    answers.append((future, Written(value, tx.events), None))
+                    answers.append((future, (value, tx.pending), None))
+            answers = self._numbered(conn, now, answers)
             self.database.committing(conn, [event for _, value, failure in answers
                                             if failure is None for event in value.events])
             conn.execute("COMMIT")
@@ -205,6 +206,19 @@ class Store:
                 future.set_result(value)
             else:
                 future.set_exception(failure)
+
+    def _numbered(self, conn: Connection, now: float,
+                  answers: list[tuple[Future[Any], Any, BaseException | None]]
+                  ) -> list[tuple[Future[Any], Any, BaseException | None]]:
+        """The works' events numbered and stored, last in the transaction
+        (:meth:`Tx.number`); each answer's ``(value, pending)`` made its
+        :class:`Written`."""
+        pending = [event for _, done, failure in answers if failure is None
+                   for event in done[1]]
+        numbered = iter(Tx(conn, self._sealer, now, self.database.row_lock).number(pending))
+        return [(future, None, failure) if failure is not None else
+                (future, Written(done[0], [next(numbered) for _ in done[1]]), None)
+                for future, done, failure in answers]
 
     def _committed(self, events: list[FeedEvent]) -> None:
         if not events or self._on_commit is None:

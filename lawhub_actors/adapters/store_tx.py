@@ -16,6 +16,9 @@ blob to its row): the file never holds them in clear.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -32,6 +35,16 @@ a wamid is the customer's number in base64 and more)."""
 OPERATORS = "_operators"
 """The key space of what belongs to no tenant (quarantined webhook data,
 operators' audit entries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """A feed event emitted in a write, before its commit numbers it."""
+
+    tenant: str
+    type: str
+    at: float
+    data: dict[str, Any]
 
 
 class Sealer(Protocol):
@@ -53,7 +66,8 @@ class Tx:
         self.row_lock = row_lock
         """What makes a ``SELECT`` keep the rows it read locked until the
         commit (``" FOR SHARE"`` on PostgreSQL; SQLite has one writer)."""
-        self.events: list[FeedEvent] = []
+        self.pending: list[PendingEvent] = []
+        """Feed events emitted so far, numbered at the commit (:meth:`number`)."""
 
     def seal(self, tenant: str, value: Any, aad: str) -> tuple[str, bytes]:
         sealed = self._sealer.seal(tenant, orjson.dumps(value), aad.encode())
@@ -79,9 +93,9 @@ class Tx:
         ref = self.ref(tenant, customer)
         key_id, blob = self.seal(tenant, {"name": profile_name, "number": customer},
                                  f"customer:{tenant}:{ref}")
-        self.conn.execute(
+        self.conn.execute(  # another node may have made it meanwhile: then it stays
             "INSERT INTO customers (tenant, customer, kind, consent, created_at, key_id, profile)"
-            " VALUES (?, ?, 'lead', 'unknown', ?, ?, ?)",
+            " VALUES (?, ?, 'lead', 'unknown', ?, ?, ?) ON CONFLICT DO NOTHING",
             (tenant, ref, self.now, key_id, blob),
         )
 
@@ -109,16 +123,21 @@ class Tx:
             content = {**content, WAMID: wamid}
         message_id = uuid.uuid4().hex
         ref = self.ref(tenant, customer)
-        (last,) = self.conn.execute(
-            "SELECT COALESCE(MAX(conv_seq), 0) FROM messages WHERE tenant=? AND customer=?",
-            (tenant, ref),
-        ).fetchone()
+        # The conversation's counter row stays locked to the commit: two nodes
+        # writing one conversation (its owner, and an API send elsewhere) take
+        # turns, and conv_seq follows commit order. Its first value carries on
+        # from messages stored before the counter existed.
+        (seq,) = self.conn.execute(
+            "INSERT INTO conversation_seq (tenant, customer, last) VALUES (?, ?,"
+            " (SELECT COALESCE(MAX(conv_seq), 0) + 1 FROM messages WHERE tenant=? AND customer=?))"
+            " ON CONFLICT (tenant, customer) DO UPDATE SET last = conversation_seq.last + 1"
+            " RETURNING last", (tenant, ref, tenant, ref)).fetchone()
         key_id, blob = self.seal(tenant, content, f"message:{tenant}:{message_id}")
         self.conn.execute(
             "INSERT INTO messages (id, tenant, customer, conv_seq, direction, wamid, type, status,"
             " created_at, sent_at, journal_seq, key_id, content)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (message_id, tenant, ref, last + 1, direction,
+            (message_id, tenant, ref, int(seq), direction,
              None if wamid is None else self.ref(tenant, wamid), type_, status, self.now,
              sent_at, journal_seq, key_id, blob),
         )
@@ -241,20 +260,37 @@ class Tx:
         row = self.conn.execute("SELECT 1 FROM audit WHERE source=?", (source,)).fetchone()
         return row is not None
 
-    def emit(self, tenant: str, type_: str, data: dict[str, Any]) -> FeedEvent:
-        (seq,) = self.conn.execute(
-            "INSERT INTO tenant_seq (tenant, last) VALUES (?, 1)"
-            " ON CONFLICT (tenant) DO UPDATE SET last = tenant_seq.last + 1 RETURNING last",
-            (tenant,),
-        ).fetchone()
-        key_id, blob = self.seal(tenant, data, f"event:{tenant}:{seq}")
-        self.conn.execute(
-            "INSERT INTO events (tenant, seq, type, at, key_id, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (tenant, seq, type_, self.now, key_id, blob),
-        )
-        event = FeedEvent(tenant, int(seq), type_, self.now, data)
-        self.events.append(event)
-        return event
+    def emit(self, tenant: str, type_: str, data: dict[str, Any]) -> None:
+        """A feed event of this write: numbered and stored at its commit."""
+        self.pending.append(PendingEvent(tenant, type_, self.now, data))
+
+    def number(self, pending: Sequence[PendingEvent]) -> list[FeedEvent]:
+        """Give ``pending`` their per-tenant ``seq`` and store them, sealed;
+        the events, in the same order. Run once per transaction, last: each
+        tenant's counter row stays locked until the commit, and taking them
+        at the end and in the tenants' name order, concurrent commits (other
+        nodes') never wait on each other in a circle, and a tenant's seq is
+        given in commit order."""
+        counts = Counter(event.tenant for event in pending)
+        next_seq: dict[str, int] = {}
+        for tenant in sorted(counts):
+            (last,) = self.conn.execute(
+                "INSERT INTO tenant_seq (tenant, last) VALUES (?, ?) ON CONFLICT (tenant)"
+                " DO UPDATE SET last = tenant_seq.last + ? RETURNING last",
+                (tenant, counts[tenant], counts[tenant])).fetchone()
+            next_seq[tenant] = int(last) - counts[tenant] + 1
+        events, rows = [], []
+        for event in pending:
+            seq = next_seq[event.tenant]
+            next_seq[event.tenant] = seq + 1
+            key_id, blob = self.seal(event.tenant, event.data, f"event:{event.tenant}:{seq}")
+            rows.append((event.tenant, seq, event.type, event.at, key_id, blob))
+            events.append(FeedEvent(event.tenant, seq, event.type, event.at, event.data))
+        if rows:
+            self.conn.executemany(
+                "INSERT INTO events (tenant, seq, type, at, key_id, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return events
 
     def quarantine(self, journal_seq: int | None, phone_number_id: str | None, reason: str,
                    data: Any) -> None:

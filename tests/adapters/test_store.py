@@ -48,7 +48,7 @@ def test_a_message_with_a_known_wamid_is_stored_once(store) -> None:
 
 
 def test_feed_seq_is_per_tenant_gap_free_and_rolls_back_with_its_write(store) -> None:
-    first = store.write(lambda tx: [tx.emit("firm-a", "x", {}).seq, tx.emit("firm-b", "x", {}).seq])
+    first = store.write(lambda tx: (tx.emit("firm-b", "x", {}), tx.emit("firm-a", "x", {})))
 
     def fails(tx: Tx) -> None:
         tx.emit("firm-a", "x", {})
@@ -56,8 +56,9 @@ def test_feed_seq_is_per_tenant_gap_free_and_rolls_back_with_its_write(store) ->
 
     with pytest.raises(RuntimeError, match="could not be stored"):
         store.write(fails)
-    second = store.write(lambda tx: tx.emit("firm-a", "x", {}).seq)
-    assert first.value == [1, 1] and second.value == 2
+    second = store.write(lambda tx: tx.emit("firm-a", "x", {}))
+    assert [(e.tenant, e.seq) for e in first.events] == [("firm-b", 1), ("firm-a", 1)]
+    assert [(e.tenant, e.seq) for e in second.events] == [("firm-a", 2)]
     assert [e.seq for e in store.read_tx(store_reads.events_after, "firm-a", 0)] == [1, 2]
 
 
@@ -104,16 +105,15 @@ def test_committed_events_reach_the_feed_in_seq_order_before_any_writer_hears(
     def writer(n: int) -> None:
         gate.wait()
 
-        def work(tx: Tx) -> int:
-            seq = tx.emit("firm-a", "x", {"n": n}).seq
+        def work(tx: Tx) -> None:
+            tx.emit("firm-a", "x", {"n": n})
             if n % 10 == 0:
                 raise ValueError("undone")
-            return seq
 
         with contextlib.suppress(ValueError):
-            seq = store.write(work).value
-            if seq not in published:
-                missing.append(seq)
+            (event,) = store.write(work).events
+            if event.seq not in published:
+                missing.append(event.seq)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(40)]
     try:
@@ -133,7 +133,7 @@ def test_a_failing_feed_never_fails_the_write_it_follows(backend: Backend) -> No
 
     store = Store(backend.database(), KEYRING, on_commit=broken)
     try:
-        assert store.write(lambda tx: tx.emit("firm-a", "x", {}).seq).value == 1
+        assert [e.seq for e in store.write(lambda tx: tx.emit("firm-a", "x", {})).events] == [1]
         assert [e.seq for e in store.read_tx(store_reads.events_after, "firm-a", 0)] == [1]
     finally:
         store.close()
@@ -205,7 +205,7 @@ def test_write_each_raises_store_unavailable_when_the_commit_fails(store, backen
     with pytest.raises(StoreUnavailable):
         store.write_each([lambda tx: tx.emit("firm-a", "x", {})])
     store._writer.execute(backend.writable)
-    assert store.write_each([lambda tx: tx.emit("firm-a", "x", {})])[0].value.seq == 1  # recovered
+    assert [e.seq for e in store.write_each([lambda tx: tx.emit("firm-a", "x", {})])[0].events] == [1]
 
 
 def test_write_each_tries_the_batch_again_when_the_store_itself_fails_inside_a_work(
@@ -222,3 +222,65 @@ def test_write_each_tries_the_batch_again_when_the_store_itself_fails_inside_a_w
     integrity = store.write_each([lambda tx: tx.conn.execute(
         "INSERT INTO cursors (name, seq) VALUES ('x', 1), ('x', 2)")])
     assert isinstance(integrity[0], backend.integrity_error)  # a constraint: the work's own
+
+
+def test_two_stores_committing_events_of_two_tenants_in_opposite_orders_never_deadlock(
+        backend: Backend) -> None:
+    """Two nodes' batches touching the same tenants: each tenant's counter
+    is taken at the end of the transaction, in the tenants' order."""
+    first, second = Store(backend.database(), KEYRING), Store(backend.database(), KEYRING)
+    failures: list[BaseException] = []
+
+    def node(store: Store, tenants: tuple[str, str]) -> None:
+        try:
+            for _ in range(30):
+                store.write_each([lambda tx, t=t: tx.emit(t, "x", {}) for t in tenants])
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=node, args=(first, ("firm-a", "firm-b"))),
+               threading.Thread(target=node, args=(second, ("firm-b", "firm-a")))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert failures == []
+        for tenant in ("firm-a", "firm-b"):
+            seqs = [e.seq for e in first.read_tx(store_reads.events_after, tenant, 0, 1000)]
+            assert seqs == list(range(1, 61))
+    finally:
+        first.close()
+        second.close()
+
+
+def test_two_stores_writing_one_conversation_at_once_number_it_without_a_clash(
+        backend: Backend) -> None:
+    """Its owner storing the client's messages while another node accepts a
+    lawyer's send to the same client: the conversation's counter takes turns."""
+    first, second = Store(backend.database(), KEYRING), Store(backend.database(), KEYRING)
+    failures: list[BaseException] = []
+
+    def node(store: Store, direction: str) -> None:
+        try:
+            for n in range(25):
+                store.write(lambda tx, n=n: tx.insert_message(
+                    "firm-a", "6281234500001", direction=direction,
+                    wamid=f"wamid.{direction}.{n}" if direction == "in" else None, type_="text",
+                    status="received", content={"text": "x"}, sent_at=None, journal_seq=None))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=node, args=(first, "in")),
+               threading.Thread(target=node, args=(second, "out"))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert failures == []
+        messages = first.read_tx(store_reads.conversation, "firm-a", "6281234500001", limit=100)
+        assert [m.conv_seq for m in messages] == list(range(1, 51))
+    finally:
+        first.close()
+        second.close()
