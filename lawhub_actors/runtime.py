@@ -55,7 +55,6 @@ from lawhub_actors.adapters.media_files import MediaFiles
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import rate_store_from
 from lawhub_actors.adapters.store import OnCommit, Store
-from lawhub_actors.adapters.store_tx import Tx
 from lawhub_actors.core.assist import Classifier, RuleClassifier
 from lawhub_actors.core.crypto import Keyring, Sealed
 from lawhub_actors.core.flow import stall
@@ -249,6 +248,10 @@ class AppRuntime:
         self._closing.callback(self.journal.close)
 
     def _build_leases(self, settings: Settings, secrets: Secrets) -> None:
+        self._telling = ThreadPoolExecutor(1, thread_name_prefix="cluster-tell")
+        """Telling other nodes of sends, and sweeping for theirs: off the loop and the leases."""
+        self._closing.callback(self._telling.shutdown, wait=True, cancel_futures=True)
+        self._sweeping = threading.Lock()
         self.ownership = Ownership(secrets.node_id or EMBEDDED_NODE, settings.cluster.partitions)
         self.leases = LeaseKeeper(self.store, self.ownership,
                                   address=secrets.node_address or socket.gethostname(),
@@ -290,8 +293,8 @@ class AppRuntime:
         Never blocks: a full queue leaves it pending in the store, logged
         (as does a lost notice: the owner's sweep finds it)."""
         partition = self.ownership.of(tenant, recipient)
-        if partition not in self.ownership.held().epochs:
-            self.store.apart(self._notify_send, partition, message_id)
+        if partition not in self.ownership.held().epochs:  # off the caller's (event loop) thread
+            self._telling.submit(self._notify_send, partition, message_id)
             return
         try:
             self.tree.registry.tell(paths.WORKERS, Send(message_id, recipient), recipient,
@@ -299,8 +302,12 @@ class AppRuntime:
         except MailboxFull:
             log.warning("outbound_queue_full", msg_id=message_id)
 
-    def _notify_send(self, tx: Tx, partition: int, message_id: str) -> None:
-        self.store.database.notify(tx.conn, channels.SENDS, f"{partition} {message_id}")
+    def _notify_send(self, partition: int, message_id: str) -> None:
+        try:
+            self.store.apart(lambda tx: self.store.database.notify(
+                tx.conn, channels.SENDS, f"{partition} {message_id}"))
+        except Exception as error:  # noqa: BLE001 - the owner's sweep finds it
+            log.warning("send_notice_lost", msg_id=message_id, error=repr(error))
 
     def heard_send(self, partition: int, message_id: str) -> None:
         """Another node accepted a message for a partition this node may hold."""
@@ -312,9 +319,18 @@ class AppRuntime:
 
     def _sweep_sends(self) -> None:
         """Several nodes: take up what other nodes accepted for the partitions
-        held (a lost notice, a partition just taken over)."""
-        if self.store.database.name == "postgres":
-            take_up_unfinished(self.store, self.tree.registry, self.ownership)
+        held (a lost notice, a partition just taken over) — on a thread of
+        its own, one sweep at a time: a long one never delays the leases."""
+        if self.store.database.name == "postgres" and self._sweeping.acquire(blocking=False):
+            def sweep() -> None:
+                try:
+                    take_up_unfinished(self.store, self.tree.registry, self.ownership)
+                except Exception as error:  # noqa: BLE001 - the next tick sweeps again
+                    log.warning("send_sweep_failed", error=repr(error))
+                finally:
+                    self._sweeping.release()
+
+            self._telling.submit(sweep)
 
     def stop(self) -> None:
         """Close everything in the reverse of the order it was built: the

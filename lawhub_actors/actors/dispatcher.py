@@ -380,7 +380,8 @@ class Dispatcher(Actor):
                     self._slow[update.conversation] = left
                 else:
                     self._slow.pop(update.conversation, None)
-            self._unsettled.settle(message.journal_seq)
+            if not message.fenced:  # not done: the cursor stays below it until the
+                self._unsettled.settle(message.journal_seq)  # partitions held change
         self._services.flow.moved_at = time.monotonic()
 
     def _after_settling(self) -> None:

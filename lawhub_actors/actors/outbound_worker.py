@@ -96,6 +96,8 @@ class _PairSlot:
 class _Done:
     id: str
     outcome: Future[Sent | SendFailed]
+    attempt: int
+    """The claim's attempt number: an answer to another claim decides nothing."""
 
 
 OutboundStep = Send | _Begin | _PairSlot | _Done
@@ -160,7 +162,7 @@ class OutboundWorker(Actor):
         elif isinstance(message, _PairSlot):
             self._fire(message.id)
         elif isinstance(message, _Done):
-            self._done(message.id, message.outcome)
+            self._done(message.id, message.outcome, message.attempt)
         else:
             return super().receive(message)
         return None
@@ -232,14 +234,14 @@ class OutboundWorker(Actor):
         slot itself, just before it leaves."""
         ownership = self._services.ownership
 
-        def sending(tx: Tx) -> tuple[Outbound, int] | None:
+        def sending(tx: Tx) -> tuple[Outbound, int, int] | None:
             message = outbound_store.load(tx, message_id)
             if message is None or message.state in FINISHED:
                 return None
             partition = ownership.of(message.tenant, message.recipient)
-            fence(tx, ownership, partition)
+            epoch = fence(tx, ownership, partition)
             outbound_store.set_state(tx, message_id, SendState.SENDING, attempt=True)
-            return message, partition
+            return message, partition, epoch
 
         try:
             claimed = self._services.store.write(sending).value
@@ -250,8 +252,8 @@ class OutboundWorker(Actor):
         if claimed is None:
             self._finish(message_id)
             return
-        message, partition = claimed
-        epoch = ownership.epoch_of(partition)
+        message, partition, epoch = claimed  # the epoch the claim was fenced by
+        attempt = message.attempts + 1  # as loaded before the claim counted it
         if self._graph is None:
             self._dead(message, "terminal", {"status": None, "code": None,
                                              "message": "LAWHUB_ACCESS_TOKEN is not set"})
@@ -261,14 +263,14 @@ class OutboundWorker(Actor):
 
         def back(outcome: Future[Sent | SendFailed]) -> None:
             try:
-                registry.tell(path, _Done(message_id, outcome))
+                registry.tell(path, _Done(message_id, outcome, attempt))
             except NotRegistered:  # stopping: 'sending' is taken up again at the next start
                 log.info("send_answer_dropped_at_shutdown", msg_id=message_id)
 
         call.add_done_callback(back)
 
     def _call(self, message: Outbound, registry: Registry, partition: int,
-              epoch: int | None) -> Sent | SendFailed:
+              epoch: int) -> Sent | SendFailed:
         """On a call thread: wait for a throughput slot, then call Meta. A
         thread that wakes more than half an interval late takes a new slot
         (behind those reserved meanwhile) instead of bunching up with the
@@ -294,7 +296,7 @@ class OutboundWorker(Actor):
                                     template["name"], template["language"], template["params"],
                                     callback=message.id)
 
-    def _done(self, message_id: str, outcome: Future[Sent | SendFailed]) -> None:
+    def _done(self, message_id: str, outcome: Future[Sent | SendFailed], attempt: int) -> None:
         message = self._load(message_id)
         if message is None:
             self._finish(message_id)
@@ -308,11 +310,15 @@ class OutboundWorker(Actor):
             log.info("send_left_to_new_owner", msg_id=message_id)
             self._finish(message_id)
             return
-        if message.state is not SendState.SENDING:
+        if message.state is not SendState.SENDING or message.attempts != attempt:
             # Settled meanwhile (Meta's status came before its answer), or the
-            # answer to a call an earlier incarnation made: nothing to decide.
+            # answer to a call an earlier claim made (another node's since, or
+            # an earlier incarnation's): nothing to decide. A recipient's
+            # queue never waits on it: what is unfinished is taken up again.
             log.info("send_answer_stale", msg_id=message_id, state=message.state.value)
-            if message.state in FINISHED:
+            if isinstance(result, Sent) and message.state is not SendState.DISCARDED:
+                self._sent(message, result.wamid)  # Meta's word: the record keeps it
+            else:
                 self._finish(message_id)
             return
         breaker = paths.breaker_of(message.phone_number_id)
@@ -335,8 +341,11 @@ class OutboundWorker(Actor):
             self._dead(message, then.reason, error)
             return
         def record(tx: Tx) -> None:
-            # still in its call? a status may have settled it meanwhile
-            if outbound_store.state_of(tx, message.id) is SendState.SENDING:
+            # still in this call? a status may have settled it meanwhile, or
+            # another node claimed it again since
+            current = outbound_store.load(tx, message.id)
+            if current is not None and current.state is SendState.SENDING and (
+                    current.attempts == attempt):
                 outbound_store.failed(tx, message.id, then.state, result.code)
 
         self._services.store.write(record)

@@ -83,9 +83,9 @@ class Ownership:
         return partition_of(tenant, key, self.partitions)
 
 
-def fence(tx: Tx, ownership: Ownership, partition: int) -> None:
+def fence(tx: Tx, ownership: Ownership, partition: int) -> int:
     """Go on only if this node still owns ``partition`` at its epoch (and
-    keep it so until the commit); else raise :class:`Fenced`."""
+    keep it so until the commit): that epoch. Else raise :class:`Fenced`."""
     epoch = ownership.epoch_of(partition)
     if epoch is None:
         raise Fenced(f"partition {partition} is not this node's")
@@ -95,6 +95,7 @@ def fence(tx: Tx, ownership: Ownership, partition: int) -> None:
         (partition, ownership.node, epoch)).fetchone()
     if row is None:
         raise Fenced(f"partition {partition} was taken over (epoch {epoch} is past)")
+    return epoch
 
 
 def fenced(ownership: Ownership, tenant: str, key: str, work: Callable[[Tx], T]

@@ -69,6 +69,9 @@ class Database(Protocol):
     row_lock: str
     """What makes a ``SELECT`` keep its rows locked until the commit (:class:`Tx`)."""
 
+    integrity_errors: tuple[type[Exception], ...]
+    """What a write breaking a unique key raises (e.g. a number taken meanwhile)."""
+
     def prepare(self, tx_of: Callable[[Connection], Tx]) -> Connection:
         """Create or upgrade the schema (refusing one newer than this code);
         the writer's connection."""
@@ -137,10 +140,19 @@ class Store:
     def write(self, work: Callable[[Tx], T]) -> Written[T]:
         """Run ``work`` atomically and durably (committed when this returns);
         raises what ``work`` raised, having undone all of its effects, or
-        :class:`StoreUnavailable` when the commit failed."""
+        :class:`StoreUnavailable` when the commit failed or the store itself
+        failed inside ``work`` (a deadlock, a lock wait, a lost connection:
+        nothing about ``work``'s own data)."""
         future: Future[Written[T]] = Future()
         self._queue.put([(work, future)])
-        return future.result()
+        try:
+            return future.result()
+        except StoreUnavailable:
+            raise
+        except BaseException as error:
+            if _store_wide(self.database, error) and isinstance(error, Exception):
+                raise StoreUnavailable(f"the store failed: {error!r}") from error
+            raise
 
     def write_each(self, works: Sequence[Callable[[Tx], Any]]) -> list[Written[Any] | Exception]:
         """Run each of ``works`` in its own savepoint of one commit, in order:

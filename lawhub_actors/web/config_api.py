@@ -121,7 +121,14 @@ def _record(app: web.Application, text: str, *, by: str, via: str,
                                       not_adopted=not_adopted)
         return config_versions.record(tx, text, by=by, via=via)
 
-    version = store.write(write).value
+    for _ in range(3):  # another node stored one at the same moment: the next number
+        try:
+            version = store.write(write).value
+            break
+        except store.database.integrity_errors:
+            continue
+    else:
+        raise RuntimeError("the config could not be given a version number")
     store.apart(lambda tx: store.database.notify(tx.conn, channels.CONFIG, str(version)))
     return version
 
