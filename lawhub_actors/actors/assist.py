@@ -105,7 +105,8 @@ class AssistWorker(Actor):
 
         try:
             written = self._services.store.write(
-                fenced(self._services.ownership, message.tenant, message.customer, record))
+                fenced(self._services.ownership, message.tenant, message.customer, record,
+                       message.epoch))
         except Fenced:  # the conversation's partition was taken over: its owner does it
             self.context.registry.tell(paths.DISPATCHER, Processed(
                 message.journal_seq, message.dedupe_key, fenced=True), bounded=False)

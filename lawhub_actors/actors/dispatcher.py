@@ -313,7 +313,8 @@ class Dispatcher(Actor):
         if update.slow:
             self._slow[update.conversation] = self._slow.get(update.conversation, 0) + 1
         tenant, key = update.conversation
-        self._outbox.setdefault(tenant, []).append((key, Inbound(seq, update.event)))
+        epoch = self._held.epochs.get(self._services.ownership.of(tenant, key))
+        self._outbox.setdefault(tenant, []).append((key, Inbound(seq, update.event, epoch)))
         self._outbox_count += 1
 
     def _send_outbox_if_full(self) -> None:

@@ -33,6 +33,9 @@ class Inbound:
 
     journal_seq: int
     event: Routable
+    epoch: int | None = None
+    """The epoch of the conversation's partition it was handed out under:
+    its writes are fenced by it (None: by the epoch held when they run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,8 @@ class Classify:
     """The number the message came to: an urgent intake's acknowledgement goes from it."""
     at: int = 0
     """Meta's timestamp of the message."""
+    epoch: int | None = None
+    """The partition's epoch its update was handed out under (fencing)."""
 
     def updates(self) -> tuple[tuple[int, str], ...]:
         """(journal seq, dedupe key) of what this settles."""

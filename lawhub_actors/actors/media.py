@@ -49,6 +49,8 @@ class ScanMedia:
     dedupe_key: str
     then: Classify | None = None
     attempt: int = 0
+    epoch: int | None = None
+    """The partition's epoch its update was handed out under (fencing)."""
 
     def updates(self) -> tuple[tuple[int, str], ...]:
         """(journal seq, dedupe key) of what this settles."""
@@ -96,7 +98,7 @@ class MediaWorker(Actor):
 
         try:
             self._services.store.write(
-                fenced(self._services.ownership, tenant, message.customer, record))
+                fenced(self._services.ownership, tenant, message.customer, record, message.epoch))
         except Fenced:  # the conversation's partition was taken over: its owner does it
             self.context.registry.tell(paths.DISPATCHER, Processed(
                 message.journal_seq, message.dedupe_key, fenced=True), bounded=False)

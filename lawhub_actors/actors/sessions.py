@@ -112,7 +112,8 @@ class SessionShard(Actor):
             self.context.registry.tell(paths.DISPATCHER, Settled(tuple(settled)), bounded=False)
 
     def _fenced(self, plan: _Plan) -> Callable[[Tx], Any]:
-        return fenced(self._services.ownership, *conversation_of(plan.inbound.event), plan.work)
+        return fenced(self._services.ownership, *conversation_of(plan.inbound.event), plan.work,
+                      plan.inbound.epoch)
 
     def _failed(self, inbound: Inbound, error: Exception) -> Processed:
         event = inbound.event
@@ -197,13 +198,13 @@ class SessionShard(Actor):
         if masked is not None and unclassified and self._services.inline_classifier is None:
             classify = Classify(event.tenant, event.customer, event.wamid, message_id, masked,
                                 inbound.journal_seq, event.dedupe_key, event.phone_number_id,
-                                event.timestamp)
+                                event.timestamp, inbound.epoch)
         # Slow steps in flight are bounded by the dispatcher's window: never wait for room.
         registry = self.context.registry
         if event.media is not None and unchecked:
             registry.tell(paths.MEDIA, ScanMedia(
                 event.customer, event.wamid, message_id, _media_job(event),
-                inbound.journal_seq, event.dedupe_key, then=classify,
+                inbound.journal_seq, event.dedupe_key, then=classify, epoch=inbound.epoch,
             ), bounded=False)
             return True
         if classify is not None:

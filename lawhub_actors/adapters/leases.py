@@ -83,10 +83,14 @@ class Ownership:
         return partition_of(tenant, key, self.partitions)
 
 
-def fence(tx: Tx, ownership: Ownership, partition: int) -> int:
-    """Go on only if this node still owns ``partition`` at its epoch (and
-    keep it so until the commit): that epoch. Else raise :class:`Fenced`."""
-    epoch = ownership.epoch_of(partition)
+def fence(tx: Tx, ownership: Ownership, partition: int, epoch: int | None = None) -> int:
+    """Go on only if this node still owns ``partition`` at ``epoch`` (default:
+    the epoch it holds it at now), and keep it so until the commit: that
+    epoch. Else raise :class:`Fenced`. Work handed out under an epoch is
+    fenced by *that* epoch: a node that lost a partition and took it back
+    must not do what it handed out before (its new reading of the partition
+    does it again, in order)."""
+    epoch = ownership.epoch_of(partition) if epoch is None else epoch
     if epoch is None:
         raise Fenced(f"partition {partition} is not this node's")
     row = tx.conn.execute(
@@ -98,13 +102,14 @@ def fence(tx: Tx, ownership: Ownership, partition: int) -> int:
     return epoch
 
 
-def fenced(ownership: Ownership, tenant: str, key: str, work: Callable[[Tx], T]
-           ) -> Callable[[Tx], T]:
-    """``work`` for the conversation ``(tenant, key)``, fenced by its partition."""
+def fenced(ownership: Ownership, tenant: str, key: str, work: Callable[[Tx], T],
+           epoch: int | None = None) -> Callable[[Tx], T]:
+    """``work`` for the conversation ``(tenant, key)``, fenced by its partition
+    (at ``epoch``: the one it was handed out under)."""
     partition = ownership.of(tenant, key)
 
     def run(tx: Tx) -> T:
-        fence(tx, ownership, partition)
+        fence(tx, ownership, partition, epoch)
         return work(tx)
 
     return run

@@ -170,3 +170,17 @@ def test_a_keeper_that_stops_hands_its_partitions_over_at_once(backend: Backend)
         assert store.read(leases.live_nodes, 0.0) == ["two"]
     finally:
         store.close()
+
+
+def test_work_handed_out_before_a_partition_was_lost_and_taken_back_is_refused(store) -> None:
+    a = Ownership("a", 4)
+    p = a.of("firm-a", "6281234500001")
+    handed_at = _take(store, "a", p)
+    a.set({p: handed_at})
+    _run_out(store, "a", p, handed_at)  # a stalls; b takes it; b gives it back; a retakes it
+    _take(store, "b", p)
+    store.write(lambda tx: leases.release(tx, leases.Held("b", 4, {p: handed_at + 1}), [p]))
+    a.set({p: _take(store, "a", p)})
+    with pytest.raises(Fenced):  # what a handed out before must be done again, in order
+        store.write(leases.fenced(a, "firm-a", "6281234500001", _mark, epoch=handed_at))
+    store.write(leases.fenced(a, "firm-a", "6281234500001", _mark))  # today's work goes on

@@ -268,7 +268,7 @@ def test_two_stores_writing_one_conversation_at_once_number_it_without_a_clash(
                     "firm-a", "6281234500001", direction=direction,
                     wamid=f"wamid.{direction}.{n}" if direction == "in" else None, type_="text",
                     status="received", content={"text": "x"}, sent_at=None, journal_seq=None))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             failures.append(error)
 
     threads = [threading.Thread(target=node, args=(first, "in")),

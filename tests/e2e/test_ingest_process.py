@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from lawhub_actors.simulator import traffic
 from tests.conftest import ADMIN_TOKEN, APP_SECRET, TENANT_TOKENS
 from tests.e2e.outbound_helpers import (  # noqa: F401 - fixture
@@ -80,9 +82,10 @@ def test_the_ack_path_process_takes_webhooks_and_everything_else_works_on_the_sa
 
     def answered() -> float:
         _, text = _get(gateway.url, "/metrics", ADMIN_TOKEN)
-        line = next((line for line in text.decode().splitlines()
-                     if line.startswith('lawhub_webhook_requests_total{status="200"}')), "x 0")
-        return float(line.split()[-1])
+        return sum(sample.value for family in text_string_to_metric_families(text.decode())
+                   for sample in family.samples
+                   if sample.name == "lawhub_webhook_requests_total"
+                   and sample.labels.get("status") == "200")
 
     until_sync(lambda: answered() == 1.0, timeout=5, what="the child's answers in /metrics")
     assert gateway.stop() == 0
