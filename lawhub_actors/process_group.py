@@ -95,7 +95,9 @@ class ProcessGroup:
             if self.stopping and running == 0:
                 if self.gave_up:
                     return EXIT_GAVE_UP
-                return max((n.process.returncode if n.process else 0) for n in self.nodes)
+                codes = [n.process.returncode if n.process else 0 for n in self.nodes]
+                failed = [code for code in codes if code != 0]
+                return 0 if not failed else failed[0] if failed[0] > 0 else EXIT_GAVE_UP
             if len(self.restarts) > MAX_RESTARTS and not self.stopping:
                 log.critical("node_group_gave_up", restarts=len(self.restarts),
                              within_s=RESTART_WINDOW_S)

@@ -50,6 +50,8 @@ def test_two_processes_serve_one_port_as_two_nodes_and_stop_together(
     until(lambda: len(held_by_one()) == 2, timeout=30,
           what="the dead node started again, holding its share")
     assert held_by_one()[-1]["count"] == 8
+    until(lambda: len([e for e in group.log_events() if e.get("event") == "listening"]) == 3,
+          timeout=30, what="the node started again, listening")
     group.process.send_signal(signal.SIGTERM)
     assert group.process.wait(timeout=30) == 0
     stopped = [e for e in group.log_events() if e.get("event") == "tree_stopped"]
