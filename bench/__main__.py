@@ -20,6 +20,7 @@ from bench import (
     end_to_end,
     live_reload,
     media_pool,
+    nodes,
     outbound_rate,
     pg_driver,
     restart_latency,
@@ -40,7 +41,7 @@ from bench.report import (
 
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
-    outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load, pg_driver,
+    outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load, pg_driver, nodes,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
