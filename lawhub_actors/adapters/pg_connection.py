@@ -50,6 +50,11 @@ class PgConnection:
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         return self.raw.execute(pg_sql(sql), tuple(parameters))
 
+    def script(self, sql: str) -> None:
+        """Statements without parameters, ``;``-separated, in one round trip
+        (the simple query protocol)."""
+        self.raw.execute(sql.encode(), prepare=False)
+
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
         cursor = self.raw.cursor()
         cursor.executemany(pg_sql(sql), [tuple(row) for row in parameters])

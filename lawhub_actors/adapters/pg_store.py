@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from lawhub_actors.adapters import channels
-from lawhub_actors.adapters.pg_connection import PgConnections
+from lawhub_actors.adapters.pg_connection import PgConnection, PgConnections
 from lawhub_actors.adapters.pg_schema import migrate
 from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_rows import FeedEvent
@@ -48,6 +48,10 @@ class PgDatabase:
         writer = self._connections.connect()
         migrate(writer, tx_of, upgrade=self._auto_migrate)
         return writer
+
+    def run(self, conn: Connection, *statements: str) -> None:
+        assert isinstance(conn, PgConnection)
+        conn.script("; ".join(statements))
 
     def recover(self, writer: Connection) -> Connection:
         return self._connections.recover(writer)

@@ -43,6 +43,10 @@ class SqliteDatabase:
         self._checkpointer = Checkpointer(self.path, synchronous="NORMAL")
         return writer
 
+    def run(self, conn: Connection, *statements: str) -> None:
+        for statement in statements:  # in-process: no round trips to save
+            conn.execute(statement)
+
     def recover(self, writer: Connection) -> Connection:
         if writer.in_transaction:
             writer.execute("ROLLBACK")
