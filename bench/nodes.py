@@ -24,7 +24,8 @@ two nodes to one is the figure to read, not the absolute rates.
 
 Reading the first run (2026-12-07): one PostgreSQL node processed ~320/s
 at ~3.5 ms of CPU per message, so it used only about one of the two cores
-— not CPU-bound; a second node doubled the rate. That points at the one
+— not CPU-bound; a second node processed 2 to 3 times as many (runs vary
+by tens of percent here). That points at the one
 store writer per node, which issues each update's statements one by one
 and waits for each answer (ten or so round trips per message), as the
 limit; fewer round trips per message (psycopg's pipeline mode, statements
