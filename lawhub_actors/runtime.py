@@ -43,6 +43,7 @@ from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
 from lawhub_actors.adapters import channels, outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
+from lawhub_actors.adapters.breaker_board import breaker_board_from
 from lawhub_actors.adapters.clamd import Clamd
 from lawhub_actors.adapters.databases import EMBEDDED_NODE, journal_database, store_database
 from lawhub_actors.adapters.dedupe import dedupe_from
@@ -137,8 +138,11 @@ class AppRuntime:
         if isinstance(self._classifier, HttpClassifier):
             closing.callback(self._classifier.close)
         self._build_leases(settings, secrets)
+        breakers = breaker_board_from(redis_url)
+        closing.callback(breakers.close)
         services = Services(self.config, self.store, self.journal, self.dedupe, self.ownership,
-                            inline_classifier=None if remote else self._classifier)
+                            inline_classifier=None if remote else self._classifier,
+                            breakers=breakers)
         self.flow = services.flow
         """The dispatcher's flow control as it is now (lag, window, left behind)."""
         self._offload = (

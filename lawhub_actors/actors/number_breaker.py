@@ -1,6 +1,10 @@
 """A business number's circuit breaker: the pure state machine of
 :mod:`lawhub_actors.core.breaker` held by one actor per number at
 :func:`paths.breaker_of`; every change is logged and fed (``circuit.changed``).
+
+Several nodes share what they learn (:mod:`lawhub_actors.adapters.breaker_board`):
+a circuit this node opens is posted, and every half second the breaker
+looks whether another node opened it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import structlog
 
 from lawhub_actors.actors.services import Services
+from lawhub_actors.adapters.breaker_board import LOOK_EVERY_S
 from lawhub_actors.core import breaker
 from lawhub_actors.settings import Breaker as BreakerTuning
 from supervisors import Actor
@@ -30,6 +35,11 @@ class MayCall:
 class Outcome:
     ok: bool
     trip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """Self-sent: has another node opened this number's circuit?"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +81,23 @@ class NumberBreaker(Actor):
         if isinstance(message, CircuitState):
             current = breaker.advance(self._state, now)
             return current.name.value, breaker.retry_after(current, now)
+        if isinstance(message, _Look):
+            self._look(now)
+            return None
         return super().receive(message)
 
     def on_start(self) -> None:
         self.context.show(circuit=self._state.name.value, next_probe_at=None)
+        self.context.tell_self_later(LOOK_EVERY_S, _Look())
+
+    def _look(self, now: float) -> None:
+        posted = self._services.breakers.look(self._number)
+        if posted is not None:
+            until, opens = posted
+            # the board's times are wall clock; the breaker's, this actor's clock
+            self._move(breaker.opened_elsewhere(self._state, now, now + until - time.time(),
+                                                opens), now, elsewhere=True)
+        self.context.tell_self_later(LOOK_EVERY_S, _Look())
 
     def _follow_config(self) -> None:
         settings = self._services.settings
@@ -83,11 +106,13 @@ class NumberBreaker(Actor):
             self._state = replace(self._state, policy=breaker_policy(self._tuning))
         self._tenant = settings.tenant_id_for(self._number) or self._tenant
 
-    def _move(self, new: breaker.BreakerState, now: float) -> None:
+    def _move(self, new: breaker.BreakerState, now: float, *, elsewhere: bool = False) -> None:
         old, self._state = self._state, new
         if old.name is new.name:
             return
         wait = breaker.retry_after(new, now)
+        if new.name is breaker.Circuit.OPEN and not elsewhere:  # the other nodes follow
+            self._services.breakers.post(self._number, time.time() + wait, new.opens)
         probe_at = datetime.fromtimestamp(time.time() + wait, UTC).isoformat() if wait else None
         self.context.show(circuit=new.name.value, next_probe_at=probe_at)
         log.warning("circuit_changed", tenant=self._tenant, phone_number_id=self._number,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lawhub_actors.adapters.breaker_board import BreakerBoard, LocalBoard
 from lawhub_actors.adapters.dedupe import Dedupe
 from lawhub_actors.adapters.journal import Journal
 from lawhub_actors.adapters.leases import Ownership
@@ -45,6 +46,8 @@ class Services:
     ownership: Ownership
     """The partitions this node holds: writes for a conversation are fenced by them."""
     flow: InboundFlow = field(default_factory=InboundFlow)
+    breakers: BreakerBoard = field(default_factory=LocalBoard)
+    """Where business numbers' open circuits are shared between nodes."""
     inline_classifier: Classifier | None = None
     """The built-in rules, run by shards in the message's own transaction;
     None when classification is remote (the assist pool, a slow step)."""

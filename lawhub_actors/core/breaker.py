@@ -199,6 +199,17 @@ def record(state: BreakerState, now: float, ok: bool, *, trip: bool = False) -> 
     return moved
 
 
+def opened_elsewhere(state: BreakerState, now: float, until: float,
+                     opens: int) -> BreakerState:
+    """Another node opened this number's circuit until ``until`` (after
+    ``opens`` opens in a row): a closed circuit opens until the same moment;
+    one open or probing already keeps its own course."""
+    if state.name is not Circuit.CLOSED or until <= now:
+        return state
+    return BreakerState(state.policy, Circuit.OPEN, opened_at=now, next_probe_at=until,
+                        opens=max(state.opens, opens))
+
+
 def retry_after(state: BreakerState, now: float) -> float:
     """Seconds until the circuit goes half-open (0.0 when it is not open)."""
     if state.name is not Circuit.OPEN or state.next_probe_at is None:
