@@ -18,6 +18,7 @@ from bench import (
     core_cost,
     cpu_per_message,
     end_to_end,
+    failover,
     live_reload,
     media_pool,
     nodes,
@@ -42,6 +43,7 @@ from bench.report import (
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
     outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load, pg_driver, nodes,
+    failover,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
