@@ -19,6 +19,7 @@ from bench import (
     cpu_per_message,
     end_to_end,
     failover,
+    ingest_processes,
     live_reload,
     media_pool,
     nodes,
@@ -43,7 +44,7 @@ from bench.report import (
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
     outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load, pg_driver, nodes,
-    failover,
+    failover, ingest_processes,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
