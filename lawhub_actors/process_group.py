@@ -8,8 +8,13 @@ with them:
 
 - SIGTERM and SIGINT go to every node (each finishes what it has in flight
   and hands its partitions over); the group exits 0 when all exit 0.
-- SIGHUP goes to every node (each reads its config file again; the first
-  to apply a change stores it, the others find it already theirs).
+- SIGHUP goes to the first node: it reads the config file again and, when
+  it applies a change, stores it; the others are told and run it (each
+  node reading the file itself would store and audit the one change N
+  times).
+- Each node dies with the group (``PR_SET_PDEATHSIG``): a group killed
+  outright leaves no node serving behind it under a name a new group
+  would take again.
 - A node that exits on its own is started again after a pause that
   doubles up to :data:`MAX_PAUSE_S`; its partitions are taken over by the
   others meanwhile (the lease), so nothing waits for it. More than
@@ -22,6 +27,7 @@ a command line.
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import socket
 import subprocess
@@ -42,6 +48,7 @@ FIRST_PAUSE_S = 0.5
 MAX_PAUSE_S = 10.0
 POLL_S = 0.2
 EXIT_GAVE_UP = 1
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -54,7 +61,9 @@ class _Node:
     """When to start it again (after it exited on its own)."""
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command)  # noqa: S603 - our own run.py, our arguments
+        self.process = subprocess.Popen(  # noqa: S603 - our own run.py, our arguments
+            self.command,
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 - the supervisor has one thread
         log.info("node_started", index=self.index, pid=self.process.pid)
 
 
@@ -69,6 +78,13 @@ class ProcessGroup:
         for node in self.nodes:
             if node.process is not None and node.process.poll() is None:
                 node.process.send_signal(signum)
+
+    def reload(self) -> None:
+        """SIGHUP to the first node still running (the others follow its change)."""
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGHUP)
+                return
 
     def run(self) -> int:
         for node in self.nodes:
@@ -92,6 +108,8 @@ class ProcessGroup:
                 if node.due <= now and not self.stopping:
                     node.start()
                     running += 1
+                    if self.stopping:  # a stop came while it started: it goes too
+                        self.signal_all(signal.SIGTERM)
             if self.stopping and running == 0:
                 if self.gave_up:
                     return EXIT_GAVE_UP
@@ -109,6 +127,12 @@ class ProcessGroup:
         self.restarts.append(now)
         while self.restarts and now - self.restarts[0] > RESTART_WINDOW_S:
             self.restarts.popleft()
+
+
+def _die_with_parent() -> None:
+    """In the node's process before it runs: SIGTERM when the group dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def serve_group(*, processes: int, config: Path, host: str, port: int, node: str | None,
@@ -130,8 +154,10 @@ def serve_group(*, processes: int, config: Path, host: str, port: int, node: str
         for i in range(processes)])
 
     def forward(signum: int, _frame: object) -> None:
-        if signum in (signal.SIGTERM, signal.SIGINT):
-            group.stopping = True
+        if signum == signal.SIGHUP:
+            group.reload()
+            return
+        group.stopping = True
         group.signal_all(signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -49,6 +49,12 @@ def provision(secrets: Secrets, *, admin_token: bool = True) -> Secrets:
     return secrets.model_copy(update=updates) if updates else secrets
 
 
+def _exclusive(path: Path) -> Path:
+    """``path`` made empty and ours (raises ``FileExistsError`` if it exists)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
+
+
 def _read_or_create(path: Path, make: Callable[[], str], variable: str) -> str:
     if path.is_file():
         log.warning("secret_from_file", variable=variable, file=str(path))
@@ -62,13 +68,21 @@ def _read_or_create(path: Path, make: Callable[[], str], variable: str) -> str:
     draft = Path(name)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     try:
         os.link(draft, path)
     except FileExistsError:
         log.warning("secret_from_file", variable=variable, file=str(path))
         return path.read_text().strip()
+    except OSError:  # a filesystem without hard links: created exclusively instead
+        try:
+            os.replace(draft, _exclusive(path))
+        except FileExistsError:
+            log.warning("secret_from_file", variable=variable, file=str(path))
+            return path.read_text().strip()
     finally:
-        draft.unlink()
+        draft.unlink(missing_ok=True)
     log.warning("secret_created", variable=variable, file=str(path))
     return value
 

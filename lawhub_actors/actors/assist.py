@@ -109,7 +109,8 @@ class AssistWorker(Actor):
                        message.epoch))
         except Fenced:  # the conversation's partition was taken over: its owner does it
             self.context.registry.tell(paths.DISPATCHER, Processed(
-                message.journal_seq, message.dedupe_key, fenced=True), bounded=False)
+                message.journal_seq, message.dedupe_key, fenced=True, epoch=message.epoch),
+                bounded=False)
             return
         for reply_id, recipient in written.value:
             self.context.registry.tell(paths.WORKERS, Send(reply_id, recipient), key=recipient,

@@ -366,6 +366,9 @@ class Dispatcher(Actor):
                 "dedupe_key": message.dedupe_key, "error": message.failed,
             })
         handed = self._handed.get((message.journal_seq, message.dedupe_key))
+        if handed and message.fenced and message.epoch != self._held.epochs.get(
+                self._services.ownership.of(*handed[-1].conversation)):
+            return  # a copy handed out under an earlier epoch: the one waiting is another
         if handed:  # else handed out by an earlier incarnation: nothing counted here
             update = handed.pop()
             if not handed:

@@ -64,6 +64,9 @@ class Processed:
     dedupe_key: str
     failed: str | None = None
     fenced: bool = False
+    epoch: int | None = None
+    """Of a fenced one: the epoch its copy was handed out under (a copy handed
+    out before the partitions held changed is not the one waiting now)."""
 
 
 @dataclass(frozen=True, slots=True)

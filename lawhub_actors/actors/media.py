@@ -101,7 +101,8 @@ class MediaWorker(Actor):
                 fenced(self._services.ownership, tenant, message.customer, record, message.epoch))
         except Fenced:  # the conversation's partition was taken over: its owner does it
             self.context.registry.tell(paths.DISPATCHER, Processed(
-                message.journal_seq, message.dedupe_key, fenced=True), bounded=False)
+                message.journal_seq, message.dedupe_key, fenced=True, epoch=message.epoch),
+                bounded=False)
             return
         log.info("media_checked", tenant=tenant, msg_id=message.message_id,
                  verdict=media.verdict, reason=media.reason, scanner=media.scanner)

@@ -39,7 +39,10 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class _Look:
-    """Self-sent: has another node opened this number's circuit?"""
+    """Self-sent: has another node opened this number's circuit? (Each
+    incarnation keeps its own chain: a restart's new chain replaces it.)"""
+
+    chain: object
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class NumberBreaker(Actor):
         self._tuning = services.settings.breaker
         self._state = breaker.BreakerState(breaker_policy(self._tuning))
         self._clock = clock
+        self._chain = object()
 
     def receive(self, message: Any) -> Any:
         self._follow_config()
@@ -82,13 +86,14 @@ class NumberBreaker(Actor):
             current = breaker.advance(self._state, now)
             return current.name.value, breaker.retry_after(current, now)
         if isinstance(message, _Look):
-            self._look(now)
+            if message.chain is self._chain:
+                self._look(now)
             return None
         return super().receive(message)
 
     def on_start(self) -> None:
         self.context.show(circuit=self._state.name.value, next_probe_at=None)
-        self.context.tell_self_later(LOOK_EVERY_S, _Look())
+        self.context.tell_self_later(LOOK_EVERY_S, _Look(self._chain))
 
     def _look(self, now: float) -> None:
         posted = self._services.breakers.look(self._number)
@@ -97,7 +102,7 @@ class NumberBreaker(Actor):
             # the board's times are wall clock; the breaker's, this actor's clock
             self._move(breaker.opened_elsewhere(self._state, now, now + until - time.time(),
                                                 opens), now, elsewhere=True)
-        self.context.tell_self_later(LOOK_EVERY_S, _Look())
+        self.context.tell_self_later(LOOK_EVERY_S, _Look(self._chain))
 
     def _follow_config(self) -> None:
         settings = self._services.settings

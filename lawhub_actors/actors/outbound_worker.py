@@ -316,7 +316,8 @@ class OutboundWorker(Actor):
             # an earlier incarnation's): nothing to decide. A recipient's
             # queue never waits on it: what is unfinished is taken up again.
             log.info("send_answer_stale", msg_id=message_id, state=message.state.value)
-            if isinstance(result, Sent) and message.state is not SendState.DISCARDED:
+            if isinstance(result, Sent) and message.state not in (SendState.DISCARDED,
+                                                                  SendState.SENT):
                 self._sent(message, result.wamid)  # Meta's word: the record keeps it
             else:
                 self._finish(message_id)

@@ -100,7 +100,8 @@ class SessionShard(Actor):
         for plan, outcome in zip(plans, outcomes, strict=True):
             if isinstance(outcome, Fenced):
                 settled.append(Processed(plan.inbound.journal_seq,
-                                         plan.inbound.event.dedupe_key, fenced=True))
+                                         plan.inbound.event.dedupe_key, fenced=True,
+                                         epoch=plan.inbound.epoch))
             elif isinstance(outcome, Exception):
                 settled.append(self._failed(plan.inbound, outcome))
             else:

@@ -91,6 +91,9 @@ class MediaFiles:
         if self.partial_dir.exists():  # a crash left them half-written: never acknowledged
             shutil.rmtree(self.partial_dir)
         self.partial_dir.mkdir(parents=True, exist_ok=True)
+        for left in self.partial_dir.parent.iterdir():  # the layout before nodes had dirs
+            if left.is_file():
+                left.unlink(missing_ok=True)
 
     def partial(self, tenant: str) -> Partial:
         return Partial(self, tenant)

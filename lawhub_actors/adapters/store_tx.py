@@ -45,6 +45,9 @@ class PendingEvent:
     type: str
     at: float
     data: dict[str, Any]
+    payload: bytes
+    """``data`` serialized, in the write's own savepoint (data that cannot be
+    fails that write alone, not the commit it shares)."""
 
 
 class Sealer(Protocol):
@@ -262,7 +265,7 @@ class Tx:
 
     def emit(self, tenant: str, type_: str, data: dict[str, Any]) -> None:
         """A feed event of this write: numbered and stored at its commit."""
-        self.pending.append(PendingEvent(tenant, type_, self.now, data))
+        self.pending.append(PendingEvent(tenant, type_, self.now, data, orjson.dumps(data)))
 
     def number(self, pending: Sequence[PendingEvent]) -> list[FeedEvent]:
         """Give ``pending`` their per-tenant ``seq`` and store them, sealed;
@@ -283,7 +286,9 @@ class Tx:
         for event in pending:
             seq = next_seq[event.tenant]
             next_seq[event.tenant] = seq + 1
-            key_id, blob = self.seal(event.tenant, event.data, f"event:{event.tenant}:{seq}")
+            sealed = self._sealer.seal(event.tenant, event.payload,
+                                       f"event:{event.tenant}:{seq}".encode())
+            key_id, blob = sealed.key_id, sealed.blob
             rows.append((event.tenant, seq, event.type, event.at, key_id, blob))
             events.append(FeedEvent(event.tenant, seq, event.type, event.at, event.data))
         if rows:

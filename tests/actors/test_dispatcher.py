@@ -164,3 +164,25 @@ def test_every_update_is_handed_out_once_in_order_and_the_cursor_never_passes_on
     assert handed == expected
     assert h.services.flow.settled_upto == h.journal.last_committed
     assert h.dispatcher._window.count == 0 and len(h.dispatcher._behind) == 0
+
+
+def test_a_copy_handed_out_before_the_partition_was_taken_back_never_settles_the_new_one() -> None:
+    # Lost and retaken (epoch 1 -> 3): the epoch-1 copy comes back fenced and must
+    # leave the epoch-3 copy waiting, whose own settlement then moves the cursor.
+    h = Harness()
+    h.journal.append(text(NUMBER_A, "c1", "w1"))
+    h.advanced()
+    (old,) = h.take_sent()
+    assert old.epoch == 1
+    h.ownership.set({0: 3})
+    h.dispatcher.receive(dispatcher_module.OwnershipChanged())
+    h.run()
+    (new,) = h.take_sent()
+    assert new.epoch == 3 and keys([new]) == ["w1"]
+    h.dispatcher.receive(dispatcher_module.Settled((dispatcher_module.Processed(
+        old.journal_seq, old.event.dedupe_key, fenced=True, epoch=1),)))
+    h.run()
+    assert h.services.flow.settled_upto == 0  # still waiting for the new copy
+    h.settle([new])
+    assert h.services.flow.settled_upto == 1
+    assert h.dedupe.marked == {new.event.dedupe_key}  # marked once, by the copy that did it

@@ -60,8 +60,10 @@ def test_a_partial_file_not_kept_is_deleted_and_leftovers_are_swept_at_start(
         assert path.exists()
     assert not path.exists()
     (files.partial_dir / "left-by-a-crash").write_bytes(b"half")
+    (files.root / ".partial" / "from-before-nodes").write_bytes(b"half")  # the old layout
     other = MediaFiles(files.root, files.keyring, node="box/1")  # another node on the same dir
     (other.partial_dir / "being-written").write_bytes(b"half")
     MediaFiles(files.root, files.keyring)
     assert list(files.partial_dir.iterdir()) == []
     assert [p.name for p in other.partial_dir.iterdir()] == ["being-written"]  # not its own
+    assert not (files.root / ".partial" / "from-before-nodes").exists()

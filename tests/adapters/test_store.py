@@ -284,3 +284,13 @@ def test_two_stores_writing_one_conversation_at_once_number_it_without_a_clash(
     finally:
         first.close()
         second.close()
+
+
+def test_an_event_that_cannot_be_serialized_fails_its_own_write_alone(store) -> None:
+    outcomes = store.write_each([
+        lambda tx: tx.emit("firm-a", "x", {"n": 1}),
+        lambda tx: tx.emit("firm-a", "x", {"too_big": 2**70}),  # orjson refuses it
+        lambda tx: tx.emit("firm-a", "x", {"n": 3}),
+    ])
+    assert isinstance(outcomes[1], TypeError)
+    assert [e.seq for o in (outcomes[0], outcomes[2]) for e in o.events] == [1, 2]
