@@ -187,6 +187,18 @@ async def test_the_console_loads_without_errors_and_shows_the_live_tree(console,
     assert all("403" in error for error in console.console_errors), console.console_errors
 
 
+async def test_the_cluster_panel_shows_the_node_and_each_partitions_owner(console) -> None:
+    page = console.page
+    node = page.locator('#cluster-nodes tr[data-node="embedded"]')
+    await expect(node.locator(".partitions")).to_have_text("64")
+    await expect(page.locator("#cluster-partitions tbody tr")).to_have_count(64)
+    first = page.locator('#cluster-partitions tr[data-partition="0"]')
+    await expect(first.locator(".owner")).to_have_text("embedded")
+    await expect(first.locator(".lag")).to_have_text("0")
+    await expect(page.locator("#cluster-self")).to_have_text("(answered by embedded)")
+    assert console.errors() == []
+
+
 async def test_the_breaker_panel_shows_the_breaker_opening_without_a_reload(
     console, gateway, meta
 ) -> None:

@@ -18,6 +18,7 @@
   const TOKEN_KEY = "lawhub.adminToken";
   const FEED_MAX = 200;
   const FEED_BATCH_MS = 100;
+  const CLUSTER_EVERY_MS = 2000;
   const RELOAD_DELAY_MS = 300;
   const RECONNECT_FIRST_MS = 500;
   const RECONNECT_MAX_MS = 10000;
@@ -148,6 +149,32 @@
     } finally {
       if (state.token && !state.ws) connect();
     }
+    if (!state.clusterTimer) {
+      state.clusterTimer = setInterval(guard(loadCluster), CLUSTER_EVERY_MS);
+      guard(loadCluster)();
+    }
+  }
+
+  // -- the cluster: nodes, and each partition's owner, epoch and lag --------------------
+
+  async function loadCluster() {
+    if (!state.token || $("panels").hidden) return;
+    const response = await api("GET", "/admin/cluster");
+    if (!response.ok) return;
+    const view = await response.json();
+    $("cluster-self").textContent = `(answered by ${view.this_node})`;
+    $("cluster-nodes").tBodies[0].replaceChildren(...view.nodes.map((node) =>
+      el("tr", { dataset: { node: node.id } },
+        el("td", {}, node.id),
+        el("td", { title: node.heartbeat_at }, when(Date.parse(node.heartbeat_at))),
+        el("td", { className: "partitions", title: node.partitions.join(", ") },
+          String(node.partitions.length)))));
+    $("cluster-partitions").tBodies[0].replaceChildren(...view.partitions.map((part) =>
+      el("tr", { dataset: { partition: String(part.id), level: part.owner ? "ok" : "bad" } },
+        el("td", {}, String(part.id)),
+        el("td", { className: "owner" }, part.owner || "none (lease ran out)"),
+        el("td", {}, String(part.epoch)),
+        el("td", { className: "lag" }, String(part.lag)))));
   }
 
   // -- the websocket -------------------------------------------------------------------
