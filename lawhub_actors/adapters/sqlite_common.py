@@ -5,7 +5,8 @@ Both follow one pattern: a single writer thread takes everything queued
 while its previous commit ran and commits it together (group commit);
 readers on other threads each use their own connection (WAL: readers
 never block the writer); and a :class:`Checkpointer` thread copies the
-WAL back into the database, so no commit waits for that.
+WAL back into the database, so no commit waits for that. A
+:class:`SqliteFile` holds the three for one file.
 """
 
 from __future__ import annotations
@@ -177,3 +178,47 @@ class Readers:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+class SqliteFile:
+    """One database file as the store and the journal each keep theirs: a
+    writer connection (its schema made by :meth:`open`), one reader per
+    thread, and a :class:`Checkpointer`; all closed by :meth:`close`."""
+
+    def __init__(self, path: Path, *, synchronous: Literal["FULL", "NORMAL"],
+                 busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self._synchronous: Literal["FULL", "NORMAL"] = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._readers = Readers(path, synchronous=synchronous)
+
+    def open(self, schema: str) -> sqlite3.Connection:
+        """The writer's connection, with ``schema`` run on it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = writer = connect(self.path, synchronous=self._synchronous,
+                                        busy_timeout_ms=self._busy_timeout_ms, checkpointer=True)
+        writer.executescript(schema)
+        self._checkpointer = Checkpointer(self.path, synchronous=self._synchronous)
+        return writer
+
+    def recover(self, writer: sqlite3.Connection) -> sqlite3.Connection:
+        """``writer`` rolled back after a failed commit."""
+        if writer.in_transaction:
+            writer.execute("ROLLBACK")
+        return writer
+
+    def reader(self) -> sqlite3.Connection:
+        return self._readers.get()
+
+    def committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.noted()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        self._readers.close()

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from lawhub_actors.adapters.sql import Connection
-from lawhub_actors.adapters.sqlite_common import Checkpointer, Readers, connect
+from lawhub_actors.adapters.sqlite_common import SqliteFile, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -26,40 +26,26 @@ class SqliteJournalFile:
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._writer: sqlite3.Connection | None = None
-        self._checkpointer: Checkpointer | None = None
-        self._readers = Readers(path, synchronous="FULL")
+        self._file = SqliteFile(path, synchronous="FULL", busy_timeout_ms=busy_timeout_ms)
 
     def open_writer(self) -> Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = writer = connect(self.path, synchronous="FULL",
-                                        busy_timeout_ms=self._busy_timeout_ms, checkpointer=True)
-        writer.executescript(SCHEMA)
-        self._checkpointer = Checkpointer(self.path, synchronous="FULL")
-        return writer
+        return self._file.open(SCHEMA)
 
     def begin(self, writer: Connection) -> None:
         writer.execute("BEGIN IMMEDIATE")
 
     def recover(self, writer: Connection) -> Connection:
-        if writer.in_transaction:
-            writer.execute("ROLLBACK")
-        return writer
+        assert isinstance(writer, sqlite3.Connection)
+        return self._file.recover(writer)
 
     def reader(self) -> Connection:
-        return self._readers.get()
+        return self._file.reader()
 
     def connect(self) -> Connection:
         return connect(self.path, synchronous="FULL")
 
     def committed(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.noted()
+        self._file.committed()
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-        if self._writer is not None:
-            self._writer.close()
-        self._readers.close()
+        self._file.close()

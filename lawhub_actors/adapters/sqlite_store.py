@@ -1,10 +1,9 @@
 """The store on SQLite (WAL), the embedded default: one file, one process.
 
 ``synchronous=NORMAL`` is enough here: the journal (``synchronous=FULL``)
-is the truth and the cursor commits with the facts, so a lost tail is
-replayed. A :class:`Checkpointer` copies the WAL back into the file off
-the writer; readers each have their own connection (WAL: they never block
-the writer).
+is the truth and the partitions' cursors commit with the facts, so a lost
+tail is replayed. The file, its readers and its checkpointer are a
+:class:`~lawhub_actors.adapters.sqlite_common.SqliteFile`, as the journal's.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from lawhub_actors.adapters.outbound_schema import OUTBOUND_SCHEMA
 from lawhub_actors.adapters.sql import Connection
-from lawhub_actors.adapters.sqlite_common import Checkpointer, Readers, connect
+from lawhub_actors.adapters.sqlite_common import SqliteFile
 from lawhub_actors.adapters.sqlite_schema import SCHEMA
 from lawhub_actors.adapters.store_migrations import check_refs, migrate
 from lawhub_actors.adapters.store_rows import FeedEvent
@@ -30,17 +29,12 @@ class SqliteDatabase:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer: sqlite3.Connection | None = None
-        self._checkpointer: Checkpointer | None = None
-        self._readers = Readers(path, synchronous="NORMAL")
+        self._file = SqliteFile(path, synchronous="NORMAL")
 
     def prepare(self, tx_of: Callable[[Connection], Tx]) -> Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = writer = connect(self.path, synchronous="NORMAL", checkpointer=True)
-        writer.executescript(SCHEMA + OUTBOUND_SCHEMA)
+        writer = self._file.open(SCHEMA + OUTBOUND_SCHEMA)
         migrate(writer, tx_of)
         check_refs(writer, tx_of(writer))
-        self._checkpointer = Checkpointer(self.path, synchronous="NORMAL")
         return writer
 
     def run(self, conn: Connection, *statements: str) -> None:
@@ -48,12 +42,11 @@ class SqliteDatabase:
             conn.execute(statement)
 
     def recover(self, writer: Connection) -> Connection:
-        if writer.in_transaction:
-            writer.execute("ROLLBACK")
-        return writer
+        assert isinstance(writer, sqlite3.Connection)
+        return self._file.recover(writer)
 
     def reader(self) -> Connection:
-        return self._readers.get()
+        return self._file.reader()
 
     def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
         return None  # one node: its hub hears its own commits
@@ -62,8 +55,7 @@ class SqliteDatabase:
         return None  # one node: no one to tell
 
     def committed(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.noted()
+        self._file.committed()
 
     def store_wide(self, error: Exception) -> bool:
         """A constraint or a value SQLite cannot hold is the work's own fault."""
@@ -71,8 +63,4 @@ class SqliteDatabase:
             error, sqlite3.IntegrityError | sqlite3.DataError)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-        self._readers.close()
+        self._file.close()
