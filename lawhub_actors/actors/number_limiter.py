@@ -35,13 +35,27 @@ class PairPermit:
 
 @dataclass(frozen=True, slots=True)
 class ThroughputPermit:
-    """Ask, right before a call leaves: ``(seconds to wait, interval)`` for
-    the number's throughput slot (reserved now)."""
+    """Ask, right before a call leaves: ``(seconds to wait, lateness allowed)``
+    for the number's throughput slot (reserved now); see :func:`late_after`."""
 
 
 def throughput_rate(number: PhoneNumber, limits: Limits) -> Rate:
     """The number's throughput, less the headroom kept for late departures."""
     return Rate(number.throughput_mps * (1.0 - limits.throughput_headroom))
+
+
+def late_after(rate: Rate, headroom: float) -> float:
+    """How late a call may leave its slot before it must take a new one.
+
+    Meta counts arrivals in a sliding second. Sends spaced at ``R (1 - h)``
+    keep every such second at or below ``R`` as long as each arrives at most
+    ``J = h / (1 - h)`` seconds after its slot (20 ms at the default 2 %):
+    a second at Meta then holds only sends that left within a span of
+    ``1 + J`` seconds. Half of ``J`` is left to the network, half to the
+    call's own lateness — and never more than half an interval, so a late
+    call cannot bunch with the next one at high rates either."""
+    jitter_s = headroom / (1.0 - headroom)
+    return min(rate.interval / 2, jitter_s / 2)
 
 
 def pair_rate(limits: Limits) -> Rate:
@@ -98,7 +112,8 @@ class NumberLimiter(Actor):
             self.granted += 1
             self.waited_s += wait
             self._show()
-            return wait, self._throughput.interval
+            return wait, late_after(self._throughput, self._services.settings.limits
+                                    .throughput_headroom)
         return super().receive(message)
 
     def _follow_config(self) -> None:

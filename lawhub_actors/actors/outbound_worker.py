@@ -272,18 +272,18 @@ class OutboundWorker(Actor):
     def _call(self, message: Outbound, registry: Registry, partition: int,
               epoch: int) -> Sent | SendFailed:
         """On a call thread: wait for a throughput slot, then call Meta. A
-        thread that wakes more than half an interval late takes a new slot
-        (behind those reserved meanwhile) instead of bunching up with the
-        next send above the number's rate. Raises :class:`NotOurs` when the
-        partition left this node while it waited."""
+        thread that wakes later than the limiter allows (``late_after``)
+        takes a new slot (behind those reserved meanwhile) instead of
+        bunching up with the next send above the number's rate. Raises
+        :class:`NotOurs` when the partition left this node while it waited."""
         assert self._graph is not None
         for _ in range(LATE_RESERVATIONS):
-            wait, interval = registry.ask(paths.limiter_of(message.phone_number_id),
-                                          ThroughputPermit(), timeout=ASK_TIMEOUT_S)
+            wait, late_after = registry.ask(paths.limiter_of(message.phone_number_id),
+                                            ThroughputPermit(), timeout=ASK_TIMEOUT_S)
             slot = time.monotonic() + wait
             if wait > 0:
                 time.sleep(wait)
-            if time.monotonic() - slot <= interval / 2:
+            if time.monotonic() - slot <= late_after:
                 break
         if self._services.ownership.epoch_of(partition) != epoch:
             raise NotOurs(message.id)
