@@ -93,12 +93,15 @@ def fence(tx: Tx, ownership: Ownership, partition: int, epoch: int | None = None
     epoch = ownership.epoch_of(partition) if epoch is None else epoch
     if epoch is None:
         raise Fenced(f"partition {partition} is not this node's")
+    if (partition, epoch) in tx.held:  # an earlier work of this commit holds it locked
+        return epoch
     row = tx.conn.execute(
         "SELECT epoch FROM partitions WHERE id=? AND owner=? AND epoch=?"  # noqa: S608
         + tx.row_lock,
         (partition, ownership.node, epoch)).fetchone()
     if row is None:
         raise Fenced(f"partition {partition} was taken over (epoch {epoch} is past)")
+    tx.held.add((partition, epoch))
     return epoch
 
 

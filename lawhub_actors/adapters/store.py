@@ -192,13 +192,16 @@ class Store:
             # go in one round trip (one per work rather than two on PostgreSQL).
             opening: tuple[str, ...] = (self.database.begin,)
             now = self._clock()
+            held: set[tuple[int, int]] = set()
             for work, future in batch:
-                tx = Tx(conn, self._sealer, now, self.database.row_lock)
+                tx = Tx(conn, self._sealer, now, self.database.row_lock, held)
+                held_before = set(held)
                 run(conn, *opening, "SAVEPOINT one_work")
                 try:
                     value = work(tx)
                 except BaseException as error:  # noqa: BLE001 - the caller's error, handed back
                     run(conn, "ROLLBACK TO SAVEPOINT one_work", "RELEASE SAVEPOINT one_work")
+                    held.intersection_update(held_before)  # the rollback released its locks
                     opening = ()
                     answers.append((future, None, error))
                 else:

@@ -62,13 +62,19 @@ class Tx:
     """One transaction: the operations a write composes. ``Store.read_tx``
     also hands one, on a read connection, to reads that open sealed rows."""
 
-    def __init__(self, conn: Connection, sealer: Sealer, now: float, row_lock: str = "") -> None:
+    def __init__(self, conn: Connection, sealer: Sealer, now: float, row_lock: str = "",
+                 held: set[tuple[int, int]] | None = None) -> None:
         self.conn = conn
         self._sealer = sealer
         self.now = now
         self.row_lock = row_lock
         """What makes a ``SELECT`` keep the rows it read locked until the
         commit (``" FOR SHARE"`` on PostgreSQL; SQLite has one writer)."""
+        self.held: set[tuple[int, int]] = set() if held is None else held
+        """(partition, epoch) this transaction has fenced and keeps locked
+        to its commit (``leases.fence``): shared by the works of one commit;
+        the store forgets what a work that was undone added (its savepoint's
+        rollback released those locks)."""
         self.pending: list[PendingEvent] = []
         """Feed events emitted so far, numbered at the commit (:meth:`number`)."""
 

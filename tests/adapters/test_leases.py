@@ -126,6 +126,50 @@ def test_a_takeover_on_postgres_waits_for_the_old_owners_write_in_flight(
         second.close()
 
 
+def test_a_partition_fenced_by_an_undone_work_is_fenced_again_by_the_next_in_its_commit(
+        postgres_url: str) -> None:
+    """The works of one commit share their fences, but a work undone alone
+    (its savepoint rolled back) released the lock it took: the next work
+    takes it again, so a takeover still waits for the commit."""
+    first, second = Store(PgDatabase(postgres_url), KEYRING), Store(PgDatabase(postgres_url), KEYRING)
+    try:
+        first.write(lambda tx: leases.ensure_partitions(tx, 4))
+        a = Ownership("a", 4)
+        a.set({0: _take(first, "a", 0)})
+        _run_out(first, "a", 0, 1)
+        fenced, release = threading.Event(), threading.Event()
+
+        def undone(tx: Tx) -> None:
+            leases.fence(tx, a, 0)
+            raise ValueError("this update's own fault")
+
+        def slow_write(tx: Tx) -> None:
+            leases.fence(tx, a, 0)
+            _mark(tx)
+            fenced.set()
+            release.wait(5)
+
+        outcomes: list[object] = []
+        writer = threading.Thread(target=lambda: outcomes.extend(
+            first.write_each([undone, slow_write])))
+        writer.start()
+        assert fenced.wait(5)
+        taken: list[int | None] = []
+        taker = threading.Thread(target=lambda: taken.append(second.write(
+            lambda tx: leases.take(tx, "b", Lease(0, "a", 1, 0.0), time.time(),
+                                   time.time() + 10)).value))
+        taker.start()
+        time.sleep(0.3)
+        assert taken == []  # the second work holds the partition to the commit
+        release.set()
+        writer.join(5)
+        taker.join(5)
+        assert isinstance(outcomes[0], ValueError) and taken == [2]
+    finally:
+        first.close()
+        second.close()
+
+
 def _keeper(store: Store, node: str, clock: list[float]) -> tuple[LeaseKeeper, Ownership]:
     ownership = Ownership(node, 8)
     return LeaseKeeper(store, ownership, address=node, lease_s=10,
