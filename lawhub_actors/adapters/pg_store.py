@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import psycopg
 
@@ -87,7 +88,15 @@ class PgDatabase:
         assert isinstance(conn, PgConnection)
         if statements[0] == self.begin and self._replans.due():
             statements = ("DISCARD PLANS", *statements)
-        conn.script("; ".join(statements))
+        conn.script(*statements)
+
+    def pipelined(self, conn: Connection) -> AbstractContextManager[None]:
+        assert isinstance(conn, PgConnection)
+        return conn.pipelined()
+
+    def flush(self, conn: Connection) -> None:
+        assert isinstance(conn, PgConnection)
+        conn.flush()
 
     def recover(self, writer: Connection) -> Connection:
         return self._connections.recover(writer)
