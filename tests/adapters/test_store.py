@@ -200,6 +200,23 @@ def test_write_each_undoes_only_the_work_that_failed_and_keeps_its_neighbours(st
     assert store.read(store_reads.count, "messages") == 2  # the poison's row was undone
 
 
+def test_a_statement_the_database_refuses_after_the_work_returned_undoes_that_work_alone(
+        store, backend) -> None:
+    # On PostgreSQL the writer does not wait for answers it does not read
+    # (pipeline mode): the refusal arrives after the work returned, and is
+    # still its own, not its neighbours'.
+    def refused_unread(tx: Tx) -> None:
+        _inbound(tx, "wamid.refused")
+        tx.conn.execute("INSERT INTO cursors (name, seq) VALUES ('x', 1), ('x', 2)")
+
+    outcomes = store.write_each([
+        lambda tx: _inbound(tx, "wamid.1"), refused_unread, lambda tx: _inbound(tx, "wamid.2"),
+    ])
+    assert isinstance(outcomes[1], backend.integrity_error)
+    assert outcomes[0].value is not None and outcomes[2].value is not None
+    assert store.read(store_reads.count, "messages") == 2  # the refused work's row was undone
+
+
 def test_write_each_raises_store_unavailable_when_the_commit_fails(store, backend) -> None:
     store._writer.execute(backend.read_only)  # every write now fails to commit
     with pytest.raises(StoreUnavailable):
