@@ -10,10 +10,9 @@ integers on both engines).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -30,36 +29,10 @@ class _BoolAsInt(IntDumper):
         return b"1" if obj else b"0"
 
 
-class _Sent:
-    """A statement sent in pipeline mode: reading its rows waits for them
-    (psycopg does), and so does its row count (here)."""
-
-    def __init__(self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline) -> None:
-        self._cursor, self._pipeline = cursor, pipeline
-
-    @property
-    def rowcount(self) -> int:
-        self._pipeline.sync()
-        return self._cursor.rowcount
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._cursor)
-
-    def close(self) -> None:
-        self._cursor.close()
-
-
 class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
         conn.adapters.register_dumper(bool, _BoolAsInt)
-        self._pipeline: psycopg.Pipeline | None = None
 
     @classmethod
     def connect(cls, url: str, *, application_name: str = "lawhub") -> PgConnection:
@@ -75,35 +48,12 @@ class PgConnection:
         return self.raw.closed or self.raw.broken
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        cursor = self.raw.execute(pg_sql(sql), tuple(parameters))
-        return cursor if self._pipeline is None else _Sent(cursor, self._pipeline)
+        return self.raw.execute(pg_sql(sql), tuple(parameters))
 
-    def script(self, *statements: str) -> None:
-        """Statements without parameters in one round trip: the simple query
-        protocol, or sent one after the other in pipeline mode (which has no
-        simple protocol)."""
-        if self._pipeline is None:
-            self.raw.execute("; ".join(statements).encode(), prepare=False)
-            return
-        for statement in statements:
-            self.raw.execute(statement.encode(), prepare=False)
-
-    @contextlib.contextmanager
-    def pipelined(self) -> Iterator[None]:
-        """Pipeline mode for the block; leaving it waits for every answer
-        (and raises the first error among them)."""
-        with self.raw.pipeline() as pipeline:
-            self._pipeline = pipeline
-            try:
-                yield
-            finally:
-                self._pipeline = None
-
-    def flush(self) -> None:
-        """Wait for the answers to everything sent: an error among them is
-        raised now, not by a later statement's read."""
-        if self._pipeline is not None:
-            self._pipeline.sync()
+    def script(self, sql: str) -> None:
+        """Statements without parameters, ``;``-separated, in one round trip
+        (the simple query protocol)."""
+        self.raw.execute(sql.encode(), prepare=False)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
         cursor = self.raw.cursor()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 
 import psycopg
 
@@ -88,15 +87,7 @@ class PgDatabase:
         assert isinstance(conn, PgConnection)
         if statements[0] == self.begin and self._replans.due():
             statements = ("DISCARD PLANS", *statements)
-        conn.script(*statements)
-
-    def pipelined(self, conn: Connection) -> AbstractContextManager[None]:
-        assert isinstance(conn, PgConnection)
-        return conn.pipelined()
-
-    def flush(self, conn: Connection) -> None:
-        assert isinstance(conn, PgConnection)
-        conn.flush()
+        conn.script("; ".join(statements))
 
     def recover(self, writer: Connection) -> Connection:
         return self._connections.recover(writer)

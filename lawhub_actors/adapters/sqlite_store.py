@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from lawhub_actors.adapters.outbound_schema import OUTBOUND_SCHEMA
@@ -41,12 +40,6 @@ class SqliteDatabase:
     def run(self, conn: Connection, *statements: str) -> None:
         for statement in statements:  # in-process: no round trips to save
             conn.execute(statement)
-
-    def pipelined(self, conn: Connection) -> AbstractContextManager[None]:
-        return nullcontext()  # in-process: nothing waits on answers
-
-    def flush(self, conn: Connection) -> None:
-        return None  # every statement has raised its error already
 
     def recover(self, writer: Connection) -> Connection:
         assert isinstance(writer, sqlite3.Connection)

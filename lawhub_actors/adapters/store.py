@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
@@ -80,13 +79,6 @@ class Database(Protocol):
     def run(self, conn: Connection, *statements: str) -> None:
         """Run ``statements`` (no parameters, no results) in order, in as
         few round trips as the engine allows."""
-
-    def pipelined(self, conn: Connection) -> AbstractContextManager[None]:
-        """The writer's whole commit: statements may be sent before earlier
-        ones are answered (their errors raised at a read or a :meth:`flush`)."""
-
-    def flush(self, conn: Connection) -> None:
-        """Wait until every statement sent has been answered; raise its error."""
 
     def recover(self, writer: Connection) -> Connection:
         """The writer's connection to go on with after a failed commit: this
@@ -196,35 +188,31 @@ class Store:
         answers: list[tuple[Future[Any], Any, BaseException | None]] = []
         run = self.database.run
         try:
-            with self.database.pipelined(conn):
-                # Each work in its savepoint, its own errors raised before the
-                # next starts; a released savepoint and the next one go together.
-                # On PostgreSQL statements go out without waiting for answers
-                # (pipeline mode): a work waits only for what it reads.
-                opening: tuple[str, ...] = (self.database.begin,)
-                now = self._clock()
-                held: set[tuple[int, int]] = set()
-                for work, future in batch:
-                    tx = Tx(conn, self._sealer, now, self.database.row_lock, held)
-                    held_before = set(held)
-                    run(conn, *opening, "SAVEPOINT one_work")
-                    try:
-                        value = work(tx)
-                        self.database.flush(conn)  # its errors are its own, raised here
-                    except BaseException as error:  # noqa: BLE001 - the caller's error, handed back
-                        run(conn, "ROLLBACK TO SAVEPOINT one_work", "RELEASE SAVEPOINT one_work")
-                        held.intersection_update(held_before)  # the rollback released its locks
-                        opening = ()
-                        answers.append((future, None, error))
-                    else:
-                        opening = ("RELEASE SAVEPOINT one_work",)
-                        answers.append((future, (value, tx.pending), None))
-                if opening:
-                    run(conn, *opening)
-                answers = self._numbered(conn, now, answers)
-                self.database.committing(conn, [event for _, value, failure in answers
-                                                if failure is None for event in value.events])
-                conn.execute("COMMIT")
+            # Each work in its savepoint; a released savepoint and the next one
+            # go in one round trip (one per work rather than two on PostgreSQL).
+            opening: tuple[str, ...] = (self.database.begin,)
+            now = self._clock()
+            held: set[tuple[int, int]] = set()
+            for work, future in batch:
+                tx = Tx(conn, self._sealer, now, self.database.row_lock, held)
+                held_before = set(held)
+                run(conn, *opening, "SAVEPOINT one_work")
+                try:
+                    value = work(tx)
+                except BaseException as error:  # noqa: BLE001 - the caller's error, handed back
+                    run(conn, "ROLLBACK TO SAVEPOINT one_work", "RELEASE SAVEPOINT one_work")
+                    held.intersection_update(held_before)  # the rollback released its locks
+                    opening = ()
+                    answers.append((future, None, error))
+                else:
+                    opening = ("RELEASE SAVEPOINT one_work",)
+                    answers.append((future, (value, tx.pending), None))
+            if opening:
+                run(conn, *opening)
+            answers = self._numbered(conn, now, answers)
+            self.database.committing(conn, [event for _, value, failure in answers
+                                            if failure is None for event in value.events])
+            conn.execute("COMMIT")
         except Exception as error:  # noqa: BLE001 - nothing committed: every caller hears it
             log.error("store commit failed", extra={"error": repr(error), "batch": len(batch)})
             self._writer = self.database.recover(conn)

@@ -28,8 +28,8 @@ class _Recording(PgConnection):
     def __init__(self) -> None:  # no server needed: only what would be sent is kept
         self.sent: list[tuple[str, ...]] = []
 
-    def script(self, *statements: str) -> None:
-        self.sent.append(statements)
+    def script(self, sql: str) -> None:
+        self.sent.append(tuple(sql.split("; ")))
 
 
 def test_the_writer_drops_its_plans_before_the_first_transaction_that_is_due() -> None:
