@@ -31,11 +31,10 @@ import aiohttp
 import psycopg
 
 from bench.common import CONFIG, SECRET, Figures, gateway, percentile
-from bench.nodes import MASTER_KEY, _redis
+from bench.nodes import shared_storage
 from bench.report import print_section
 from lawhub_actors.core.partitions import partition_of
 from lawhub_actors.simulator import traffic
-from lawhub_actors.simulator.postgres import run_postgres
 
 KILLS = 10
 LEASE_S = 3.0
@@ -85,14 +84,9 @@ def run(kills: int = KILLS, lease_s: float = LEASE_S) -> Figures:
     took: list[float] = []
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-failover-")))
-        server = stack.enter_context(run_postgres())
-        with psycopg.connect(server.dsn(), autocommit=True) as admin:
-            admin.execute("CREATE DATABASE bench")
-        url = server.dsn("bench")
-        redis_url, _ = stack.enter_context(_redis(tmp))
+        env, _ = stack.enter_context(shared_storage(tmp))
+        url = env["LAWHUB_DATABASE_URL"]
         config = _config(tmp, lease_s)
-        env = {"LAWHUB_MASTER_KEY": MASTER_KEY, "LAWHUB_DATABASE_URL": url,
-               "LAWHUB_REDIS_URL": redis_url}
         nodes: dict[str, tuple[contextlib.ExitStack, str, int]] = {}
 
         def start(name: str) -> None:

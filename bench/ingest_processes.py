@@ -35,7 +35,7 @@ import psycopg
 from bench.common import CONFIG, Figures, gateway, serve
 from bench.inbound_texts import posts as posts_of
 from bench.inbound_texts import webhooks
-from bench.nodes import MASTER_KEY, _redis
+from bench.nodes import MASTER_KEY, private_redis
 from bench.report import print_section
 from bench.webhook_ingest import LUA, MEASURED_BODIES, WARM_UP_BODIES, _measure, _write_bodies
 from lawhub_actors.simulator.postgres import run_postgres
@@ -75,7 +75,7 @@ def _gateway(tmp: Path, name: str, processes: int) -> Iterator[str]:
         server = stack.enter_context(run_postgres())
         with psycopg.connect(server.dsn(), autocommit=True) as admin:
             admin.execute("CREATE DATABASE bench")
-        redis_url, _ = stack.enter_context(_redis(tmp / name))
+        redis_url, _ = stack.enter_context(private_redis(tmp / name))
         text = CONFIG.read_text().replace("[storage]\n", '[storage]\nbackend = "postgres"\n', 1)
         text = text.replace("[server]\n", f"[server]\nprocesses = {processes}\n", 1)
         config = tmp / f"{name}.toml"

@@ -83,7 +83,7 @@ class Run:
 
 
 @contextlib.contextmanager
-def _redis(tmp: Path) -> Iterator[tuple[str, int]]:
+def private_redis(tmp: Path) -> Iterator[tuple[str, int]]:
     """A private redis-server on a unix socket: its URL and pid."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -104,7 +104,21 @@ def _redis(tmp: Path) -> Iterator[tuple[str, int]]:
         process.wait(10)
 
 
-def _postmaster(server: PrivatePostgres) -> int:
+@contextlib.contextmanager
+def shared_storage(tmp: Path) -> Iterator[tuple[dict[str, str], list[int]]]:
+    """A private PostgreSQL (database ``bench``) and Redis for gateway nodes:
+    the environment that points a node at them (and its master key), and
+    their server processes' ids (PostgreSQL's postmaster, Redis)."""
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(run_postgres())
+        with psycopg.connect(server.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE bench")
+        redis_url, redis_pid = stack.enter_context(private_redis(tmp))
+        yield ({"LAWHUB_MASTER_KEY": MASTER_KEY, "LAWHUB_DATABASE_URL": server.dsn("bench"),
+                "LAWHUB_REDIS_URL": redis_url}, [postmaster_pid(server), redis_pid])
+
+
+def postmaster_pid(server: PrivatePostgres) -> int:
     return int((server.socket_dir / "data" / "postmaster.pid").read_text().split()[0])
 
 
@@ -146,14 +160,9 @@ def measure(label: str, hooks: Sequence[Webhook], processes: int | None) -> Run:
             def stored() -> int:
                 return _stored_sqlite(database)
         else:
-            server = stack.enter_context(run_postgres())
-            with psycopg.connect(server.dsn(), autocommit=True) as admin:
-                admin.execute("CREATE DATABASE bench")
-            url = server.dsn("bench")
-            redis_url, redis_pid = stack.enter_context(_redis(tmp))
-            env |= {"LAWHUB_DATABASE_URL": url, "LAWHUB_REDIS_URL": redis_url,
-                    "LAWHUB_NODE_ID": "bench"}
-            others = [_postmaster(server), redis_pid]
+            shared, others = stack.enter_context(shared_storage(tmp))
+            env |= {**shared, "LAWHUB_NODE_ID": "bench"}
+            url = shared["LAWHUB_DATABASE_URL"]
 
             def stored() -> int:
                 return _stored_pg(url)

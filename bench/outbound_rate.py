@@ -39,8 +39,8 @@ more when other work on the machine delays threads.
 Accept latency is measured by the client for each POST: in the burst
 (16 requests in flight, so it includes waiting behind the others) and
 for the paced sends during the drain. The gateway's CPU time (user +
-system, from `/proc`) from the start of the burst to the last send is
-given in cores busy and per message sent.
+system of its processes, from `/proc`) from the start of the burst to
+the last send is given in cores busy and per message sent.
 
 At 1,000/s the gateway does not keep up, and the table says by how
 much. Even the burst is accepted below R there (the API shares the
@@ -63,18 +63,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.common import SECRET, gateway, percentile
+from bench.common import SECRET, Server, cpu_times, gateway, percentile
 from bench.report import print_section
 from lawhub_actors.settings import Limits, Pools
 from lawhub_actors.simulator import traffic
@@ -165,44 +165,47 @@ class _Accepted:
         return self.count
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_s(pids: Sequence[int]) -> float:
+    """User + system CPU seconds so far of ``pids`` and their child processes."""
+    return sum(sum(cpu_times(pid)) for pid in pids)
 
 
-async def _drive(url: str, stand_in: GraphStandIn, messages: int, pid: int) -> dict[str, Any]:
+async def _drive(urls: Sequence[str], stand_in: GraphStandIn, messages: int,
+                 pids: Sequence[int]) -> dict[str, Any]:
+    """The burst posted over ``urls`` (poster ``i`` to ``urls[i % n]``), then
+    paced sends to each in turn, until the stand-in accepted them all; the
+    CPU is that of ``pids`` and their child processes."""
     customers = [_customer(i) for i in range(max(messages // PER_RECIPIENT, 1))]
     connector = aiohttp.TCPConnector(limit=CONNECTIONS + 4)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await _customers_wrote(session, url, customers)
+        await _customers_wrote(session, urls[0], customers)
 
         queue = iter(range(messages))
         burst: list[float] = []
 
-        async def poster() -> None:
+        async def poster(url: str) -> None:
             for n in queue:
                 burst.append(await _send(session, url, customers[n % len(customers)],
                                          f"balasan {n}"))
 
         accepted = _Accepted(stand_in)
-        cpu_at_start = _cpu_s(pid)
+        cpu_at_start = _cpu_s(pids)
         started = time.perf_counter()
-        await asyncio.gather(*(poster() for _ in range(CONNECTIONS)))
+        await asyncio.gather(*(poster(urls[i % len(urls)]) for i in range(CONNECTIONS)))
         posted_s = time.perf_counter() - started
         burst_done = time.time()  # the stand-in's clock
 
         probes: list[float] = []
         while accepted.poll() < messages:
             n = len(probes)
-            probes.append(await _send(session, url, customers[n % len(customers)],
-                                      f"susulan {n}"))
+            probes.append(await _send(session, urls[n % len(urls)],
+                                      customers[n % len(customers)], f"susulan {n}"))
             await asyncio.sleep(PROBE_EVERY_S)
         total = messages + len(probes)
         deadline = time.perf_counter() + DRAIN_TIMEOUT_S
         while accepted.poll() < total and time.perf_counter() < deadline:
             await asyncio.sleep(0.02)
-        cpu_s = _cpu_s(pid) - cpu_at_start
+        cpu_s = _cpu_s(pids) - cpu_at_start
         wall_s = time.perf_counter() - started
     return {"burst": burst, "posted_s": posted_s, "burst_done": burst_done, "probes": probes,
             "total": total, "cpu_s": cpu_s, "wall_s": wall_s}
@@ -226,16 +229,29 @@ def _busiest_second(arrivals: list[float]) -> int:
     return best
 
 
-def _one_rate(rate: int, seconds: int) -> dict[str, Any]:
+Nodes = Callable[[Path, Path, dict[str, str]],
+                 contextlib.AbstractContextManager[tuple[list[Server], list[int]]]]
+"""Start the gateways: (a temp dir, their config, env) -> the servers, and
+the processes whose CPU counts (with their children)."""
+
+
+@contextlib.contextmanager
+def one_gateway(tmp: Path, config: Path,
+                env: dict[str, str]) -> Iterator[tuple[list[Server], list[int]]]:
+    with gateway(tmp / "var", config, **env) as server:
+        yield [server], [server.pid]
+
+
+def one_rate(rate: int, seconds: int, nodes: Nodes = one_gateway) -> dict[str, Any]:
     stand_in = GraphStandIn(GRAPH_TOKEN)
     stand_in.set_throughput(NUMBER, rate)
     messages = seconds * rate
     with tempfile.TemporaryDirectory() as tmp, serve_in_thread(stand_in) as graph_url:
         config = Path(tmp) / "bench.toml"
         _config(config, rate)
-        with gateway(Path(tmp) / "var", config, LAWHUB_ACCESS_TOKEN=GRAPH_TOKEN,
-                     LAWHUB_GRAPH_BASE_URL=graph_url) as server:
-            result = asyncio.run(_drive(server.url, stand_in, messages, server.pid))
+        env = {"LAWHUB_ACCESS_TOKEN": GRAPH_TOKEN, "LAWHUB_GRAPH_BASE_URL": graph_url}
+        with nodes(Path(tmp), config, env) as (servers, pids):
+            result = asyncio.run(_drive([s.url for s in servers], stand_in, messages, pids))
     sends = list(stand_in.sends)
     arrivals = sorted(s.at for s in sends if s.status == 200)
     refused: dict[int | None, int] = {}
@@ -261,6 +277,39 @@ def _latencies(values: list[float]) -> str:
     return f"{p50:.1f} / {p99:.1f} ({len(values)})"
 
 
+def rate_figures(r: dict[str, Any], headroom: float) -> dict[str, Any]:
+    """One rate's figures, labelled by the rate."""
+    rate = r["rate"]
+    label = f"{rate}/s:"
+    achieved, busiest, target = r["achieved"], r["busiest"], rate * (1 - headroom)
+    refused = ", ".join(f"{code}: {n}" for code, n in sorted(r["refused"].items(),
+                                                            key=lambda kv: str(kv[0])))
+    return {
+        f"{label} messages posted (burst + paced) / accepted by the stand-in":
+            f"{r['messages']:,} + {r['total'] - r['messages']} / {r['accepted']:,}",
+        f"{label} refused by the stand-in (130429, 131056: must be none)": refused or "none",
+        f"{label} limiter target, msg/s (R x (1 - headroom))": f"{target:.2f}",
+        f"{label} achieved, msg/s (steady part)": f"{achieved:.2f}",
+        f"{label} achieved / configured": f"{achieved / rate:.4f}",
+        f"{label} achieved / limiter target": f"{achieved / target:.4f}",
+        f"{label} achieved once the burst was in, msg/s (sending only)":
+            f"{r['draining']:.2f}",
+        f"{label} busiest 1-s window (sliding), sends": busiest,
+        f"{label} never above: busiest <= {rate}": "met" if busiest <= rate else "NOT met",
+        f"{label} within 2 %: {0.98 * rate:g} <= achieved <= {rate}":
+            "met" if 0.98 * rate <= round(achieved, 2) <= rate else "NOT met",
+        f"{label} first to last send, s": f"{r['span_s']:.2f}",
+        f"{label} burst accepted by the API, POSTs/s":
+            f"{len(r['burst']) / r['posted_s']:.0f}",
+        f"{label} accept latency in the burst ({CONNECTIONS} in flight), p50 / p99 ms (n)":
+            _latencies(r["burst"]),
+        f"{label} accept latency while draining (one every 50 ms), p50 / p99 ms (n)":
+            _latencies(r["probes"]),
+        f"{label} gateway CPU from the burst to the last send, cores; ms per message":
+            f"{r['cpu_s'] / r['wall_s']:.2f}; {r['cpu_s'] * 1000 / r['accepted']:.2f}",
+    }
+
+
 def run(rates: Sequence[int] = RATES, seconds: int = SECONDS) -> dict[str, Any]:
     limits = Limits()
     headroom = limits.throughput_headroom
@@ -269,35 +318,7 @@ def run(rates: Sequence[int] = RATES, seconds: int = SECONDS) -> dict[str, Any]:
             f"{headroom:.0%}, {limits.send_in_flight}, {Pools().outbound_workers}",
     }
     for rate in rates:
-        r = _one_rate(rate, seconds)
-        label = f"{rate}/s:"
-        achieved, busiest, target = r["achieved"], r["busiest"], rate * (1 - headroom)
-        refused = ", ".join(f"{code}: {n}" for code, n in sorted(r["refused"].items(),
-                                                                key=lambda kv: str(kv[0])))
-        figures.update({
-            f"{label} messages posted (burst + paced) / accepted by the stand-in":
-                f"{r['messages']:,} + {r['total'] - r['messages']} / {r['accepted']:,}",
-            f"{label} refused by the stand-in (130429, 131056: must be none)": refused or "none",
-            f"{label} limiter target, msg/s (R x (1 - headroom))": f"{target:.2f}",
-            f"{label} achieved, msg/s (steady part)": f"{achieved:.2f}",
-            f"{label} achieved / configured": f"{achieved / rate:.4f}",
-            f"{label} achieved / limiter target": f"{achieved / target:.4f}",
-            f"{label} achieved once the burst was in, msg/s (sending only)":
-                f"{r['draining']:.2f}",
-            f"{label} busiest 1-s window (sliding), sends": busiest,
-            f"{label} never above: busiest <= {rate}": "met" if busiest <= rate else "NOT met",
-            f"{label} within 2 %: {0.98 * rate:g} <= achieved <= {rate}":
-                "met" if 0.98 * rate <= round(achieved, 2) <= rate else "NOT met",
-            f"{label} first to last send, s": f"{r['span_s']:.2f}",
-            f"{label} burst accepted by the API, POSTs/s":
-                f"{len(r['burst']) / r['posted_s']:.0f}",
-            f"{label} accept latency in the burst ({CONNECTIONS} in flight), p50 / p99 ms (n)":
-                _latencies(r["burst"]),
-            f"{label} accept latency while draining (one every 50 ms), p50 / p99 ms (n)":
-                _latencies(r["probes"]),
-            f"{label} gateway CPU from the burst to the last send, cores; ms per message":
-                f"{r['cpu_s'] / r['wall_s']:.2f}; {r['cpu_s'] * 1000 / r['accepted']:.2f}",
-        })
+        figures.update(rate_figures(one_rate(rate, seconds), headroom))
     return figures
 
 

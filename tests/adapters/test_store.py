@@ -202,9 +202,8 @@ def test_write_each_undoes_only_the_work_that_failed_and_keeps_its_neighbours(st
 
 def test_a_statement_the_database_refuses_after_the_work_returned_undoes_that_work_alone(
         store, backend) -> None:
-    # On PostgreSQL the writer does not wait for answers it does not read
-    # (pipeline mode): the refusal arrives after the work returned, and is
-    # still its own, not its neighbours'.
+    # A statement whose answer the work never reads: the refusal is still its
+    # own, not its neighbours' (however the engine delivers it).
     def refused_unread(tx: Tx) -> None:
         _inbound(tx, "wamid.refused")
         tx.conn.execute("INSERT INTO cursors (name, seq) VALUES ('x', 1), ('x', 2)")
