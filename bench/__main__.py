@@ -22,7 +22,9 @@ from bench import (
     ingest_processes,
     live_reload,
     media_pool,
+    media_storage,
     nodes,
+    outbound_cluster,
     outbound_rate,
     pg_driver,
     restart_latency,
@@ -44,7 +46,7 @@ from bench.report import (
 BENCHES = (
     router_throughput, restart_latency, tree_footprint, webhook_ingest, end_to_end, media_pool,
     outbound_rate, live_reload, core_cost, cpu_per_message, sustained_load, pg_driver, nodes,
-    failover, ingest_processes,
+    failover, ingest_processes, outbound_cluster, media_storage,
 )
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 

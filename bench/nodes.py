@@ -23,14 +23,20 @@ process. The 2-core machine also runs this load generator, so the ratio of
 two nodes to one is the figure to read, not the absolute rates.
 
 Reading the first run (2026-12-07): one PostgreSQL node processed ~320/s
-at ~3.5 ms of CPU per message, so it used only about one of the two cores
-— not CPU-bound; a second node processed 2 to 3 times as many (runs vary
-by tens of percent here). That points at the one
-store writer per node, which issues each update's statements one by one
-and waits for each answer (ten or so round trips per message), as the
-limit; fewer round trips per message (psycopg's pipeline mode, statements
-merged) is the next work there, and the CPU per message against SQLite
-(~6x, the database server's share included) with it.
+at ~3.5 ms of CPU per message, using only about one of the two cores — the
+one store writer per node, waiting on each statement's round trip, was the
+limit; a second node processed 2 to 3 times as many.
+
+Reading the second run (same day, after a commit fences each partition
+once and the writer drops plans made on near-empty tables — the wamid
+lookup had been scanning a tenant's messages, 0.36 ms per message and
+growing): one PostgreSQL node ~490/s at ~2.2 ms per message, two nodes
+~730/s, 1.50x. The ratio fell below the 1.6x aim because one node got
+faster, not because two got slower: one node now keeps about one core busy
+(490/s x 2.2 ms), and two nodes, PostgreSQL and this load generator share
+two cores. What bounds a node now is its store writer's Python: psycopg
+costs ~85 us of client CPU per statement (raw libpq ~32 us) and an inbound
+message takes ~11 statements (FACTS.md, "PostgreSQL").
 """
 
 from __future__ import annotations

@@ -138,6 +138,9 @@ class OutboundWorker(Actor):
         self._recipient_of: dict[str, str] = {}
         self._graced: set[str] = set()
         """Unknown outcomes whose grace for a status webhook is running."""
+        self._in_call: dict[str, Outbound] = {}
+        """Messages whose call is under way, as claimed: their answer needs
+        only their progress read again, not the whole message opened."""
 
     def on_start(self) -> None:
         """After a restart (its queues lost with the old incarnation), take
@@ -240,7 +243,8 @@ class OutboundWorker(Actor):
                 return None
             partition = ownership.of(message.tenant, message.recipient)
             epoch = fence(tx, ownership, partition)
-            outbound_store.set_state(tx, message_id, SendState.SENDING, attempt=True)
+            outbound_store.set_state(tx, message_id, SendState.SENDING, attempt=True,
+                                     current=message.state)
             return message, partition, epoch
 
         try:
@@ -258,6 +262,7 @@ class OutboundWorker(Actor):
             self._dead(message, "terminal", {"status": None, "code": None,
                                              "message": "LAWHUB_ACCESS_TOKEN is not set"})
             return
+        self._in_call[message_id] = message
         registry, path = self.context.registry, self.context.path
         call = self._calls.submit(self._call, message, registry, partition, epoch)
 
@@ -297,7 +302,9 @@ class OutboundWorker(Actor):
                                     callback=message.id)
 
     def _done(self, message_id: str, outcome: Future[Sent | SendFailed], attempt: int) -> None:
-        message = self._load(message_id)
+        claimed = self._in_call.pop(message_id, None)
+        message = self._load(message_id) if claimed is None else self._services.store.read_tx(
+            lambda tx: outbound_store.progressed(tx, claimed))
         if message is None:
             self._finish(message_id)
             return
@@ -362,7 +369,7 @@ class OutboundWorker(Actor):
             if current is None or not may_move(current, SendState.SENT):
                 return  # discarded meanwhile: the record keeps the operator's word
             already = current is SendState.SENT
-            outbound_store.mark_sent(tx, message, wamid)
+            outbound_store.mark_sent(tx, message, wamid, current)
             if not already:
                 tx.emit(message.tenant, "outbound.sent", {
                     "id": message.id, "wamid": wamid, "to": message.recipient,

@@ -9,7 +9,7 @@ table does not allow raises :class:`IllegalMove` and changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -111,16 +111,31 @@ def load(tx: Tx, message_id: str) -> Outbound | None:
                     int(attempts), bool(automatic), content, wamid, ref, last_code)
 
 
+def progressed(tx: Tx, message: Outbound) -> Outbound | None:
+    """``message`` (loaded earlier) with its state, attempts and last code as
+    they are now, or None: no such message any more. Nothing unsealed."""
+    row = tx.conn.execute("SELECT state, attempts, last_code FROM outbound WHERE id=?",
+                          (message.id,)).fetchone()
+    if row is None:
+        return None
+    return replace(message, state=SendState(row[0]), attempts=int(row[1]),
+                               last_code=row[2])
+
+
 def state_of(tx: Tx, message_id: str) -> SendState | None:
     """The message's state alone (nothing unsealed), or None: no such message."""
     row = tx.conn.execute("SELECT state FROM outbound WHERE id=?", (message_id,)).fetchone()
     return None if row is None else SendState(row[0])
 
 
-def set_state(tx: Tx, message_id: str, state: SendState, *, attempt: bool = False) -> SendState:
+def set_state(tx: Tx, message_id: str, state: SendState, *, attempt: bool = False,
+              current: SendState | None = None) -> SendState:
     """Move the message to ``state`` (counting an attempt); the state it was
-    in. Raises :class:`IllegalMove` when it may not move there from that one."""
-    old = state_of(tx, message_id)
+    in (``current``, when this transaction has just read it). Raises
+    :class:`IllegalMove` when it may not move there from that one. The
+    update is conditional on that state: a row another node moved since is
+    left as it is."""
+    old = state_of(tx, message_id) if current is None else current
     if old is None:
         raise IllegalMove(f"outbound {message_id}: no such message")
     if not may_move(old, state):
@@ -139,11 +154,13 @@ def failed(tx: Tx, message_id: str, state: SendState, code: int | None) -> None:
     tx.conn.execute("UPDATE outbound SET last_code=? WHERE id=?", (code, message_id))
 
 
-def mark_sent(tx: Tx, message: Outbound, wamid: str) -> DeliveryState:
+def mark_sent(tx: Tx, message: Outbound, wamid: str,
+              current: SendState | None = None) -> DeliveryState:
     """Meta accepted it: its wamid, and every status that came before it. A
     message dead-lettered meanwhile (an unsure outcome that ran out of
-    attempts) leaves the dead-letter queue: Meta's word is the record."""
-    if set_state(tx, message.id, SendState.SENT) is SendState.DEAD:
+    attempts) leaves the dead-letter queue: Meta's word is the record.
+    ``current``: its state, when this transaction has just read it."""
+    if set_state(tx, message.id, SendState.SENT, current=current) is SendState.DEAD:
         undead(tx, message.id)
     return tx.attach_wamid(message.tenant, message.id, wamid)
 

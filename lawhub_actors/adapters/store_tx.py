@@ -192,13 +192,12 @@ class Tx:
         """Record Meta's id of one of our messages, and apply every status
         that arrived before it was known."""
         row = self.conn.execute(
-            "SELECT status, status_error FROM messages WHERE id=? AND tenant=?",
+            "SELECT status, status_error, key_id, content FROM messages WHERE id=? AND tenant=?",
             (message_id, tenant),
         ).fetchone()
         if row is None:
             raise KeyError(message_id)
-        content = self.message_content(tenant, message_id)
-        assert content is not None
+        content = self.unseal(tenant, row[2], row[3], f"message:{tenant}:{message_id}")
         key_id, blob = self.seal(tenant, {**content, WAMID: wamid},
                                  f"message:{tenant}:{message_id}")
         self.conn.execute("UPDATE messages SET wamid=?, key_id=?, content=? WHERE id=?",
