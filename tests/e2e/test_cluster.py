@@ -200,10 +200,12 @@ def test_a_feed_on_one_node_shows_every_nodes_events_gap_free_and_resumes_on_ano
 
 SENDS_PER_CUSTOMER = 10
 """Within Meta's pair burst (45), so only the number's own limit binds."""
-HEADROOM = "[limits]\nthroughput_headroom = 0.05\n"
-"""A 52 ms jitter budget (number_limiter.late_after): Meta's stand-in runs in
-this busy test process, beside three nodes and PostgreSQL on two cores, and
-stamps arrivals up to some 30 ms late; the default 2 % budgets 20 ms."""
+HEADROOM = "[limits]\nthroughput_headroom = 0.1\n"
+"""A 111 ms jitter budget (number_limiter.late_after): Meta's stand-in runs in
+this test process, beside three nodes and PostgreSQL on two cores (and the
+rest of the suite), and stamps arrivals late by up to some 30 ms when the
+machine is quiet and past 50 ms under the whole suite (a 5 % budget saw a
+130429 there); the default 2 % budgets 20 ms, for a real network."""
 
 
 def _one_number_at(config: Path, mps: int, path: Path) -> Path:
@@ -271,7 +273,9 @@ async def test_three_nodes_send_each_accepted_message_once_in_order_never_above_
             await serving.aclose()
         for node in nodes[:2]:
             assert node.stop() == 0  # calls under way finish: a late second send is counted
-    assert [s.code for s in meta.sends if s.status != 200] == [], "refused by Meta"
+    first = meta.sends[0].at if meta.sends else 0.0
+    refused = [(s.code, round(s.at - first, 3)) for s in meta.sends if s.status != 200]
+    assert refused == [], f"refused by Meta (code, s from the first send): {refused}"
     assert busiest_second([s.at for s in meta.sends if s.status == 200]) <= mps
     sent = Counter(s.callback for s in meta.sends if s.status == 200)
     assert {i: sent[i] for i in accepted_ids if sent[i] != 1} == {}, (
