@@ -17,14 +17,16 @@ The aim in the issue is the achieved rate within 2 % of R and never above
 it. This 2-core machine runs three nodes, the database and the load; the
 one-process figures (``Outbound rate``) show what one interpreter sends.
 
-Reading the first run (2026-12-07): never above (no refusal, busiest
-second ~200), and far below R: ~140/s at ~12 ms of CPU per send (every
-process counted), against ~320/s and ~3.3 ms in one process on SQLite. A
-send on PostgreSQL takes some 35 statements (pg_stat_statements: the
-message loaded, with its content unsealed, about four times; its state
-read three times; two claims), each ~85 us of psycopg client CPU and
-~70 us of the server's, on top of the GIL hand-offs of ~40 threads. The
-per-send statement count is the work to do before more nodes can help.
+Reading the first runs (2026-12-07): never above (no refusal, busiest
+second ~200), and far below R: ~120-140/s at ~12-13 ms of CPU per send
+(every process counted), against ~320/s and ~3.3 ms in one process on
+SQLite. A send on PostgreSQL takes some 30 statements (pg_stat_statements:
+the acceptance with its conversation counter, tier count and events; the
+worker's reads of the message, its earlier unfinished ones and its state;
+the claim; the answer's sent mark), each ~85 us of psycopg client CPU and
+~70 us of the server's plus the kernel's wake-ups, on top of the GIL
+hand-offs of ~40 threads. The per-send statement count is the work to do
+before more nodes can help.
 """
 
 from __future__ import annotations

@@ -256,6 +256,8 @@ class AppRuntime:
         """Telling other nodes of sends, and sweeping for theirs: off the loop and the leases."""
         self._closing.callback(self._telling.shutdown, wait=True, cancel_futures=True)
         self._sweeping = threading.Lock()
+        self._swept: dict[str, str] = {}
+        """The sweep's opened numbers of unfinished sends (see take_up_unfinished)."""
         self.ownership = Ownership(secrets.node_id or EMBEDDED_NODE, settings.cluster.partitions)
         self.leases = LeaseKeeper(self.store, self.ownership,
                                   address=secrets.node_address or socket.gethostname(),
@@ -328,7 +330,8 @@ class AppRuntime:
         if self.store.database.name == "postgres" and self._sweeping.acquire(blocking=False):
             def sweep() -> None:
                 try:
-                    take_up_unfinished(self.store, self.tree.registry, self.ownership)
+                    take_up_unfinished(self.store, self.tree.registry, self.ownership,
+                                       self._swept)
                 except Exception as error:  # noqa: BLE001 - the next tick sweeps again
                     log.warning("send_sweep_failed", error=repr(error))
                 finally:

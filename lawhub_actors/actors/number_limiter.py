@@ -44,18 +44,23 @@ def throughput_rate(number: PhoneNumber, limits: Limits) -> Rate:
     return Rate(number.throughput_mps * (1.0 - limits.throughput_headroom))
 
 
-def late_after(rate: Rate, headroom: float) -> float:
+LATE_FLOOR_S = 0.001
+"""The least lateness a call is allowed (a headroom of 0 would otherwise
+send every call round for a new slot)."""
+
+
+def late_after(headroom: float) -> float:
     """How late a call may leave its slot before it must take a new one.
 
     Meta counts arrivals in a sliding second. Sends spaced at ``R (1 - h)``
     keep every such second at or below ``R`` as long as each arrives at most
-    ``J = h / (1 - h)`` seconds after its slot (20 ms at the default 2 %):
-    a second at Meta then holds only sends that left within a span of
-    ``1 + J`` seconds. Half of ``J`` is left to the network, half to the
-    call's own lateness — and never more than half an interval, so a late
-    call cannot bunch with the next one at high rates either."""
-    jitter_s = headroom / (1.0 - headroom)
-    return min(rate.interval / 2, jitter_s / 2)
+    ``J = h / (1 - h)`` seconds after its slot (20 ms at the default 2 %),
+    whatever ``R`` is: a second at Meta then holds only sends whose slots lie
+    within a span of ``1 + J`` seconds, at most ``(1 + J) R (1 - h) = R`` of
+    them. Half of ``J`` is left to the network, half to the call's own
+    lateness (before this rule, half an interval: 25 ms at 20/s, more than
+    the whole budget)."""
+    return max(headroom / (1.0 - headroom) / 2, LATE_FLOOR_S)
 
 
 def pair_rate(limits: Limits) -> Rate:
@@ -111,9 +116,8 @@ class NumberLimiter(Actor):
             wait = self._store.reserve(f"tp:{self._number.id}", self._throughput)
             self.granted += 1
             self.waited_s += wait
-            self._show()
-            return wait, late_after(self._throughput, self._services.settings.limits
-                                    .throughput_headroom)
+            self._show(read_tier=False)  # the answer is a slot: no store read before it
+            return wait, late_after(self._services.settings.limits.throughput_headroom)
         return super().receive(message)
 
     def _follow_config(self) -> None:
@@ -127,11 +131,11 @@ class NumberLimiter(Actor):
         self._tier_read_at = -TIER_REFRESH_S
         self._show()
 
-    def _show(self) -> None:
+    def _show(self, *, read_tier: bool = True) -> None:
         """Operators' view: permits, waits, the rate now, and the tier's use
         (unique users in the moving 24 h, read at most every few seconds)."""
         now = time.monotonic()
-        if now - self._tier_read_at >= TIER_REFRESH_S:
+        if read_tier and now - self._tier_read_at >= TIER_REFRESH_S:
             self._tier_read_at = now
             number_id = self._number.id
             self._tier_users = self._services.store.read_tx(

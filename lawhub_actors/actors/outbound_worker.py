@@ -105,14 +105,21 @@ OutboundStep = Send | _Begin | _PairSlot | _Done
 any of them dead-letters that message."""
 
 
-def take_up_unfinished(store: Store, registry: Registry, ownership: Ownership) -> int:
+def take_up_unfinished(store: Store, registry: Registry, ownership: Ownership,
+                       opened: dict[str, str] | None = None) -> int:
     """Hand every message not yet sent nor dead whose recipient's partition
     this node holds to its worker, in accepted order; how many. Never
     blocks: a full queue leaves a message pending in the store, logged.
-    Repeats are harmless (a worker ignores a message it has in hand)."""
+    Repeats are harmless (a worker ignores a message it has in hand).
+    ``opened`` (a sweep's own, from one sweep to the next): the recipients'
+    numbers opened so far, by message id; left holding those still
+    unfinished."""
+    unfinished = store.read_tx(outbound_store.unfinished, opened)
+    if opened is not None:
+        opened.clear()
+        opened.update((message_id, recipient) for message_id, _, recipient in unfinished)
     held = ownership.held().epochs
-    mine = [(message_id, recipient)
-            for message_id, tenant, recipient in store.read_tx(outbound_store.unfinished)
+    mine = [(message_id, recipient) for message_id, tenant, recipient in unfinished
             if ownership.of(tenant, recipient) in held]
     for message_id, recipient in mine:
         try:
@@ -267,8 +274,8 @@ class OutboundWorker(Actor):
         call = self._calls.submit(self._call, message, registry, partition, epoch)
 
         def back(outcome: Future[Sent | SendFailed]) -> None:
-            try:
-                registry.tell(path, _Done(message_id, outcome, attempt))
+            try:  # past the bound: an answer never waits behind the work it answers
+                registry.tell(path, _Done(message_id, outcome, attempt), bounded=False)
             except NotRegistered:  # stopping: 'sending' is taken up again at the next start
                 log.info("send_answer_dropped_at_shutdown", msg_id=message_id)
 
@@ -283,9 +290,10 @@ class OutboundWorker(Actor):
         :class:`NotOurs` when the partition left this node while it waited."""
         assert self._graph is not None
         for _ in range(LATE_RESERVATIONS):
+            asked = time.monotonic()  # the slot is counted from before the ask: never later
             wait, late_after = registry.ask(paths.limiter_of(message.phone_number_id),
                                             ThroughputPermit(), timeout=ASK_TIMEOUT_S)
-            slot = time.monotonic() + wait
+            slot = asked + wait
             if wait > 0:
                 time.sleep(wait)
             if time.monotonic() - slot <= late_after:
@@ -397,6 +405,7 @@ class OutboundWorker(Actor):
     def _finish(self, message_id: str) -> None:
         """The message is done with: the recipient's next one may go."""
         self._graced.discard(message_id)
+        self._in_call.pop(message_id, None)
         recipient = self._recipient_of.pop(message_id, None)
         if recipient is None:
             return

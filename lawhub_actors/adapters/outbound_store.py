@@ -9,6 +9,7 @@ table does not allow raises :class:`IllegalMove` and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -205,14 +206,16 @@ def outbound_of_callback(tx: Tx, tenant: str, callback: str | None) -> str | Non
 # -- reads ---------------------------------------------------------------------
 
 
-def unfinished(tx: Tx) -> list[tuple[str, str, str]]:
+def unfinished(tx: Tx, opened: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(id, tenant, recipient's number) of every message not yet sent nor
     dead, in the order they were accepted: what a (re)start must take up
-    again."""
-    return [(str(i), str(t), _number(tx, t, i, k, n)) for i, t, k, n in tx.conn.execute(
-        "SELECT id, tenant, key_id, number FROM outbound WHERE " + _UNFINISHED_IN  # noqa: S608
-        + " ORDER BY accepted_at, rowid", _UNFINISHED,
-    ).fetchall()]
+    again. ``opened``: numbers already opened, by message id (a sweep that
+    runs every few seconds over a backlog opens each number once)."""
+    known = opened or {}
+    return [(str(i), str(t), known.get(i) or _number(tx, t, i, k, n))
+            for i, t, k, n in tx.conn.execute(
+                "SELECT id, tenant, key_id, number FROM outbound WHERE "  # noqa: S608
+                + _UNFINISHED_IN + " ORDER BY accepted_at, rowid", _UNFINISHED).fetchall()]
 
 
 def earlier_unfinished(tx: Tx, message_id: str) -> list[str]:

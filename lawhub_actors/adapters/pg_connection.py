@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -29,10 +30,34 @@ class _BoolAsInt(IntDumper):
         return b"1" if obj else b"0"
 
 
+REPLAN_FIRST_S = 2.0
+REPLAN_EVERY_S = 60.0
+
+
+class Replans:
+    """When the writer drops its plans: ``REPLAN_FIRST_S`` after it opens,
+    then at doubling intervals up to every ``REPLAN_EVERY_S``."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._after = REPLAN_FIRST_S
+        self._at = clock() + self._after
+
+    def due(self) -> bool:
+        now = self._clock()
+        if now < self._at:
+            return False
+        self._after = min(self._after * 2, REPLAN_EVERY_S)
+        self._at = now + self._after
+        return True
+
+
 class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
         conn.adapters.register_dumper(bool, _BoolAsInt)
+        self.replans = Replans(time.monotonic)
+        """When this connection drops its cached plans (``pg_store``'s text says why)."""
 
     @classmethod
     def connect(cls, url: str, *, application_name: str = "lawhub") -> PgConnection:
@@ -98,6 +123,8 @@ class PgConnections:
         conn: PgConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._local.conn = self.connect("reader")
+        elif conn.replans.due():
+            conn.execute("DISCARD PLANS")
         return conn
 
     def recover(self, writer: Connection) -> Connection:

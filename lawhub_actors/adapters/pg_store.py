@@ -18,13 +18,13 @@ the same table a few thousand rows later (measured: the message-by-wamid
 lookup scanned the tenant's messages by another index, 0.36 ms per
 message and growing, in a fresh database's first ten thousand messages).
 So the writer drops its plans (``DISCARD PLANS``) 2 s after it opens, then
-at doubling intervals up to every minute: each statement is planned again
-on the tables as they have grown.
+at doubling intervals up to every minute (``pg_connection.Replans``), and so does
+each reader connection: each statement is planned again on the tables as
+they have grown.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -35,27 +35,6 @@ from lawhub_actors.adapters.pg_schema import migrate
 from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_rows import FeedEvent
 from lawhub_actors.adapters.store_tx import Tx
-
-REPLAN_FIRST_S = 2.0
-REPLAN_EVERY_S = 60.0
-
-
-class Replans:
-    """When the writer drops its plans: ``REPLAN_FIRST_S`` after it opens,
-    then at doubling intervals up to every ``REPLAN_EVERY_S``."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._after = REPLAN_FIRST_S
-        self._at = clock() + self._after
-
-    def due(self) -> bool:
-        now = self._clock()
-        if now < self._at:
-            return False
-        self._after = min(self._after * 2, REPLAN_EVERY_S)
-        self._at = now + self._after
-        return True
 
 
 class PgDatabase:
@@ -76,7 +55,6 @@ class PgDatabase:
             f"SET idle_in_transaction_session_timeout = {stuck_ms}"))
         self._auto_migrate = auto_migrate
         self._node = node
-        self._replans = Replans(time.monotonic)
 
     def prepare(self, tx_of: Callable[[Connection], Tx]) -> Connection:
         writer = self._connections.connect()
@@ -85,7 +63,7 @@ class PgDatabase:
 
     def run(self, conn: Connection, *statements: str) -> None:
         assert isinstance(conn, PgConnection)
-        if statements[0] == self.begin and self._replans.due():
+        if statements[0] == self.begin and conn.replans.due():
             statements = ("DISCARD PLANS", *statements)
         conn.script("; ".join(statements))
 

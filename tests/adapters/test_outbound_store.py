@@ -4,12 +4,17 @@ letter."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
+from lawhub_actors.actors.outbound_worker import Send, take_up_unfinished
 from lawhub_actors.adapters import outbound_store, store_reads
+from lawhub_actors.adapters.leases import Ownership
 from lawhub_actors.adapters.store import Store
 from lawhub_actors.core.send_lifecycle import IllegalMove, SendState
 from lawhub_actors.usecases import dead_letters
+from supervisors import Registry
 from tests.adapters.conftest import KEYRING, Backend
 
 NUMBER = "6281234500001"
@@ -145,3 +150,24 @@ def test_a_recipients_earlier_unfinished_messages_are_found_oldest_first(store) 
         tx, store.read_tx(outbound_store.load, first), "wamid.FIRST"))
     assert store.read_tx(outbound_store.earlier_unfinished, third) == [second]
     assert store.read_tx(outbound_store.earlier_unfinished, second) == []
+
+
+def test_numbers_a_sweep_opened_before_are_not_opened_again_and_it_keeps_only_the_unfinished(
+        store) -> None:
+    first, second = _pending(store), _pending(store)
+    opened = {first: "6289999900000"}  # as a sweep left it (not what is sealed: never opened)
+    assert [row[2] for row in store.read_tx(outbound_store.unfinished, opened)] == [
+        "6289999900000", NUMBER]
+    told: list[str] = []
+
+    class Workers:
+        def tell(self, path: str, message: Send, key: str, *, wait: bool) -> None:
+            told.append(message.id)
+
+    ownership = Ownership("embedded", 4)
+    ownership.set(dict.fromkeys(range(4), 1))
+    store.write(lambda tx: outbound_store.set_state(tx, first, SendState.SENDING, attempt=True))
+    store.write(lambda tx: outbound_store.mark_sent(
+        tx, store.read_tx(outbound_store.load, first), "wamid.FIRST"))
+    assert take_up_unfinished(store, cast(Registry, Workers()), ownership, opened) == 1
+    assert told == [second] and opened == {second: NUMBER}  # the sent one forgotten

@@ -276,7 +276,7 @@ async def test_three_nodes_send_each_accepted_message_once_in_order_never_above_
     first = meta.sends[0].at if meta.sends else 0.0
     refused = [(s.code, round(s.at - first, 3)) for s in meta.sends if s.status != 200]
     assert refused == [], f"refused by Meta (code, s from the first send): {refused}"
-    assert busiest_second([s.at for s in meta.sends if s.status == 200]) <= mps
+    assert busiest_second([s.at for s in meta.sends]) <= mps  # refused ones arrived too
     sent = Counter(s.callback for s in meta.sends if s.status == 200)
     assert {i: sent[i] for i in accepted_ids if sent[i] != 1} == {}, (
         "accepted, then lost (0) or sent twice (2+)")
