@@ -42,6 +42,7 @@ class PgDatabase:
     begin = "BEGIN"
     row_lock = " FOR SHARE"
     integrity_errors: tuple[type[Exception], ...] = (psycopg.IntegrityError,)
+    writes_apart = True
 
     def __init__(self, url: str, *, auto_migrate: bool = True, stuck_after_s: float = 5.0,
                  node: str = "") -> None:

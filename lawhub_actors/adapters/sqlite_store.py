@@ -26,6 +26,7 @@ class SqliteDatabase:
     begin = "BEGIN IMMEDIATE"
     row_lock = ""
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    writes_apart = False
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -72,6 +72,13 @@ class Database(Protocol):
     integrity_errors: tuple[type[Exception], ...]
     """What a write breaking a unique key raises (e.g. a number taken meanwhile)."""
 
+    writes_apart: bool
+    """Whether :meth:`Store.apart` writes on a connection of its own. SQLite
+    has one writer at a time: a second connection's write waits for the
+    lock, which a busy writer takes again at once after every commit (a
+    lease renewal starved for longer than the lease under a backlog), so
+    there it goes through the writer's batches."""
+
     def prepare(self, tx_of: Callable[[Connection], Tx]) -> Connection:
         """Create or upgrade the schema (refusing one newer than this code);
         the writer's connection."""
@@ -273,7 +280,11 @@ class Store:
         """``work(tx, *args, **kwargs)`` on this thread's own connection, off
         the writer and its batches: each statement commits by itself. For
         the lease keeper, whose one-statement writes may wait for another
-        node's locks and must never hold the batches up (nor wait behind them)."""
+        node's locks and must never hold the batches up (nor wait behind
+        them). Where the engine has one writer (``writes_apart`` false), in
+        the writer's next batch instead."""
+        if not self.database.writes_apart:
+            return self.write(lambda tx: work(tx, *args, **kwargs)).value
         return self.read_tx(work, *args, **kwargs)
 
     def close(self) -> None:

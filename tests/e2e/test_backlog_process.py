@@ -119,9 +119,14 @@ def test_sixty_meta_batches_drain_across_a_kill_and_another_firm_never_waits(
                what="the backlog drained after the restart")
     stored = _stored(data_dir)
     posted = [wamid for *_, wamids in bodies for wamid in wamids]
-    assert all(stored[w] == 1 for w in posted), "a message was lost or stored twice"
+    wrong = {w: stored[w] for w in posted if stored[w] != 1}
+    assert not wrong, f"lost (0) or stored twice: {len(wrong)}, e.g. {list(wrong.items())[:5]}"
     assert len(stored) == len(posted) + 1
     assert _crashes(gateway) == []
+    # The lease of an embedded node is renewed through its one writer: under the
+    # backlog a renewal on a connection of its own starved past the lease, the
+    # node let its partitions go, and the lag read 0 with nothing processed.
+    assert [e for e in gateway.log_events() if e.get("event") == "lease_tick_failed"] == []
     resumed = next(e for e in gateway.log_events() if e.get("event") == "dispatcher_resumes")
     assert resumed["backlog"] > 0
     assert gateway.stop() == 0
