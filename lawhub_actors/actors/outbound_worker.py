@@ -170,7 +170,8 @@ class OutboundWorker(Actor):
         elif isinstance(message, _Begin):
             self._begin(message.id)
         elif isinstance(message, _PairSlot):
-            self._fire(message.id)
+            if not self._waits_its_turn(message.id):
+                self._fire(message.id)
         elif isinstance(message, _Done):
             self._done(message.id, message.outcome, message.attempt)
         else:
@@ -182,7 +183,17 @@ class OutboundWorker(Actor):
     def _load(self, message_id: str) -> Outbound | None:
         return self._services.store.read_tx(lambda tx: outbound_store.load(tx, message_id))
 
+    def _waits_its_turn(self, message_id: str) -> bool:
+        """Whether the message is in its recipient's queue behind another one:
+        a timer of its own (a retry, a grace, a pair slot) that comes due
+        then does nothing; its turn comes when the ones ahead are done."""
+        recipient = self._recipient_of.get(message_id)
+        queue = None if recipient is None else self._queues.get(recipient)
+        return queue is not None and len(queue) > 0 and queue[0] != message_id
+
     def _begin(self, message_id: str) -> None:
+        if self._waits_its_turn(message_id):
+            return
         message = self._load(message_id)
         if message is None or message.state in FINISHED:
             self._finish(message_id)
@@ -213,15 +224,20 @@ class OutboundWorker(Actor):
 
     def _earlier_first(self, message: Outbound) -> bool:
         """Whether the recipient has messages accepted before this one still
-        unfinished and not in hand here: then they are put first, the
-        earliest begun, and this one waits its turn."""
+        unfinished: then they are put first, in the conversation's order,
+        the earliest begun, and this one waits its turn. Those already in
+        the queue are behind this one (it is the queue's head): an earlier
+        message heard of later than this one (told by the node that
+        accepted it, or by a sweep) was queued behind it."""
         queue = self._queues.get(message.recipient)
         if queue is None:
             return False
-        earlier = [i for i in self._services.store.read_tx(
-            outbound_store.earlier_unfinished, message.id) if i not in queue]
+        earlier = self._services.store.read_tx(outbound_store.earlier_unfinished, message.id)
         if not earlier:
             return False
+        for message_id in earlier:
+            if message_id in queue:
+                queue.remove(message_id)
         for message_id in reversed(earlier):
             queue.appendleft(message_id)
             self._recipient_of[message_id] = message.recipient

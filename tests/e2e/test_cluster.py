@@ -283,7 +283,14 @@ async def test_three_nodes_send_each_accepted_message_once_in_order_never_above_
     for to, mine in acked.items():
         ours = {i for i, _ in mine}
         order = [s.body for s in meta.sends if s.status == 200 and s.callback in ours]
-        assert order == [body for _, body in mine], f"{to}: out of order"
+        if order != [body for _, body in mine]:
+            first = meta.sends[0].at
+            seen = [(round(s.at - first, 3), s.body[-8:], s.status) for s in meta.sends
+                    if s.callback in ours]
+            said = {name: [(e.get("event"), e.get("msg_id")) for e in node.log_events()
+                           if e.get("msg_id") in ours] for name, node in cluster.nodes.items()}
+            raise AssertionError(f"{to}: out of order; accepted {mine}; Meta saw {seen};"
+                                 f" nodes said {said}")
 
 
 def _admin(url: str, path: str, *, data: bytes | None = None, method: str = "GET") -> Any:

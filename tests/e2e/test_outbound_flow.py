@@ -17,8 +17,9 @@ from lawhub_actors.adapters import store_reads
 from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
 from lawhub_actors.simulator.graph import GraphStandIn, serve_in_thread
+from lawhub_actors.usecases import sends
 from lawhub_actors.web.app import build_app
-from lawhub_actors.web.keys import STORE
+from lawhub_actors.web.keys import RUNTIME, STORE
 from tests.conftest import ADMIN_TOKEN, APP_SECRET, REPO, Storage, test_environment
 from tests.e2e.gateway import Feed, auth, post
 from tests.waits import until
@@ -174,6 +175,34 @@ async def test_one_recipients_messages_leave_in_the_order_they_were_accepted(sta
         await settled(client, message_id, "read")
     accepted = [s.body for s in meta.sends if s.to == "+6281234500305" and s.status == 200]
     assert accepted == [f"bagian {n}" for n in range(5)]
+
+
+async def test_an_earlier_message_heard_of_after_a_later_one_still_leaves_first(
+        start, meta) -> None:
+    """Several nodes: a message accepted elsewhere is told to its recipient's
+    worker by a notice, which may come after a later message accepted here
+    (both queued behind the one in flight). The earlier one leaves first."""
+    client = await start()
+    runtime = client.app[RUNTIME]
+    to = "6281234500307"
+    await customer_wrote(client, to)
+    meta.send_latency_s = 0.5  # the first one is in flight while the others arrive
+    first = await send_text(client, to, "bagian 0")
+    await until(lambda: any(s.body == "bagian 0" for s in list(meta.sends)), timeout=5,
+                what="the first call under way")
+    settings = runtime.settings
+    number = settings.phone_number(NUMBER_A)
+    assert number is not None
+    # Accepted "on another node": stored, its worker not told yet.
+    earlier, _ = runtime.store.write(lambda tx: sends.admit(
+        tx, settings, "firm-a", number, recipient=to,
+        content={"type": "text", "text": "bagian 1"})).value
+    later = await send_text(client, to, "bagian 2")  # told at once: queued behind the first
+    runtime.send("firm-a", earlier, to)  # the notice, late: queued behind the later one
+    for message_id in (first, earlier, later):
+        await settled(client, message_id, "sent")
+    order = [s.body for s in meta.sends if s.to == f"+{to}" and s.status == 200]
+    assert order == ["bagian 0", "bagian 1", "bagian 2"]
 
 
 async def test_a_broken_token_opens_the_breaker_the_api_answers_503_then_a_probe_closes_it(
