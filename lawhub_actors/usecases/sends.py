@@ -57,8 +57,9 @@ def decide_in(tx: Tx, tenant: str, number: PhoneNumber, recipient: str,
     """Consent, window and tier against the store as it is in ``tx``;
     whether it is business-initiated (raises ``SendRefused``)."""
     customer = tx.customer(tenant, recipient)
-    users, counted = outbound_store.tier_usage(tx, number.id, tx.ref(tenant, recipient),
-                                               tx.now - TIER_WINDOW_S)
+    users, counted = (0, False) if number.unique_users_per_24h is None else (  # no tier to reach
+        outbound_store.tier_usage(tx, number.id, tx.ref(tenant, recipient),
+                                  tx.now - TIER_WINDOW_S))
     return decide(SendFacts(
         consent=ConsentState(customer.consent) if customer else ConsentState.UNKNOWN,
         last_inbound_at=customer.last_inbound_at if customer else None,
