@@ -35,8 +35,8 @@ class PairPermit:
 
 @dataclass(frozen=True, slots=True)
 class ThroughputPermit:
-    """Ask, right before a call leaves: ``(seconds to wait, lateness allowed)``
-    for the number's throughput slot (reserved now); see :func:`late_after`."""
+    """Ask, right before a call leaves: seconds to wait for the number's
+    throughput slot (reserved now); see :func:`late_after`."""
 
 
 def throughput_rate(number: PhoneNumber, limits: Limits) -> Rate:
@@ -117,7 +117,7 @@ class NumberLimiter(Actor):
             self.granted += 1
             self.waited_s += wait
             self._show(read_tier=False)  # the answer is a slot: no store read before it
-            return wait, late_after(self._services.settings.limits.throughput_headroom)
+            return wait
         return super().receive(message)
 
     def _follow_config(self) -> None:

@@ -37,7 +37,7 @@ import structlog
 
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.number_breaker import MayCall, Outcome
-from lawhub_actors.actors.number_limiter import PairPermit, ThroughputPermit
+from lawhub_actors.actors.number_limiter import PairPermit, ThroughputPermit, late_after
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
 from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
@@ -300,19 +300,20 @@ class OutboundWorker(Actor):
     def _call(self, message: Outbound, registry: Registry, partition: int,
               epoch: int) -> Sent | SendFailed:
         """On a call thread: wait for a throughput slot, then call Meta. A
-        thread that wakes later than the limiter allows (``late_after``)
+        thread that wakes later than ``late_after`` allows
         takes a new slot (behind those reserved meanwhile) instead of
         bunching up with the next send above the number's rate. Raises
         :class:`NotOurs` when the partition left this node while it waited."""
         assert self._graph is not None
+        allowed = late_after(self._services.settings.limits.throughput_headroom)
         for _ in range(LATE_RESERVATIONS):
             asked = time.monotonic()  # the slot is counted from before the ask: never later
-            wait, late_after = registry.ask(paths.limiter_of(message.phone_number_id),
-                                            ThroughputPermit(), timeout=ASK_TIMEOUT_S)
+            wait = registry.ask(paths.limiter_of(message.phone_number_id),
+                                ThroughputPermit(), timeout=ASK_TIMEOUT_S)
             slot = asked + wait
             if wait > 0:
                 time.sleep(wait)
-            if time.monotonic() - slot <= late_after:
+            if time.monotonic() - slot <= allowed:
                 break
         if self._services.ownership.epoch_of(partition) != epoch:
             raise NotOurs(message.id)

@@ -119,8 +119,7 @@ def progressed(tx: Tx, message: Outbound) -> Outbound | None:
                           (message.id,)).fetchone()
     if row is None:
         return None
-    return replace(message, state=SendState(row[0]), attempts=int(row[1]),
-                               last_code=row[2])
+    return replace(message, state=SendState(row[0]), attempts=int(row[1]), last_code=row[2])
 
 
 def state_of(tx: Tx, message_id: str) -> SendState | None:

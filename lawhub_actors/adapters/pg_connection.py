@@ -35,8 +35,9 @@ REPLAN_EVERY_S = 60.0
 
 
 class Replans:
-    """When the writer drops its plans: ``REPLAN_FIRST_S`` after it opens,
-    then at doubling intervals up to every ``REPLAN_EVERY_S``."""
+    """When a connection drops its cached plans (``pg_store`` says why):
+    ``REPLAN_FIRST_S`` after it opens, then at doubling intervals up to
+    every ``REPLAN_EVERY_S``."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
@@ -57,7 +58,6 @@ class PgConnection:
         self.raw = conn
         conn.adapters.register_dumper(bool, _BoolAsInt)
         self.replans = Replans(time.monotonic)
-        """When this connection drops its cached plans (``pg_store``'s text says why)."""
 
     @classmethod
     def connect(cls, url: str, *, application_name: str = "lawhub") -> PgConnection:

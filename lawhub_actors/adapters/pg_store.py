@@ -18,9 +18,9 @@ the same table a few thousand rows later (measured: the message-by-wamid
 lookup scanned the tenant's messages by another index, 0.36 ms per
 message and growing, in a fresh database's first ten thousand messages).
 So the writer drops its plans (``DISCARD PLANS``) 2 s after it opens, then
-at doubling intervals up to every minute (``pg_connection.Replans``), and so does
-each reader connection: each statement is planned again on the tables as
-they have grown.
+at doubling intervals up to every minute (``pg_connection.Replans``), and
+so does each reader connection: each statement is planned again on the
+tables as they have grown.
 """
 
 from __future__ import annotations
