@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -90,47 +91,12 @@ def test_a_release_frees_a_partition_at_once(store) -> None:
     assert (lease.owner, lease.until) == (None, 0.0)
 
 
-def test_a_takeover_on_postgres_waits_for_the_old_owners_write_in_flight(
-        postgres_url: str) -> None:
-    # (On SQLite one writer at a time: no takeover can run beside a write.)
-    first, second = Store(PgDatabase(postgres_url), KEYRING), Store(PgDatabase(postgres_url), KEYRING)
-    try:
-        first.write(lambda tx: leases.ensure_partitions(tx, 4))
-        a = Ownership("a", 4)
-        a.set({0: _take(first, "a", 0)})
-        _run_out(first, "a", 0, 1)  # a's lease ran out while its write is in flight
-        fenced, release = threading.Event(), threading.Event()
-
-        def slow_write(tx: Tx) -> None:
-            leases.fence(tx, a, 0)
-            _mark(tx)
-            fenced.set()
-            release.wait(5)
-
-        writer = threading.Thread(target=lambda: first.write(slow_write))
-        writer.start()
-        assert fenced.wait(5)
-        taken: list[int | None] = []
-        lease = Lease(0, "a", 1, 0.0)
-        taker = threading.Thread(target=lambda: taken.append(second.write(
-            lambda tx: leases.take(tx, "b", lease, time.time(), time.time() + 10)).value))
-        taker.start()
-        time.sleep(0.3)
-        assert taken == []  # waits for the old owner's transaction
-        release.set()
-        writer.join(5)
-        taker.join(5)
-        assert taken == [2]
-    finally:
-        first.close()
-        second.close()
-
-
-def test_a_partition_fenced_by_an_undone_work_is_fenced_again_by_the_next_in_its_commit(
-        postgres_url: str) -> None:
-    """The works of one commit share their fences, but a work undone alone
-    (its savepoint rolled back) released the lock it took: the next work
-    takes it again, so a takeover still waits for the commit."""
+def _takeover_beside(postgres_url: str,
+                     before: Callable[[Ownership], list[Callable[[Tx], object]]]) -> list[object]:
+    """Node a's lease of partition 0 ran out while a commit of its is in
+    flight: ``before(a)``'s works, then one that fences partition 0 and
+    holds the commit open. Node b's takeover must wait for that commit,
+    then get epoch 2. The commit's outcomes, in order."""
     first, second = Store(PgDatabase(postgres_url), KEYRING), Store(PgDatabase(postgres_url), KEYRING)
     try:
         first.write(lambda tx: leases.ensure_partitions(tx, 4))
@@ -138,10 +104,6 @@ def test_a_partition_fenced_by_an_undone_work_is_fenced_again_by_the_next_in_its
         a.set({0: _take(first, "a", 0)})
         _run_out(first, "a", 0, 1)
         fenced, release = threading.Event(), threading.Event()
-
-        def undone(tx: Tx) -> None:
-            leases.fence(tx, a, 0)
-            raise ValueError("this update's own fault")
 
         def slow_write(tx: Tx) -> None:
             leases.fence(tx, a, 0)
@@ -151,7 +113,7 @@ def test_a_partition_fenced_by_an_undone_work_is_fenced_again_by_the_next_in_its
 
         outcomes: list[object] = []
         writer = threading.Thread(target=lambda: outcomes.extend(
-            first.write_each([undone, slow_write])))
+            first.write_each([*before(a), slow_write])))
         writer.start()
         assert fenced.wait(5)
         taken: list[int | None] = []
@@ -160,14 +122,36 @@ def test_a_partition_fenced_by_an_undone_work_is_fenced_again_by_the_next_in_its
                                    time.time() + 10)).value))
         taker.start()
         time.sleep(0.3)
-        assert taken == []  # the second work holds the partition to the commit
+        assert taken == []  # waits for the old owner's transaction
         release.set()
         writer.join(5)
         taker.join(5)
-        assert isinstance(outcomes[0], ValueError) and taken == [2]
+        assert taken == [2]
+        return outcomes
     finally:
         first.close()
         second.close()
+
+
+def test_a_takeover_on_postgres_waits_for_the_old_owners_write_in_flight(
+        postgres_url: str) -> None:
+    # (On SQLite one writer at a time: no takeover can run beside a write.)
+    _takeover_beside(postgres_url, lambda a: [])
+
+
+def test_a_partition_fenced_by_an_undone_work_is_fenced_again_by_the_next_in_its_commit(
+        postgres_url: str) -> None:
+    """The works of one commit share their fences, but a work undone alone
+    (its savepoint rolled back) released the lock it took: the next work
+    takes it again, so a takeover still waits for the commit."""
+    def undone(a: Ownership) -> Callable[[Tx], object]:
+        def work(tx: Tx) -> None:
+            leases.fence(tx, a, 0)
+            raise ValueError("this update's own fault")
+        return work
+
+    outcomes = _takeover_beside(postgres_url, lambda a: [undone(a)])
+    assert isinstance(outcomes[0], ValueError)
 
 
 def _keeper(store: Store, node: str, clock: list[float]) -> tuple[LeaseKeeper, Ownership]:

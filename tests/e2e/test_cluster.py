@@ -33,6 +33,7 @@ from tests.e2e.cluster_helpers import (
 )
 from tests.e2e.outbound_helpers import (
     GRAPH_TOKEN,
+    Gateway,
     all_sent,
     auth,
     busiest_second,
@@ -55,6 +56,15 @@ LEASE_S = 3.0
 def _balanced(cluster: Cluster, names: list[str]) -> bool:
     owners = cluster.owners()
     return set(owners) == set(names) and max(owners.values()) - min(owners.values()) <= 1
+
+
+def _sharing(cluster: Cluster, count: int) -> tuple[list[str], list[Gateway]]:
+    """Nodes node-1 .. node-``count`` started, once they share the partitions."""
+    names = [f"node-{n}" for n in range(1, count + 1)]
+    nodes = [cluster.start(name) for name in names]
+    until(lambda: _balanced(cluster, names), timeout=30,
+          what=f"the partitions shared by {count}")
+    return names, nodes
 
 
 def _admin_cluster(url: str) -> dict[str, Any]:
@@ -80,9 +90,7 @@ def _check_everything_once_in_order(cluster: Cluster, acked: dict[str, list[str]
 @pytest.mark.timeout(300)
 def test_a_node_killed_mid_load_loses_nothing_and_its_partitions_are_taken_within_the_lease(
         cluster: Cluster) -> None:
-    names = ["node-1", "node-2", "node-3"]
-    nodes = [cluster.start(name) for name in names]
-    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by three")
+    names, nodes = _sharing(cluster, 3)
     watch = TakeoverWatch(cluster, dead="node-3")
 
     def kill_in_round_four(round_: int) -> None:
@@ -107,9 +115,7 @@ def test_a_node_killed_mid_load_loses_nothing_and_its_partitions_are_taken_withi
 @pytest.mark.timeout(300)
 def test_a_node_stopped_past_its_lease_writes_nothing_for_the_partitions_it_lost(
         cluster: Cluster) -> None:
-    names = ["node-1", "node-2", "node-3"]
-    nodes = [cluster.start(name) for name in names]
-    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by three")
+    names, nodes = _sharing(cluster, 3)
     frozen = nodes[1]
 
     def freeze_in_round_three(round_: int) -> None:
@@ -151,9 +157,7 @@ async def _feed_frames(url: str, since: int, count: int, frames: list[dict[str, 
 @pytest.mark.timeout(240)
 def test_a_feed_on_one_node_shows_every_nodes_events_gap_free_and_resumes_on_another(
         cluster: Cluster) -> None:
-    names = ["node-1", "node-2"]
-    nodes = [cluster.start(name) for name in names]
-    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by two")
+    _, nodes = _sharing(cluster, 2)
     customers = conversations(100)
 
     async def first_half() -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
@@ -243,11 +247,8 @@ async def test_three_nodes_send_each_accepted_message_once_in_order_never_above_
         try:
             meta.deliver_statuses_to(relay_url, APP_SECRET.encode(), delay_s=STATUS_DELAY_S,
                                      attempts=3, retry_delay_s=0.1)
-            names = ["node-1", "node-2", "node-3"]
-            nodes = [await asyncio.to_thread(cluster.start, name) for name in names]
+            _, nodes = await asyncio.to_thread(_sharing, cluster, 3)
             relay.target = nodes[0].url
-            await asyncio.to_thread(until, lambda: _balanced(cluster, names), timeout=30,
-                                    what="the partitions shared by three")
             acked: dict[str, list[tuple[str, str]]] = {c: [] for c in recipients}
             async with aiohttp.ClientSession() as session:
                 await customers_wrote(session, nodes[0].url, recipients, timeout=60)
@@ -303,9 +304,7 @@ def _admin(url: str, path: str, *, data: bytes | None = None, method: str = "GET
 @pytest.mark.timeout(120)
 def test_a_config_change_on_one_node_is_stored_once_applied_by_every_node_audited_once(
         cluster: Cluster) -> None:
-    names = ["node-1", "node-2"]
-    nodes = [cluster.start(name) for name in names]
-    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by two")
+    _, nodes = _sharing(cluster, 2)
     text = cluster.config.read_text() + "\n[inbound]\nbatch_max = 17\n"
     applied = _admin(nodes[0].url, "/admin/config", data=text.encode(), method="PUT")
     assert [c["key"] for c in applied["changes"]] == ["inbound.batch_max"]
@@ -322,9 +321,7 @@ def test_a_config_change_on_one_node_is_stored_once_applied_by_every_node_audite
 @pytest.mark.timeout(300)
 def test_a_rolling_restart_under_load_answers_every_post_and_loses_nothing(
         cluster: Cluster) -> None:
-    names = ["node-1", "node-2", "node-3"]
-    nodes = [cluster.start(name) for name in names]
-    until(lambda: _balanced(cluster, names), timeout=30, what="the partitions shared by three")
+    names, nodes = _sharing(cluster, 3)
     urls = [node.url for node in nodes]  # what the load balancer sends to, as it changes
     restarted: list[int] = []
 
