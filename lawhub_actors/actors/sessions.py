@@ -145,9 +145,10 @@ class SessionShard(Actor):
             """(our id, whether its media still needs checking, whether its
             text still needs classifying)."""
             replies.clear()  # a savepoint undone and run again starts afresh
-            known = tx.customer(event.tenant, event.customer)
-            if known is None:
-                tx.add_lead(event.tenant, event.customer, event.profile_name)
+            at = float(event.timestamp)
+            known = tx.arrived(event.tenant, event.customer, at)
+            if not known:
+                tx.add_lead(event.tenant, event.customer, event.profile_name, inbound_at=at)
             message_id = tx.insert_message(
                 event.tenant, event.customer, direction="in", wamid=event.wamid,
                 type_=event.type.value, status="received", content=_content(event),
@@ -158,10 +159,9 @@ class SessionShard(Actor):
                 assert stored is not None
                 return (stored, not tx.media_recorded(event.tenant, stored),
                         not tx.audited(intake_source(event.tenant, event.wamid)))
-            tx.touch_window(event.tenant, event.customer, float(event.timestamp))
             tx.emit(event.tenant, "message.received", {
                 "id": message_id, "customer": event.customer, "wamid": event.wamid,
-                "type": event.type.value, "text": event.text, "lead": known is None,
+                "type": event.type.value, "text": event.text, "lead": not known,
             })
             if intake is not None:
                 record_intake(tx, intake, tenant=event.tenant, customer=event.customer,
@@ -173,7 +173,7 @@ class SessionShard(Actor):
             replies.extend(auto_replies.answer(
                 tx, self._services.settings, event.tenant, event.phone_number_id,
                 customer=event.customer, wamid=event.wamid, at=event.timestamp,
-                new_lead=known is None, urgent=intake is not None and intake.urgency in URGENT,
+                new_lead=not known, urgent=intake is not None and intake.urgency in URGENT,
             ))
             return message_id, True, intake is None
 

@@ -98,22 +98,35 @@ class Tx:
         ).fetchone()
         return None if row is None else Customer(tenant, customer, row[0], row[1], row[2])
 
-    def add_lead(self, tenant: str, customer: str, profile_name: str | None) -> None:
+    def add_lead(self, tenant: str, customer: str, profile_name: str | None, *,
+                 inbound_at: float | None = None) -> None:
+        """A new lead; with ``inbound_at``, its 24-hour window open from then.
+        Another node may have made it meanwhile: then it stays as it is, its
+        window only moved forward to ``inbound_at``."""
         ref = self.ref(tenant, customer)
         key_id, blob = self.seal(tenant, {"name": profile_name, "number": customer},
                                  f"customer:{tenant}:{ref}")
-        self.conn.execute(  # another node may have made it meanwhile: then it stays
-            "INSERT INTO customers (tenant, customer, kind, consent, created_at, key_id, profile)"
-            " VALUES (?, ?, 'lead', 'unknown', ?, ?, ?) ON CONFLICT DO NOTHING",
-            (tenant, ref, self.now, key_id, blob),
+        self.conn.execute(
+            "INSERT INTO customers (tenant, customer, kind, consent, created_at, key_id, profile,"
+            " last_inbound_at) VALUES (?, ?, 'lead', 'unknown', ?, ?, ?, ?)"
+            " ON CONFLICT (tenant, customer) DO UPDATE SET last_inbound_at = CASE WHEN"
+            " COALESCE(customers.last_inbound_at, 0) < excluded.last_inbound_at"
+            " THEN excluded.last_inbound_at ELSE customers.last_inbound_at END",
+            (tenant, ref, self.now, key_id, blob, inbound_at),
         )
 
-    def touch_window(self, tenant: str, customer: str, at: float) -> None:
-        self.conn.execute(
-            "UPDATE customers SET last_inbound_at = ? WHERE tenant=? AND customer=?"
-            " AND COALESCE(last_inbound_at, 0) < ?",
-            (at, tenant, self.ref(tenant, customer), at),
-        )
+    def arrived(self, tenant: str, customer: str, at: float) -> bool:
+        """A message from ``customer`` sent at ``at``: its 24-hour window runs
+        from its latest message (one that arrives late never moves it back);
+        whether the customer was known. One statement for the lookup and the
+        touch: the inbound path's cost is its statements (on PostgreSQL, each
+        a round trip)."""
+        row = self.conn.execute(
+            "UPDATE customers SET last_inbound_at = CASE WHEN COALESCE(last_inbound_at, 0) < ?"
+            " THEN ? ELSE last_inbound_at END WHERE tenant=? AND customer=? RETURNING 1",
+            (at, at, tenant, self.ref(tenant, customer)),
+        ).fetchone()
+        return row is not None
 
     def set_consent(self, tenant: str, customer: str, consent: str) -> None:
         self.conn.execute(
@@ -125,9 +138,9 @@ class Tx:
         self, tenant: str, customer: str, *, direction: str, wamid: str | None, type_: str,
         status: str, content: dict[str, Any], sent_at: int | None, journal_seq: int | None,
     ) -> str | None:
-        """Our id for the new message; ``None`` when ``wamid`` is already stored."""
-        if wamid is not None and self.message_id(tenant, wamid) is not None:
-            return None
+        """Our id for the new message; ``None`` when ``wamid`` is already stored
+        (found by the insert itself, not a lookup before it: a statement less
+        for every new message, the replay pays one more)."""
         if wamid is not None:
             content = {**content, WAMID: wamid}
         message_id = uuid.uuid4().hex
@@ -142,14 +155,19 @@ class Tx:
             " ON CONFLICT (tenant, customer) DO UPDATE SET last = conversation_seq.last + 1"
             " RETURNING last", (tenant, ref, tenant, ref)).fetchone()
         key_id, blob = self.seal(tenant, content, f"message:{tenant}:{message_id}")
-        self.conn.execute(
+        inserted = self.conn.execute(
             "INSERT INTO messages (id, tenant, customer, conv_seq, direction, wamid, type, status,"
             " created_at, sent_at, journal_seq, key_id, content)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (tenant, wamid) DO NOTHING RETURNING 1",
             (message_id, tenant, ref, int(seq), direction,
              None if wamid is None else self.ref(tenant, wamid), type_, status, self.now,
              sent_at, journal_seq, key_id, blob),
-        )
+        ).fetchone()
+        if inserted is None:  # a replay: give the number back (its row is still ours)
+            self.conn.execute("UPDATE conversation_seq SET last = last - 1"
+                              " WHERE tenant=? AND customer=?", (tenant, ref))
+            return None
         return message_id
 
     def message_id(self, tenant: str, wamid: str) -> str | None:

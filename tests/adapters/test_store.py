@@ -47,6 +47,40 @@ def test_a_message_with_a_known_wamid_is_stored_once(store) -> None:
     assert store.read(store_reads.count, "messages") == 1
 
 
+def test_a_replayed_message_gives_its_conversation_number_back(store) -> None:
+    store.write(lambda tx: _inbound(tx, "wamid.A"))
+    assert store.write(lambda tx: _inbound(tx, "wamid.A")).value is None
+    store.write(lambda tx: _inbound(tx, "wamid.B"))
+    messages = store.read_tx(store_reads.conversation, "firm-a", "c1")
+    assert [m.conv_seq for m in messages] == [1, 2]
+
+
+def test_a_message_opens_its_customers_window_and_one_sent_earlier_never_moves_it_back(
+        store) -> None:
+    def window(tx: Tx) -> float | None:
+        customer = tx.customer("firm-a", "6281234500001")
+        return None if customer is None else customer.last_inbound_at
+
+    assert store.write(lambda tx: tx.arrived("firm-a", "6281234500001", 100.0)).value is False
+    store.write(lambda tx: tx.add_lead("firm-a", "6281234500001", None, inbound_at=100.0))
+    assert store.read_tx(window) == 100.0
+    assert store.write(lambda tx: tx.arrived("firm-a", "6281234500001", 90.0)).value is True
+    assert store.read_tx(window) == 100.0
+    store.write(lambda tx: tx.arrived("firm-a", "6281234500001", 130.0))
+    assert store.read_tx(window) == 130.0
+
+
+def test_a_lead_made_meanwhile_elsewhere_keeps_its_record_and_gets_the_window(store) -> None:
+    """Another node (a lawyer's consent change) made the customer between
+    this message's lookup and its lead: the record stays, the window opens."""
+    store.write(lambda tx: tx.add_lead("firm-a", "6281234500001", None))
+    store.write(lambda tx: tx.set_consent("firm-a", "6281234500001", "granted"))
+    store.write(lambda tx: tx.add_lead("firm-a", "6281234500001", "Siti", inbound_at=100.0))
+    customer = store.read_tx(lambda tx: tx.customer("firm-a", "6281234500001"))
+    assert customer is not None
+    assert (customer.consent, customer.last_inbound_at) == ("granted", 100.0)
+
+
 def test_feed_seq_is_per_tenant_gap_free_and_rolls_back_with_its_write(store) -> None:
     first = store.write(lambda tx: (tx.emit("firm-b", "x", {}), tx.emit("firm-a", "x", {})))
 
