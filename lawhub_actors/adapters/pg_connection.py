@@ -6,6 +6,16 @@ The connection is in autocommit mode and transactions are the caller's
 statements (``BEGIN``, ``SAVEPOINT``, ``COMMIT``), as on SQLite. Python's
 ``bool`` is stored as 0/1, as SQLite stores it (the flag columns are
 integers on both engines).
+
+Statements run on libpq directly (:class:`_Statements`), not through
+psycopg's cursors: each statement is prepared once per connection and then
+executed with one blocking ``PQexecPrepared`` (the GIL released while it
+waits), its parameters made from the few Python types the store binds and
+its rows read in text form. Measured on this machine kind: ~8 us of client
+CPU and ~28 us wall per statement, against ~43 us and ~92 us through a
+cursor — and the store's cost is its statements (an inbound message takes
+several, a send some thirty). A statement with another parameter type
+goes through psycopg as before.
 """
 
 from __future__ import annotations
@@ -13,10 +23,12 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import errors, pq
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import IntDumper
 
@@ -57,7 +69,11 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
         conn.adapters.register_dumper(bool, _BoolAsInt)
+        # psycopg prepares nothing here: it would DEALLOCATE ALL after any ROLLBACK
+        # (a work undone to its savepoint), the thin path's statements with its own.
+        conn.prepare_threshold = None
         self.replans = Replans(time.monotonic)
+        self._statements = _Statements(conn)
 
     @classmethod
     def connect(cls, url: str, *, application_name: str = "lawhub") -> PgConnection:
@@ -70,10 +86,14 @@ class PgConnection:
 
     @property
     def closed(self) -> bool:
-        return self.raw.closed or self.raw.broken
+        return (self.raw.closed or self.raw.broken
+                or self.raw.pgconn.status != pq.ConnStatus.OK)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        return self.raw.execute(pg_sql(sql), tuple(parameters))
+        rows = self._statements.run(sql, parameters)
+        if rows is None:  # a parameter type the thin path does not make
+            return self.raw.execute(pg_sql(sql), tuple(parameters))
+        return rows
 
     def script(self, sql: str) -> None:
         """Statements without parameters, ``;``-separated, in one round trip
@@ -81,12 +101,185 @@ class PgConnection:
         self.raw.execute(sql.encode(), prepare=False)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
-        cursor = self.raw.cursor()
-        cursor.executemany(pg_sql(sql), [tuple(row) for row in parameters])
-        return cursor
+        """``sql`` once for each row of ``parameters`` (a commit's few events):
+        one prepared statement run again, the rows counted together."""
+        changed = 0
+        for row in parameters:
+            changed += max(self.execute(sql, row).rowcount, 0)
+        return _Rows([], changed)
 
     def close(self) -> None:
         self.raw.close()
+
+
+_TEXT, _BINARY = 0, 1
+_INT8, _FLOAT8, _BYTEA, _UNKNOWN = 20, 701, 17, 0
+PREPARED_MAX = 512
+"""Statements prepared per connection; past it, a new one runs unnamed
+(the store's SQL is a fixed set of about a hundred)."""
+_PREPARABLE = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"})
+
+
+def _load_bool(data: bytes) -> bool:
+    return data == b"t"
+
+
+def _load_bytea(data: bytes) -> bytes:
+    return bytes.fromhex(data[2:].decode())  # the server's bytea_output is hex
+
+
+def _load_text(data: bytes) -> str:
+    return data.decode()
+
+
+_LOADERS: dict[int, Callable[[bytes], Any]] = {
+    16: _load_bool, 17: _load_bytea, 20: int, 21: int, 23: int, 26: int, 700: float,
+    701: float, 1700: lambda data: Decimal(data.decode()), 25: _load_text,
+    1043: _load_text, 19: _load_text, 1042: _load_text,
+}
+"""Text-form values by type oid, as psycopg loads them; any other type
+is loaded by psycopg's own loader for it."""
+
+
+class _Rows:
+    """A statement's outcome as :class:`~lawhub_actors.adapters.sql.Cursor`:
+    its rows read at once (the store's results are small)."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+    def close(self) -> None:
+        self._rows = []
+
+
+class _Statements:
+    """One connection's statements run on libpq (see the module's text)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._names: dict[tuple[str, tuple[int, ...]], bytes] = {}
+
+    def run(self, sql: str, parameters: Sequence[Any]) -> _Rows | None:
+        """The outcome, or ``None`` when a parameter's type is not one this
+        path makes (then the caller uses psycopg)."""
+        made = _params(parameters)
+        if made is None:
+            return None
+        values, types, formats = made
+        pgconn = self._conn.pgconn
+        key = (sql, types)
+        name = self._names.get(key)
+        if name is None and len(self._names) < PREPARED_MAX and (
+                sql.split(None, 1)[0].upper() in _PREPARABLE):
+            name = f"lh{len(self._names)}".encode()
+            self._check(pgconn.prepare(name, _numbered(sql).encode(), types))
+            self._names[key] = name
+        if name is None:
+            result = pgconn.exec_params(_numbered(sql).encode(), values, types, formats)
+        else:
+            # libpq takes None for a NULL, which psycopg's stub does not say
+            result = pgconn.exec_prepared(name, values, formats)  # type: ignore[arg-type]
+        self._check(result)
+        try:
+            return self._rows(result)
+        finally:
+            result.clear()
+
+    def _check(self, result: pq.abc.PGresult) -> None:
+        if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            return
+        pgconn = self._conn.pgconn
+        if pgconn.status != pq.ConnStatus.OK or result.error_field(
+                pq.DiagnosticField.SQLSTATE) is None:
+            message = (result.error_message or pgconn.error_message).decode(errors="replace")
+            raise psycopg.OperationalError(message.strip() or "the connection failed")
+        raise errors.error_from_result(result, encoding=self._conn.info.encoding)
+
+    def _rows(self, result: pq.abc.PGresult) -> _Rows:
+        count = result.command_tuples
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return _Rows([], -1 if count is None else count)
+        columns = range(result.nfields)
+        loaders = [self._loader(result.ftype(column)) for column in columns]
+        rows = []
+        for row in range(result.ntuples):
+            values = []
+            for column in columns:
+                data = result.get_value(row, column)
+                values.append(None if data is None else loaders[column](data))
+            rows.append(tuple(values))
+        return _Rows(rows, len(rows) if count is None else count)
+
+    def _loader(self, oid: int) -> Callable[[bytes], Any]:
+        loader = _LOADERS.get(oid)
+        if loader is not None:
+            return loader
+        adapters = self._conn.adapters  # a type psycopg does not know: text, as it does
+        load = adapters.get_loader(oid, pq.Format.TEXT) or adapters.get_loader(
+            _UNKNOWN, pq.Format.TEXT)
+        assert load is not None
+        return load(oid, self._conn).load
+
+
+def _params(parameters: Sequence[Any]) -> tuple[list[bytes | None], tuple[int, ...],
+                                                list[int]] | None:
+    """Each parameter's value, type oid and format: ints (and bools, as 0/1)
+    as int8, floats as float8, str as text of an unknown type (PostgreSQL
+    takes the column's, as psycopg sends it), bytes as binary bytea, None
+    as NULL; ``None`` for any other type."""
+    values: list[bytes | None] = []
+    types: list[int] = []
+    formats: list[int] = []
+    for value in parameters:
+        kind = type(value)
+        if kind is str:
+            values.append(value.encode())
+            types.append(_UNKNOWN)
+            formats.append(_TEXT)
+        elif kind is int:
+            values.append(str(value).encode())
+            types.append(_INT8)
+            formats.append(_TEXT)
+        elif value is None:
+            values.append(None)
+            types.append(_UNKNOWN)
+            formats.append(_TEXT)
+        elif kind is bytes:
+            values.append(value)
+            types.append(_BYTEA)
+            formats.append(_BINARY)
+        elif kind is float:
+            values.append(repr(value).encode())
+            types.append(_FLOAT8)
+            formats.append(_TEXT)
+        elif kind is bool:
+            values.append(b"1" if value else b"0")
+            types.append(_INT8)
+            formats.append(_TEXT)
+        else:
+            return None
+    return values, tuple(types), formats
+
+
+@functools.lru_cache(maxsize=1024)
+def _numbered(sql: str) -> str:
+    """``sql`` with libpq's placeholders: the n-th ``?`` becomes ``$n``. The
+    store's SQL has no ``?`` inside a string literal."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
 
 
 @functools.lru_cache(maxsize=1024)

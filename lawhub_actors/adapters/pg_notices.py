@@ -1,7 +1,7 @@
 """What other nodes tell this one through PostgreSQL (LISTEN).
 
 - :data:`channels.FEED`: ``node tenant seq`` as a node's store commits feed
-  events (:meth:`PgDatabase.committing`; delivered at the commit, in
+  events (:meth:`PgDatabase.commit`; delivered at the commit, in
   commit order): ``on_feed(tenant, seq)`` for every other node's.
 - :data:`channels.SENDS`: ``partition message_id`` for a message a node
   accepted for a partition it does not hold: ``on_send(partition, id)``.

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import psycopg
+from psycopg import sql
 
 from lawhub_actors.adapters import channels
 from lawhub_actors.adapters.pg_connection import PgConnection, PgConnections
@@ -74,13 +75,17 @@ class PgDatabase:
     def reader(self) -> Connection:
         return self._connections.reader()
 
-    def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
-        """One notice per tenant: its last event's ``seq`` (``node tenant seq``)."""
+    def commit(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
+        """One notice per tenant (its last event's ``seq``: ``node tenant
+        seq``), sent with the ``COMMIT`` in one round trip."""
+        assert isinstance(writer, PgConnection)
         last: dict[str, int] = {}
         for event in events:
             last[event.tenant] = max(event.seq, last.get(event.tenant, 0))
-        for tenant, seq in last.items():
-            self.notify(writer, channels.FEED, f"{self._node} {tenant} {seq}")
+        notices = [f"SELECT pg_notify({sql.quote(channels.FEED, writer.raw)},"
+                   f" {sql.quote(f'{self._node} {tenant} {seq}', writer.raw)})"
+                   for tenant, seq in last.items()]
+        writer.script("; ".join([*notices, "COMMIT"]))
 
     def notify(self, conn: Connection, channel: str, payload: str) -> None:
         conn.execute("SELECT pg_notify(?, ?)", (channel, payload))

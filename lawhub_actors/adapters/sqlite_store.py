@@ -49,8 +49,8 @@ class SqliteDatabase:
     def reader(self) -> Connection:
         return self._file.reader()
 
-    def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
-        return None  # one node: its hub hears its own commits
+    def commit(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
+        writer.execute("COMMIT")  # one node: its hub hears its own commits
 
     def notify(self, conn: Connection, channel: str, payload: str) -> None:
         return None  # one node: no one to tell

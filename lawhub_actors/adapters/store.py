@@ -95,9 +95,9 @@ class Database(Protocol):
     def reader(self) -> Connection:
         """This thread's read connection."""
 
-    def committing(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
-        """Last thing before ``COMMIT``: tell other nodes of ``events``
-        (PostgreSQL's NOTIFY, delivered at the commit, in commit order)."""
+    def commit(self, writer: Connection, events: Sequence[FeedEvent]) -> None:
+        """``COMMIT``, telling other nodes of ``events`` (PostgreSQL's NOTIFY,
+        delivered at the commit, in commit order)."""
 
     def notify(self, conn: Connection, channel: str, payload: str) -> None:
         """Tell the other nodes (:mod:`channels`); at the commit when in a
@@ -214,12 +214,12 @@ class Store:
                 else:
                     opening = ("RELEASE SAVEPOINT one_work",)
                     answers.append((future, (value, tx.pending), None))
-            if opening:
+            if opening == (self.database.begin,):  # an empty batch
                 run(conn, *opening)
+            # The last savepoint stays open: the COMMIT releases it (a round trip less).
             answers = self._numbered(conn, now, answers)
-            self.database.committing(conn, [event for _, value, failure in answers
-                                            if failure is None for event in value.events])
-            conn.execute("COMMIT")
+            self.database.commit(conn, [event for _, value, failure in answers
+                                        if failure is None for event in value.events])
         except Exception as error:  # noqa: BLE001 - nothing committed: every caller hears it
             log.error("store commit failed", extra={"error": repr(error), "batch": len(batch)})
             self._writer = self.database.recover(conn)
