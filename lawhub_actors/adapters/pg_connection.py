@@ -234,43 +234,38 @@ class _Statements:
         return load(oid, self._conn).load
 
 
+_MAKERS: dict[type, tuple[int, int, Callable[[Any], bytes]]] = {
+    str: (_UNKNOWN, _TEXT, str.encode),
+    int: (_INT8, _TEXT, lambda value: str(value).encode()),
+    float: (_FLOAT8, _TEXT, lambda value: repr(value).encode()),
+    bytes: (_BYTEA, _BINARY, bytes),
+    bool: (_INT8, _TEXT, lambda value: b"1" if value else b"0"),
+}
+"""By a parameter's type: its type oid, format, and bytes. Ints (and bools,
+as 0/1) go as int8, floats as float8, str as text of an unknown type
+(PostgreSQL takes the column's, as psycopg sends it), bytes as binary bytea."""
+
+
 def _params(parameters: Sequence[Any]) -> tuple[list[bytes | None], tuple[int, ...],
                                                 list[int]] | None:
-    """Each parameter's value, type oid and format: ints (and bools, as 0/1)
-    as int8, floats as float8, str as text of an unknown type (PostgreSQL
-    takes the column's, as psycopg sends it), bytes as binary bytea, None
-    as NULL; ``None`` for any other type."""
+    """Each parameter's value, type oid and format (None as NULL); ``None``
+    when one is of a type :data:`_MAKERS` does not hold."""
     values: list[bytes | None] = []
     types: list[int] = []
     formats: list[int] = []
     for value in parameters:
-        kind = type(value)
-        if kind is str:
-            values.append(value.encode())
-            types.append(_UNKNOWN)
-            formats.append(_TEXT)
-        elif kind is int:
-            values.append(str(value).encode())
-            types.append(_INT8)
-            formats.append(_TEXT)
-        elif value is None:
+        if value is None:
             values.append(None)
             types.append(_UNKNOWN)
             formats.append(_TEXT)
-        elif kind is bytes:
-            values.append(value)
-            types.append(_BYTEA)
-            formats.append(_BINARY)
-        elif kind is float:
-            values.append(repr(value).encode())
-            types.append(_FLOAT8)
-            formats.append(_TEXT)
-        elif kind is bool:
-            values.append(b"1" if value else b"0")
-            types.append(_INT8)
-            formats.append(_TEXT)
-        else:
+            continue
+        maker = _MAKERS.get(type(value))
+        if maker is None:
             return None
+        oid, form, dump = maker
+        values.append(dump(value))
+        types.append(oid)
+        formats.append(form)
     return values, tuple(types), formats
 
 
