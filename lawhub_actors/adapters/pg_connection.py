@@ -21,6 +21,7 @@ goes through psycopg as before.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -101,17 +102,26 @@ class PgConnection:
         self.raw.execute(sql.encode(), prepare=False)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
-        """``sql`` once for each row of ``parameters`` (a commit's few events):
-        one prepared statement run again, the rows counted together."""
-        changed = 0
-        for row in parameters:
-            changed += max(self.execute(sql, row).rowcount, 0)
-        return _Rows([], changed)
+        """``sql`` for each row of ``parameters``. An ``INSERT ... VALUES (?, ...)``
+        becomes one statement of many rows (a journal commit's bodies, a
+        commit's events: one round trip); any other, one per row."""
+        rows = [tuple(row) for row in parameters]
+        match = _ONE_ROW.fullmatch(sql)
+        if match is None or len(rows) < 2:
+            changed = 0
+            for row in rows:
+                changed += max(self.execute(sql, row).rowcount, 0)
+            return _Rows([], changed)
+        many = match["head"] + ", ".join([match["row"]] * len(rows))
+        return self.execute(many, [value for row in rows for value in row])
 
     def close(self) -> None:
         self.raw.close()
 
 
+_ONE_ROW = re.compile(r"(?P<head>INSERT\b.*\bVALUES\s*)(?P<row>\((?:\s*\?\s*,)*\s*\?\s*\))\s*",
+                      re.DOTALL | re.IGNORECASE)
+"""An insert of one row of parameters and nothing after it."""
 _TEXT, _BINARY = 0, 1
 _INT8, _FLOAT8, _BYTEA, _UNKNOWN = 20, 701, 17, 0
 PREPARED_MAX = 512

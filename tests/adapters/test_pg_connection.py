@@ -93,3 +93,14 @@ def test_a_connection_the_server_ended_raises_an_operational_error_and_reads_clo
     with pytest.raises(psycopg.OperationalError):
         conn.execute("SELECT 1 WHERE 1 = ?", (1,))
     assert conn.closed
+
+
+def test_many_rows_of_one_insert_go_as_one_statement_and_others_row_by_row(
+        conn: PgConnection) -> None:
+    rows = [(f"k{n}", n, b"\x00" * n) for n in range(5)]
+    many = conn.executemany("INSERT INTO kinds (id, n, b) VALUES (?, ?, ?)", rows)
+    again = conn.executemany("INSERT INTO kinds (id, n) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             [("k1", 9), ("k9", 9)])
+    assert (many.rowcount, again.rowcount) == (5, 1)
+    assert conn.execute("SELECT id, n, b FROM kinds WHERE id <> ? ORDER BY id",
+                        ("k9",)).fetchall() == rows
