@@ -148,6 +148,9 @@ class OutboundWorker(Actor):
         self._in_call: dict[str, Outbound] = {}
         """Messages whose call is under way, as claimed: their answer needs
         only their progress read again, not the whole message opened."""
+        self._begun: dict[str, Outbound] = {}
+        """Messages waiting for their pair slot, as begun: their claim reads
+        only their progress again, not the whole message opened."""
 
     def on_start(self) -> None:
         """After a restart (its queues lost with the old incarnation), take
@@ -215,6 +218,7 @@ class OutboundWorker(Actor):
         if not allowed:
             self.context.tell_self_later(max(retry_after, 0.05), _Begin(message_id))
             return
+        self._begun[message_id] = message
         wait = self._ask(paths.limiter_of(message.phone_number_id),
                          PairPermit(message.recipient_ref))
         if wait > 0:
@@ -259,9 +263,11 @@ class OutboundWorker(Actor):
         """Hand the call to the call pool: it takes the number's throughput
         slot itself, just before it leaves."""
         ownership = self._services.ownership
+        begun = self._begun.pop(message_id, None)
 
         def sending(tx: Tx) -> tuple[Outbound, int, int] | None:
-            message = outbound_store.load(tx, message_id)
+            message = (outbound_store.load(tx, message_id) if begun is None
+                       else outbound_store.progressed(tx, begun))
             if message is None or message.state in FINISHED:
                 return None
             partition = ownership.of(message.tenant, message.recipient)
@@ -423,6 +429,7 @@ class OutboundWorker(Actor):
         """The message is done with: the recipient's next one may go."""
         self._graced.discard(message_id)
         self._in_call.pop(message_id, None)
+        self._begun.pop(message_id, None)
         recipient = self._recipient_of.pop(message_id, None)
         if recipient is None:
             return

@@ -162,7 +162,7 @@ def mark_sent(tx: Tx, message: Outbound, wamid: str,
     ``current``: its state, when this transaction has just read it."""
     if set_state(tx, message.id, SendState.SENT, current=current) is SendState.DEAD:
         undead(tx, message.id)
-    return tx.attach_wamid(message.tenant, message.id, wamid)
+    return tx.attach_wamid(message.tenant, message.id, wamid, message.content)
 
 
 def to_dlq(tx: Tx, message: Outbound, reason: str, error: dict[str, Any] | None) -> bool:

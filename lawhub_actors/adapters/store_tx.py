@@ -206,20 +206,19 @@ class Tx:
             self._set_state(message_id, merged)
         return message_id, merged
 
-    def attach_wamid(self, tenant: str, message_id: str, wamid: str) -> DeliveryState:
-        """Record Meta's id of one of our messages, and apply every status
-        that arrived before it was known."""
+    def attach_wamid(self, tenant: str, message_id: str, wamid: str,
+                     content: dict[str, Any]) -> DeliveryState:
+        """Record Meta's id of one of our messages (``content``: as the
+        sender holds it opened, sealed again with the id), and apply every
+        status that arrived before it was known."""
+        aad = f"message:{tenant}:{message_id}"
+        key_id, blob = self.seal(tenant, {**content, WAMID: wamid}, aad)
         row = self.conn.execute(
-            "SELECT status, status_error, key_id, content FROM messages WHERE id=? AND tenant=?",
-            (message_id, tenant),
-        ).fetchone()
+            "UPDATE messages SET wamid=?, key_id=?, content=? WHERE id=? AND tenant=?"
+            " RETURNING status, status_error",
+            (self.ref(tenant, wamid), key_id, blob, message_id, tenant)).fetchone()
         if row is None:
             raise KeyError(message_id)
-        content = self.unseal(tenant, row[2], row[3], f"message:{tenant}:{message_id}")
-        key_id, blob = self.seal(tenant, {**content, WAMID: wamid},
-                                 f"message:{tenant}:{message_id}")
-        self.conn.execute("UPDATE messages SET wamid=?, key_id=?, content=? WHERE id=?",
-                          (self.ref(tenant, wamid), key_id, blob, message_id))
         parked = [
             state_from_status(self.unseal(tenant, key_id, raw, f"status:{tenant}:{wamid}:{status}"))
             for status, key_id, raw in self.conn.execute(

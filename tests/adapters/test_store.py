@@ -22,11 +22,13 @@ def store(backend: Backend):
     store.close()
 
 
+OUT = {"text": "Jadwal sidang Anda besok"}
+
+
 def _outbound(store: Store) -> str:
     message_id = store.write(lambda tx: tx.insert_message(
         "firm-a", "6281234500001", direction="out", wamid=None, type_="text",
-        status="pending", content={"text": "Jadwal sidang Anda besok"}, sent_at=None,
-        journal_seq=None,
+        status="pending", content=OUT, sent_at=None, journal_seq=None,
     )).value
     assert message_id is not None
     return message_id
@@ -175,7 +177,7 @@ def test_a_failing_feed_never_fails_the_write_it_follows(backend: Backend) -> No
 
 def test_statuses_merge_monotonically_into_the_outbound_message(store) -> None:
     message_id = _outbound(store)
-    store.write(lambda tx: tx.attach_wamid("firm-a", message_id, "wamid.OUT"))
+    store.write(lambda tx: tx.attach_wamid("firm-a", message_id, "wamid.OUT", OUT))
     for status in (Status.DELIVERED, Status.READ, Status.DELIVERED, Status.SENT):
         applied = _status(store, "wamid.OUT", DeliveryState(status))
         assert applied is not None and applied[0] == message_id
@@ -191,7 +193,7 @@ def test_a_status_before_its_wamid_is_known_is_parked_then_applied(store) -> Non
         return tx.apply_status("firm-a", "wamid.EARLY", DeliveryState(Status.DELIVERED))
 
     assert store.write(early).value is None  # parked: no message has that wamid yet
-    merged = store.write(lambda tx: tx.attach_wamid("firm-a", message_id, "wamid.EARLY")).value
+    merged = store.write(lambda tx: tx.attach_wamid("firm-a", message_id, "wamid.EARLY", OUT)).value
     assert merged.status is Status.DELIVERED
     (message,) = store.read_tx(store_reads.conversation, "firm-a", "6281234500001")
     assert message.status == "delivered"
@@ -199,7 +201,7 @@ def test_a_status_before_its_wamid_is_known_is_parked_then_applied(store) -> Non
 
 def test_a_failed_status_carries_its_error(store) -> None:
     message_id = _outbound(store)
-    store.write(lambda tx: tx.attach_wamid("firm-a", message_id, "wamid.F"))
+    store.write(lambda tx: tx.attach_wamid("firm-a", message_id, "wamid.F", OUT))
     error = StatusError(code=131026, title="Message undeliverable")
     applied = _status(store, "wamid.F", DeliveryState(Status.FAILED, error))
     assert applied is not None and applied[1].error == error
