@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from lawhub_actors.adapters.sql import Connection
-from lawhub_actors.adapters.store_tx import WAMID, Tx
+from lawhub_actors.adapters.store_tx import WAMID, Tx, message_aad
 from lawhub_actors.core.send_lifecycle import UNFINISHED, IllegalMove, SendState, may_move
 from lawhub_actors.core.status import DeliveryState
 
@@ -96,16 +96,19 @@ def _number(tx: Tx, tenant: str, message_id: str, key_id: str, number: bytes) ->
 
 
 def load(tx: Tx, message_id: str) -> Outbound | None:
+    """The message, its number and content opened (one statement: the
+    outbound row and its message's)."""
     row = tx.conn.execute(
-        "SELECT tenant, phone_number_id, key_id, number, state, attempts, automatic, recipient,"
-        " last_code FROM outbound WHERE id=?",
+        "SELECT o.tenant, o.phone_number_id, o.key_id, o.number, o.state, o.attempts,"
+        " o.automatic, o.recipient, o.last_code, m.key_id, m.content"
+        " FROM outbound o JOIN messages m ON m.id = o.id WHERE o.id=?",
         (message_id,),
     ).fetchone()
     if row is None:
         return None
-    tenant, phone_number_id, key_id, number, state, attempts, automatic, ref, last_code = row
-    content = tx.message_content(tenant, message_id)
-    assert content is not None
+    (tenant, phone_number_id, key_id, number, state, attempts, automatic, ref, last_code,
+     content_key, sealed) = row
+    content = tx.unseal(tenant, content_key, sealed, message_aad(tenant, message_id))
     wamid = content.pop(WAMID, None)
     return Outbound(message_id, tenant, phone_number_id,
                     _number(tx, tenant, message_id, key_id, number), SendState(state),

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from lawhub_actors.adapters.outbound_store import number_aad
 from lawhub_actors.adapters.sql import Connection
-from lawhub_actors.adapters.store_tx import WAMID, Tx
+from lawhub_actors.adapters.store_tx import WAMID, Tx, message_aad
 from lawhub_actors.core.crypto import BLIND_PREFIX
 
 VERSION = 6
@@ -163,7 +163,7 @@ def _wamid_and_source_refs(conn: sqlite3.Connection, tx: Tx) -> None:
             " AND wamid NOT LIKE ?", (_REFS,)).fetchall():
         content = tx.message_content(tenant, message_id)
         assert content is not None
-        key_id, blob = tx.seal(tenant, {**content, WAMID: wamid}, f"message:{tenant}:{message_id}")
+        key_id, blob = tx.seal(tenant, {**content, WAMID: wamid}, message_aad(tenant, message_id))
         conn.execute("UPDATE messages SET wamid=?, key_id=?, content=? WHERE id=?",
                      (tx.ref(tenant, wamid), key_id, blob, message_id))
     for tenant, wamid in conn.execute(

@@ -10,7 +10,7 @@ from typing import Any
 
 from lawhub_actors.adapters.sql import Connection
 from lawhub_actors.adapters.store_rows import FeedEvent, MediaRecord, StoredMessage
-from lawhub_actors.adapters.store_tx import OPERATORS, WAMID, Tx
+from lawhub_actors.adapters.store_tx import OPERATORS, WAMID, Tx, message_aad
 from lawhub_actors.core.operator_view import for_operators
 
 
@@ -43,7 +43,7 @@ def conversation(
     messages = []
     for (message_id, conv_seq, direction, _wamid_ref, type_, status, created_at, key_id, sealed,
          *media) in reversed(rows):
-        content = tx.unseal(tenant, key_id, sealed, f"message:{tenant}:{message_id}")
+        content = tx.unseal(tenant, key_id, sealed, message_aad(tenant, message_id))
         messages.append(StoredMessage(
             message_id, customer, conv_seq, direction, content.get(WAMID), type_, status,
             created_at, content, None if media[0] is None else MediaRecord(*media)))

@@ -32,6 +32,11 @@ WAMID = "wamid"
 """Where a message's content keeps Meta's id (sealed; the row has its ref:
 a wamid is the customer's number in base64 and more)."""
 
+def message_aad(tenant: str, message_id: str) -> str:
+    """What binds a message's sealed content to its row."""
+    return f"message:{tenant}:{message_id}"
+
+
 OPERATORS = "_operators"
 """The key space of what belongs to no tenant (quarantined webhook data,
 operators' audit entries)."""
@@ -154,7 +159,7 @@ class Tx:
             " (SELECT COALESCE(MAX(conv_seq), 0) + 1 FROM messages WHERE tenant=? AND customer=?))"
             " ON CONFLICT (tenant, customer) DO UPDATE SET last = conversation_seq.last + 1"
             " RETURNING last", (tenant, ref, tenant, ref)).fetchone()
-        key_id, blob = self.seal(tenant, content, f"message:{tenant}:{message_id}")
+        key_id, blob = self.seal(tenant, content, message_aad(tenant, message_id))
         inserted = self.conn.execute(
             "INSERT INTO messages (id, tenant, customer, conv_seq, direction, wamid, type, status,"
             " created_at, sent_at, journal_seq, key_id, content)"
@@ -211,7 +216,7 @@ class Tx:
         """Record Meta's id of one of our messages (``content``: as the
         sender holds it opened, sealed again with the id), and apply every
         status that arrived before it was known."""
-        aad = f"message:{tenant}:{message_id}"
+        aad = message_aad(tenant, message_id)
         key_id, blob = self.seal(tenant, {**content, WAMID: wamid}, aad)
         row = self.conn.execute(
             "UPDATE messages SET wamid=?, key_id=?, content=? WHERE id=? AND tenant=?"
@@ -247,7 +252,7 @@ class Tx:
         ).fetchone()
         if row is None:
             return None
-        aad = f"message:{tenant}:{message_id}"
+        aad = message_aad(tenant, message_id)
         content: dict[str, Any] = self.unseal(tenant, row[0], row[1], aad)
         return content
 
