@@ -99,7 +99,7 @@ class PgConnection:
     def script(self, sql: str) -> None:
         """Statements without parameters, ``;``-separated, in one round trip
         (the simple query protocol)."""
-        self.raw.execute(sql.encode(), prepare=False)
+        self._statements.script(sql)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
         """``sql`` for each row of ``parameters``. An ``INSERT ... VALUES (?, ...)``
@@ -205,6 +205,15 @@ class _Statements:
         self._check(result)
         try:
             return self._rows(result)
+        finally:
+            result.clear()
+
+    def script(self, sql: str) -> None:
+        """``sql`` by the simple query protocol (libpq answers with the last
+        statement's result, or the first that failed)."""
+        result = self._conn.pgconn.exec_(sql.encode())
+        try:
+            self._check(result)
         finally:
             result.clear()
 

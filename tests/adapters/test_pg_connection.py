@@ -104,3 +104,13 @@ def test_many_rows_of_one_insert_go_as_one_statement_and_others_row_by_row(
     assert (many.rowcount, again.rowcount) == (5, 1)
     assert conn.execute("SELECT id, n, b FROM kinds WHERE id <> ? ORDER BY id",
                         ("k9",)).fetchall() == rows
+
+
+def test_a_script_fails_at_its_first_failing_statement_with_psycopgs_class(
+        conn: PgConnection) -> None:
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.script("BEGIN; INSERT INTO kinds (id) VALUES ('a'); INSERT INTO kinds (id)"
+                    " VALUES ('a'); INSERT INTO kinds (id) VALUES ('b')")
+    assert conn.in_transaction  # the transaction failed: the caller rolls it back
+    conn.script("ROLLBACK")
+    assert conn.execute("SELECT COUNT(*) FROM kinds").fetchone() == (0,)
