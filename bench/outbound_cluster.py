@@ -27,6 +27,20 @@ the claim; the answer's sent mark), each ~85 us of psycopg client CPU and
 ~70 us of the server's plus the kernel's wake-ups, on top of the GIL
 hand-offs of ~40 threads. The per-send statement count is the work to do
 before more nodes can help.
+
+Reading a later session's runs (an Intel Xeon VM, about half as fast):
+first 62/s at 17 ms per send with one node. The statements then went to
+libpq directly (~8 us of client CPU each instead of ~43), a send lost four
+(its message loaded in one statement, its claim reading only its
+progress, its sent mark one ``UPDATE ... RETURNING``): one node ~140-150/s
+at ~7 ms, three nodes ~150/s at ~11 ms — on two cores three nodes only
+add their own overhead. Where a node's time goes now (FACTS.md): about a
+third in the kernel, mostly thread switches (every store write, actor ask
+and round trip wakes a thread), and its one store writer is in a round
+trip whenever it is looked at; 1 of the 2 cores stays idle. 1,000/s on
+this machine needs a send to cost several times less: fewer threads per
+send (the worker's blocking steps as one store transaction each), not
+faster statements.
 """
 
 from __future__ import annotations
