@@ -47,7 +47,8 @@ notices went with its ``COMMIT``, a journal commit's bodies and a commit's
 events became one multi-row ``INSERT``, and an inbound message lost two
 statements (the customer's lookup and window touch are one ``UPDATE ...
 RETURNING``; a replayed wamid is found by the insert's ``ON CONFLICT``):
-one node ~600/s at ~1.7 ms, two ~1,100/s — the 1.6x aim met.
+one node ~600-840/s at ~1.2-1.7 ms, two ~1,100-1,400/s (1.66-1.83x in
+four runs) — the 1.6x aim met.
 """
 
 from __future__ import annotations

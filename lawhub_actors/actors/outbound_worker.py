@@ -218,9 +218,9 @@ class OutboundWorker(Actor):
         if not allowed:
             self.context.tell_self_later(max(retry_after, 0.05), _Begin(message_id))
             return
-        self._begun[message_id] = message
         wait = self._ask(paths.limiter_of(message.phone_number_id),
                          PairPermit(message.recipient_ref))
+        self._begun[message_id] = message
         if wait > 0:
             self.context.tell_self_later(wait, _PairSlot(message_id))
         else:

@@ -107,13 +107,21 @@ class PgConnection:
         commit's events: one round trip); any other, one per row."""
         rows = [tuple(row) for row in parameters]
         match = _ONE_ROW.fullmatch(sql)
+        changed = 0
         if match is None or len(rows) < 2:
-            changed = 0
             for row in rows:
                 changed += max(self.execute(sql, row).rowcount, 0)
             return _Rows([], changed)
-        many = match["head"] + ", ".join([match["row"]] * len(rows))
-        return self.execute(many, [value for row in rows for value in row])
+        for start in range(0, len(rows), MANY_ROWS_MAX):
+            chunk = rows[start:start + MANY_ROWS_MAX]
+            many = match["head"] + ", ".join([match["row"]] * len(chunk))
+            flat = [value for row in chunk for value in row]
+            # unprepared: its text changes with the count of rows
+            done: Cursor | None = self._statements.run(many, flat, prepare=False)
+            if done is None:  # a parameter type the thin path does not make
+                done = self.raw.execute(pg_sql(many), flat)
+            changed += max(done.rowcount, 0)
+        return _Rows([], changed)
 
     def close(self) -> None:
         self.raw.close()
@@ -122,6 +130,9 @@ class PgConnection:
 _ONE_ROW = re.compile(r"(?P<head>INSERT\b.*\bVALUES\s*)(?P<row>\((?:\s*\?\s*,)*\s*\?\s*\))\s*",
                       re.DOTALL | re.IGNORECASE)
 """An insert of one row of parameters and nothing after it."""
+MANY_ROWS_MAX = 1000
+"""Rows in one statement of :meth:`PgConnection.executemany` (libpq takes at
+most 65,535 parameters in one)."""
 _TEXT, _BINARY = 0, 1
 _INT8, _FLOAT8, _BYTEA, _UNKNOWN = 20, 701, 17, 0
 PREPARED_MAX = 512
@@ -135,7 +146,9 @@ def _load_bool(data: bytes) -> bool:
 
 
 def _load_bytea(data: bytes) -> bytes:
-    return bytes.fromhex(data[2:].decode())  # the server's bytea_output is hex
+    if data[:2] == b"\\x":  # bytea_output = hex, the server's default
+        return bytes.fromhex(data[2:].decode())
+    return pq.Escaping().unescape_bytea(data)  # bytea_output = escape
 
 
 def _load_text(data: bytes) -> str:
@@ -182,9 +195,10 @@ class _Statements:
         self._conn = conn
         self._names: dict[tuple[str, tuple[int, ...]], bytes] = {}
 
-    def run(self, sql: str, parameters: Sequence[Any]) -> _Rows | None:
+    def run(self, sql: str, parameters: Sequence[Any], *, prepare: bool = True) -> _Rows | None:
         """The outcome, or ``None`` when a parameter's type is not one this
-        path makes (then the caller uses psycopg)."""
+        path makes (then the caller uses psycopg). ``prepare`` false: run it
+        unnamed (a statement whose text is seldom the same twice)."""
         made = _params(parameters)
         if made is None:
             return None
@@ -192,7 +206,7 @@ class _Statements:
         pgconn = self._conn.pgconn
         key = (sql, types)
         name = self._names.get(key)
-        if name is None and len(self._names) < PREPARED_MAX and (
+        if name is None and prepare and len(self._names) < PREPARED_MAX and (
                 sql.split(None, 1)[0].upper() in _PREPARABLE):
             name = f"lh{len(self._names)}".encode()
             self._check(pgconn.prepare(name, _numbered(sql).encode(), types))
@@ -202,7 +216,7 @@ class _Statements:
         else:
             # libpq takes None for a NULL, which psycopg's stub does not say
             result = pgconn.exec_prepared(name, values, formats)  # type: ignore[arg-type]
-        self._check(result)
+        self._check(result)  # as in script()
         try:
             return self._rows(result)
         finally:
@@ -212,10 +226,8 @@ class _Statements:
         """``sql`` by the simple query protocol (libpq answers with the last
         statement's result, or the first that failed)."""
         result = self._conn.pgconn.exec_(sql.encode())
-        try:
-            self._check(result)
-        finally:
-            result.clear()
+        self._check(result)  # an error keeps its result: psycopg reads its details later
+        result.clear()
 
     def _check(self, result: pq.abc.PGresult) -> None:
         if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):

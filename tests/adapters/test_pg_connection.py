@@ -114,3 +114,24 @@ def test_a_script_fails_at_its_first_failing_statement_with_psycopgs_class(
     assert conn.in_transaction  # the transaction failed: the caller rolls it back
     conn.script("ROLLBACK")
     assert conn.execute("SELECT COUNT(*) FROM kinds").fetchone() == (0,)
+
+
+def test_more_rows_than_one_statement_may_carry_are_inserted_in_several(
+        conn: PgConnection) -> None:
+    rows = [(f"k{n}", n, float(n), None) for n in range(17_000)]  # 68,000 parameters
+    done = conn.executemany("INSERT INTO kinds (id, n, f, note) VALUES (?, ?, ?, ?)", rows)
+    assert done.rowcount == 17_000
+    assert conn.execute("SELECT COUNT(*), MAX(n) FROM kinds").fetchone() == (17_000, 16_999)
+
+
+def test_an_error_of_a_script_keeps_its_details(conn: PgConnection) -> None:
+    conn.execute("INSERT INTO kinds (id) VALUES (?)", ("a",))
+    with pytest.raises(psycopg.errors.UniqueViolation) as raised:
+        conn.script("INSERT INTO kinds (id) VALUES ('a')")
+    assert raised.value.diag.constraint_name == "kinds_pkey"
+
+
+def test_bytes_come_back_whichever_way_the_server_writes_them(conn: PgConnection) -> None:
+    conn.execute("INSERT INTO kinds (id, b) VALUES (?, ?)", ("k", bytes(range(256))))
+    conn.execute("SET bytea_output = 'escape'")
+    assert conn.execute("SELECT b FROM kinds").fetchone() == (bytes(range(256)),)
