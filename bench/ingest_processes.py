@@ -17,6 +17,15 @@ path shares two cores with its own processing and PostgreSQL's, and on
 PostgreSQL processing costs ~6x the CPU per message it costs on SQLite
 (`bench/nodes.py`): the acks lose those cores to the processing of what
 they acknowledged. Cheaper processing on PostgreSQL comes first.
+
+Reading a later session's runs (an Intel Xeon VM about half as fast, after
+the store's statements went to libpq directly and a journal commit's
+bodies became one multi-row insert): one gateway process ~2,900 -> ~5,000
+acks/s (0.15 -> 0.23 of one bare process), two processes ~2,400 -> ~3,500
+(0.09 -> 0.12 of two bare ones) — still fewer with two than with one:
+the journal takes its numbers under one advisory lock (commit order, see
+``adapters/journal.py``), so two processes' group commits take turns, and
+each also processes what it acknowledged on the same two cores.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ first 62/s at 17 ms per send with one node. The statements then went to
 libpq directly (~8 us of client CPU each instead of ~43), a send lost four
 (its message loaded in one statement, its claim reading only its
 progress, its sent mark one ``UPDATE ... RETURNING``): one node ~140-150/s
-at ~7 ms, three nodes ~150/s at ~11 ms — on two cores three nodes only
-add their own overhead. Where a node's time goes now (FACTS.md): about a
+at ~7 ms, three nodes ~150-210/s at ~8-11 ms — on two cores three nodes
+add little but their own overhead. Where a node's time goes now (FACTS.md): about a
 third in the kernel, mostly thread switches (every store write, actor ask
 and round trip wakes a thread), and its one store writer is in a round
 trip whenever it is looked at; 1 of the 2 cores stays idle. 1,000/s on
