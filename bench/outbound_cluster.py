@@ -32,8 +32,8 @@ Reading a later session's runs (an Intel Xeon VM, about half as fast):
 first 62/s at 17 ms per send with one node. The statements then went to
 libpq directly (~8 us of client CPU each instead of ~43), a send lost four
 (its message loaded in one statement, its claim reading only its
-progress, its sent mark one ``UPDATE ... RETURNING``): one node ~140-150/s
-at ~7 ms, three nodes ~150-210/s at ~8-11 ms — on two cores three nodes
+progress, its sent mark one ``UPDATE ... RETURNING``): one node ~95-150/s
+at ~7-11 ms (runs of the same code vary that much here), three nodes ~150-210/s at ~8-11 ms — on two cores three nodes
 add little but their own overhead. Where a node's time goes now (FACTS.md): about a
 third in the kernel, mostly thread switches (every store write, actor ask
 and round trip wakes a thread), and its one store writer is in a round

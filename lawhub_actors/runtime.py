@@ -258,6 +258,8 @@ class AppRuntime:
         self._sweeping = threading.Lock()
         self._swept: dict[str, str] = {}
         """The sweep's opened numbers of unfinished sends (see take_up_unfinished)."""
+        self._swept_told: set[str] = set()
+        """The unfinished sends a sweep handed over (see take_up_unfinished)."""
         self.ownership = Ownership(secrets.node_id or EMBEDDED_NODE, settings.cluster.partitions)
         self.leases = LeaseKeeper(self.store, self.ownership,
                                   address=secrets.node_address or socket.gethostname(),
@@ -331,7 +333,7 @@ class AppRuntime:
             def sweep() -> None:
                 try:
                     take_up_unfinished(self.store, self.tree.registry, self.ownership,
-                                       self._swept)
+                                       self._swept, self._swept_told)
                 except Exception as error:  # noqa: BLE001 - the next tick sweeps again
                     log.warning("send_sweep_failed", error=repr(error))
                 finally:

@@ -106,26 +106,36 @@ any of them dead-letters that message."""
 
 
 def take_up_unfinished(store: Store, registry: Registry, ownership: Ownership,
-                       opened: dict[str, str] | None = None) -> int:
+                       opened: dict[str, str] | None = None,
+                       told: set[str] | None = None) -> int:
     """Hand every message not yet sent nor dead whose recipient's partition
     this node holds to its worker, in accepted order; how many. Never
     blocks: a full queue leaves a message pending in the store, logged.
     Repeats are harmless (a worker ignores a message it has in hand).
     ``opened`` (a sweep's own, from one sweep to the next): the recipients'
     numbers opened so far, by message id; left holding those still
-    unfinished."""
+    unfinished. ``told`` (a sweep's own too): the messages an earlier sweep
+    handed over — a worker has them (a worker that restarts, and a
+    partition taken again, take everything up anew), so they are not
+    handed over again; left holding those still unfinished."""
     unfinished = store.read_tx(outbound_store.unfinished, opened)
     if opened is not None:
         opened.clear()
         opened.update((message_id, recipient) for message_id, _, recipient in unfinished)
+    if told is not None:
+        told.intersection_update(message_id for message_id, _, _ in unfinished)
     held = ownership.held().epochs
     mine = [(message_id, recipient) for message_id, tenant, recipient in unfinished
-            if ownership.of(tenant, recipient) in held]
+            if ownership.of(tenant, recipient) in held
+            and (told is None or message_id not in told)]
     for message_id, recipient in mine:
         try:
             registry.tell(paths.WORKERS, Send(message_id, recipient), key=recipient, wait=False)
         except MailboxFull:
             log.warning("outbound_queue_full", msg_id=message_id)
+        else:
+            if told is not None:
+                told.add(message_id)
     return len(mine)
 
 

@@ -14,7 +14,7 @@ from lawhub_actors.adapters.leases import Ownership
 from lawhub_actors.adapters.store import Store
 from lawhub_actors.core.send_lifecycle import IllegalMove, SendState
 from lawhub_actors.usecases import dead_letters
-from supervisors import Registry
+from supervisors import MailboxFull, Registry
 from tests.adapters.conftest import KEYRING, Backend
 
 NUMBER = "6281234500001"
@@ -171,3 +171,30 @@ def test_numbers_a_sweep_opened_before_are_not_opened_again_and_it_keeps_only_th
         tx, store.read_tx(outbound_store.load, first), "wamid.FIRST"))
     assert take_up_unfinished(store, cast(Registry, Workers()), ownership, opened) == 1
     assert told == [second] and opened == {second: NUMBER}  # the sent one forgotten
+
+
+def test_a_sweep_hands_each_unfinished_message_over_once_unless_the_worker_refused_it(
+        store) -> None:
+    first, second = _pending(store), _pending(store)
+    told: list[str] = []
+    full = {second}  # its worker's mailbox is full at the first sweep
+
+    class Workers:
+        def tell(self, path: str, message: Send, key: str, *, wait: bool) -> None:
+            if message.id in full:
+                full.discard(message.id)
+                raise MailboxFull("full")
+            told.append(message.id)
+
+    ownership = Ownership("embedded", 4)
+    ownership.set(dict.fromkeys(range(4), 1))
+    opened: dict[str, str] = {}
+    handed: set[str] = set()
+    for _ in range(3):
+        take_up_unfinished(store, cast(Registry, Workers()), ownership, opened, handed)
+    assert told == [first, second]  # the refused one again at the next sweep, then never
+    store.write(lambda tx: outbound_store.set_state(tx, first, SendState.SENDING, attempt=True))
+    store.write(lambda tx: outbound_store.mark_sent(
+        tx, store.read_tx(outbound_store.load, first), "wamid.FIRST"))
+    take_up_unfinished(store, cast(Registry, Workers()), ownership, opened, handed)
+    assert handed == {second}  # the sent one forgotten
