@@ -18,7 +18,7 @@ PostgreSQL processing costs ~6x the CPU per message it costs on SQLite
 (`bench/nodes.py`): the acks lose those cores to the processing of what
 they acknowledged. Cheaper processing on PostgreSQL comes first.
 
-Reading a later session's runs (an Intel Xeon VM about half as fast, after
+Reading a later session's runs (an Intel Xeon VM instead of the AMD EPYC one, after
 the store's statements went to libpq directly and a journal commit's
 bodies became one multi-row insert): one gateway process ~2,900 -> ~5,000
 acks/s (0.15 -> 0.23 of one bare process), two processes ~2,400 -> ~3,500

@@ -38,8 +38,8 @@ two cores. What bounds a node now is its store writer's Python: psycopg
 costs ~85 us of client CPU per statement (raw libpq ~32 us) and an inbound
 message takes ~11 statements (FACTS.md, "PostgreSQL").
 
-Reading the third run (a later session, on an Intel Xeon VM that runs this
-code about half as fast as the AMD EPYC one above): the same code gave one
+Reading the third run (a later session, on an Intel Xeon VM, where the
+same code runs a little slower than on the AMD EPYC one above): the same code gave one
 PostgreSQL node ~390-440/s at ~2.3-2.5 ms. Then the store's statements
 went to libpq directly (prepared once per connection, one blocking
 ``PQexecPrepared`` each: ~8 us of client CPU instead of ~43), a commit's

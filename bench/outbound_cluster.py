@@ -28,15 +28,16 @@ the claim; the answer's sent mark), each ~85 us of psycopg client CPU and
 hand-offs of ~40 threads. The per-send statement count is the work to do
 before more nodes can help.
 
-Reading a later session's runs (an Intel Xeon VM, about half as fast):
+Reading a later session's runs (an Intel Xeon VM instead of the AMD EPYC one):
 first 62/s at 17 ms per send with one node. The statements then went to
 libpq directly (~8 us of client CPU each instead of ~43), a send lost four
 (its message loaded in one statement, its claim reading only its
 progress, its sent mark one ``UPDATE ... RETURNING``): one node ~95-150/s
-at ~7-11 ms (runs of the same code vary that much here), three nodes ~150-210/s at ~8-11 ms — on two cores three nodes
-add little but their own overhead. Where a node's time goes now (FACTS.md): about a
-third in the kernel, mostly thread switches (every store write, actor ask
-and round trip wakes a thread), and its one store writer is in a round
+at ~7-11 ms (runs of the same code vary that much here), three nodes
+~150-210/s at ~8-11 ms — on two cores three nodes add little but their
+own overhead. Where a node's time goes now (FACTS.md): about a third in
+the kernel, mostly thread switches (every store write, actor ask and
+round trip wakes a thread), and its one store writer is in a round
 trip whenever it is looked at; 1 of the 2 cores stays idle. 1,000/s on
 this machine needs a send to cost several times less: fewer threads per
 send (the worker's blocking steps as one store transaction each), not

@@ -344,6 +344,12 @@ class OutboundWorker(Actor):
 
     def _done(self, message_id: str, outcome: Future[Sent | SendFailed], attempt: int) -> None:
         claimed = self._in_call.pop(message_id, None)
+        if claimed is not None and outcome.exception() is None:
+            result = outcome.result()
+            if isinstance(result, Sent):  # the usual answer: decided in the write recording it
+                if self._sent(claimed, result.wamid, attempt):
+                    self._tell(paths.breaker_of(claimed.phone_number_id), Outcome(ok=True))
+                return
         message = self._load(message_id) if claimed is None else self._services.store.read_tx(
             lambda tx: outbound_store.progressed(tx, claimed))
         if message is None:
@@ -392,7 +398,7 @@ class OutboundWorker(Actor):
         def record(tx: Tx) -> None:
             # still in this call? a status may have settled it meanwhile, or
             # another node claimed it again since
-            current = outbound_store.load(tx, message.id)
+            current = outbound_store.progressed(tx, message)
             if current is not None and current.state is SendState.SENDING and (
                     current.attempts == attempt):
                 outbound_store.failed(tx, message.id, then.state, result.code)
@@ -404,21 +410,34 @@ class OutboundWorker(Actor):
 
     # -- endings ----------------------------------------------------------------
 
-    def _sent(self, message: Outbound, wamid: str) -> None:
-        def record(tx: Tx) -> None:
-            current = outbound_store.state_of(tx, message.id)
-            if current is None or not may_move(current, SendState.SENT):
-                return  # discarded meanwhile: the record keeps the operator's word
-            already = current is SendState.SENT
-            outbound_store.mark_sent(tx, message, wamid, current)
-            if not already:
+    def _sent(self, message: Outbound, wamid: str, attempt: int | None = None) -> bool:
+        """Record Meta's acceptance (its word: the record keeps it, unless an
+        operator discarded the message meanwhile); whether it answered the
+        message's current claim (``attempt``: the claim's; None: an answer
+        already found stale). A stale answer to a message sent since
+        changes nothing."""
+        def record(tx: Tx) -> tuple[bool, SendState | None]:
+            now = outbound_store.progressed(tx, message)
+            if now is None:
+                return False, None
+            current = now.state is SendState.SENDING and now.attempts == attempt
+            if not may_move(now.state, SendState.SENT) or (
+                    not current and now.state is SendState.SENT):
+                return current, now.state  # discarded meanwhile, or sent since
+            outbound_store.mark_sent(tx, message, wamid, now.state)
+            if now.state is not SendState.SENT:
                 tx.emit(message.tenant, "outbound.sent", {
                     "id": message.id, "wamid": wamid, "to": message.recipient,
                     "automatic": message.automatic,
                 })
+            return current, now.state
 
-        self._services.store.write(record)
+        current, state = self._services.store.write(record).value
+        if attempt is not None and not current:  # settled meanwhile, or another claim's answer
+            log.info("send_answer_stale", msg_id=message.id,
+                     state=None if state is None else state.value)
         self._finish(message.id)
+        return current
 
     def _dead(self, message: Outbound, reason: str, error: dict[str, Any]) -> None:
         def record(tx: Tx) -> None:
