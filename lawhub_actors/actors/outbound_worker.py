@@ -347,8 +347,7 @@ class OutboundWorker(Actor):
         if claimed is not None and outcome.exception() is None:
             result = outcome.result()
             if isinstance(result, Sent):  # the usual answer: decided in the write recording it
-                if self._sent(claimed, result.wamid, attempt):
-                    self._tell(paths.breaker_of(claimed.phone_number_id), Outcome(ok=True))
+                self._sent(claimed, result.wamid, attempt)
                 return
         message = self._load(message_id) if claimed is None else self._services.store.read_tx(
             lambda tx: outbound_store.progressed(tx, claimed))
@@ -410,11 +409,13 @@ class OutboundWorker(Actor):
 
     # -- endings ----------------------------------------------------------------
 
-    def _sent(self, message: Outbound, wamid: str, attempt: int | None = None) -> bool:
+    def _sent(self, message: Outbound, wamid: str, attempt: int | None = None) -> None:
         """Record Meta's acceptance (its word: the record keeps it, unless an
-        operator discarded the message meanwhile); whether it answered the
-        message's current claim (``attempt``: the claim's; None: an answer
-        already found stale). A stale answer to a message sent since
+        operator discarded the message meanwhile). ``attempt``: the claim
+        whose call this answers — whether the message is still in that claim
+        is read in the same write, and if so its breaker hears of the
+        success (before the recipient's next message asks it); None: the
+        caller has decided that. A stale answer to a message sent since
         changes nothing."""
         def record(tx: Tx) -> tuple[bool, SendState | None]:
             now = outbound_store.progressed(tx, message)
@@ -433,11 +434,11 @@ class OutboundWorker(Actor):
             return current, now.state
 
         current, state = self._services.store.write(record).value
-        if attempt is not None and not current:  # settled meanwhile, or another claim's answer
-            log.info("send_answer_stale", msg_id=message.id,
-                     state=None if state is None else state.value)
+        if current:
+            self._tell(paths.breaker_of(message.phone_number_id), Outcome(ok=True))
+        elif attempt is not None and state is not None:  # settled meanwhile, or another claim's
+            log.info("send_answer_stale", msg_id=message.id, state=state.value)
         self._finish(message.id)
-        return current
 
     def _dead(self, message: Outbound, reason: str, error: dict[str, Any]) -> None:
         def record(tx: Tx) -> None:
