@@ -38,7 +38,12 @@ from lawhub_actors.actors.inbound_messages import (
     SettlesUpdates,
 )
 from lawhub_actors.actors.number_breaker import CircuitState
-from lawhub_actors.actors.outbound_worker import OutboundStep, Send, take_up_unfinished
+from lawhub_actors.actors.outbound_worker import (
+    OutboundStep,
+    Send,
+    Sweep,
+    take_up_unfinished,
+)
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.tree import Retiring, Sending, root_spec
 from lawhub_actors.adapters import channels, outbound_store
@@ -256,10 +261,7 @@ class AppRuntime:
         """Telling other nodes of sends, and sweeping for theirs: off the loop and the leases."""
         self._closing.callback(self._telling.shutdown, wait=True, cancel_futures=True)
         self._sweeping = threading.Lock()
-        self._swept: dict[str, str] = {}
-        """The sweep's opened numbers of unfinished sends (see take_up_unfinished)."""
-        self._swept_told: set[str] = set()
-        """The unfinished sends a sweep handed over (see take_up_unfinished)."""
+        self._sweep = Sweep()
         self.ownership = Ownership(secrets.node_id or EMBEDDED_NODE, settings.cluster.partitions)
         self.leases = LeaseKeeper(self.store, self.ownership,
                                   address=secrets.node_address or socket.gethostname(),
@@ -333,7 +335,7 @@ class AppRuntime:
             def sweep() -> None:
                 try:
                     take_up_unfinished(self.store, self.tree.registry, self.ownership,
-                                       self._swept, self._swept_told)
+                                       self._sweep)
                 except Exception as error:  # noqa: BLE001 - the next tick sweeps again
                     log.warning("send_sweep_failed", error=repr(error))
                 finally:

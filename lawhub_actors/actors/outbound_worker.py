@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -105,37 +105,43 @@ OutboundStep = Send | _Begin | _PairSlot | _Done
 any of them dead-letters that message."""
 
 
+@dataclass
+class Sweep:
+    """What a node's periodic sweep for unfinished sends keeps from one
+    sweep to the next, so that a backlog of thousands costs it little."""
+
+    opened: dict[str, str] = field(default_factory=dict)
+    """The recipients' numbers opened so far, by message id (each opened once)."""
+    told: set[str] = field(default_factory=set)
+    """The messages handed over to their workers: a worker has them (a
+    worker that restarts, and a partition taken again, take everything up
+    anew), so they are not handed over again."""
+
+
 def take_up_unfinished(store: Store, registry: Registry, ownership: Ownership,
-                       opened: dict[str, str] | None = None,
-                       told: set[str] | None = None) -> int:
+                       sweep: Sweep | None = None) -> int:
     """Hand every message not yet sent nor dead whose recipient's partition
     this node holds to its worker, in accepted order; how many. Never
-    blocks: a full queue leaves a message pending in the store, logged.
-    Repeats are harmless (a worker ignores a message it has in hand).
-    ``opened`` (a sweep's own, from one sweep to the next): the recipients'
-    numbers opened so far, by message id; left holding those still
-    unfinished. ``told`` (a sweep's own too): the messages an earlier sweep
-    handed over — a worker has them (a worker that restarts, and a
-    partition taken again, take everything up anew), so they are not
-    handed over again; left holding those still unfinished."""
-    unfinished = store.read_tx(outbound_store.unfinished, opened)
-    if opened is not None:
-        opened.clear()
-        opened.update((message_id, recipient) for message_id, _, recipient in unfinished)
-    if told is not None:
-        told.intersection_update(message_id for message_id, _, _ in unfinished)
+    blocks: a full queue leaves a message pending in the store, logged
+    (a sweep hands it over next time). Repeats are harmless (a worker
+    ignores a message it has in hand). ``sweep``: a sweep's own state, left
+    holding only what is still unfinished."""
+    unfinished = store.read_tx(outbound_store.unfinished, None if sweep is None else sweep.opened)
+    if sweep is not None:
+        sweep.opened = {message_id: recipient for message_id, _, recipient in unfinished}
+        sweep.told.intersection_update(sweep.opened)
     held = ownership.held().epochs
     mine = [(message_id, recipient) for message_id, tenant, recipient in unfinished
             if ownership.of(tenant, recipient) in held
-            and (told is None or message_id not in told)]
+            and (sweep is None or message_id not in sweep.told)]
     for message_id, recipient in mine:
         try:
             registry.tell(paths.WORKERS, Send(message_id, recipient), key=recipient, wait=False)
         except MailboxFull:
             log.warning("outbound_queue_full", msg_id=message_id)
         else:
-            if told is not None:
-                told.add(message_id)
+            if sweep is not None:
+                sweep.told.add(message_id)
     return len(mine)
 
 
@@ -375,10 +381,8 @@ class OutboundWorker(Actor):
             else:
                 self._finish(message_id)
             return
-        breaker = paths.breaker_of(message.phone_number_id)
         if isinstance(result, Sent):
-            self._tell(breaker, Outcome(ok=True))
-            self._sent(message, result.wamid)
+            self._sent(message, result.wamid, attempt)
             return
         settings = self._services.settings
         decision = after_failure(
@@ -389,7 +393,8 @@ class OutboundWorker(Actor):
                  "message": result.message, "details": result.details}
         log.info("send_failed", tenant=message.tenant, msg_id=message.id, status=result.status,
                  code=result.code, kind=decision.kind.value, attempt=message.attempts)
-        self._tell(breaker, Outcome(ok=decision.number_works, trip=decision.trip))
+        self._tell(paths.breaker_of(message.phone_number_id),
+                   Outcome(ok=decision.number_works, trip=decision.trip))
         then = decision.then
         if isinstance(then, DeadLetter):
             self._dead(message, then.reason, error)
@@ -414,23 +419,21 @@ class OutboundWorker(Actor):
         operator discarded the message meanwhile). ``attempt``: the claim
         whose call this answers — whether the message is still in that claim
         is read in the same write, and if so its breaker hears of the
-        success (before the recipient's next message asks it); None: the
-        caller has decided that. A stale answer to a message sent since
-        changes nothing."""
+        success (before the recipient's next message asks it); None: an
+        answer already found stale. A message sent since (a status carried
+        its wamid) or discarded meanwhile is left as it is."""
         def record(tx: Tx) -> tuple[bool, SendState | None]:
             now = outbound_store.progressed(tx, message)
             if now is None:
                 return False, None
             current = now.state is SendState.SENDING and now.attempts == attempt
-            if not may_move(now.state, SendState.SENT) or (
-                    not current and now.state is SendState.SENT):
-                return current, now.state  # discarded meanwhile, or sent since
+            if now.state is SendState.SENT or not may_move(now.state, SendState.SENT):
+                return current, now.state
             outbound_store.mark_sent(tx, message, wamid, now.state)
-            if now.state is not SendState.SENT:
-                tx.emit(message.tenant, "outbound.sent", {
-                    "id": message.id, "wamid": wamid, "to": message.recipient,
-                    "automatic": message.automatic,
-                })
+            tx.emit(message.tenant, "outbound.sent", {
+                "id": message.id, "wamid": wamid, "to": message.recipient,
+                "automatic": message.automatic,
+            })
             return current, now.state
 
         current, state = self._services.store.write(record).value

@@ -216,7 +216,7 @@ class _Statements:
         else:
             # libpq takes None for a NULL, which psycopg's stub does not say
             result = pgconn.exec_prepared(name, values, formats)  # type: ignore[arg-type]
-        self._check(result)  # as in script()
+        self._check(result)  # an error keeps its result: psycopg reads its details later
         try:
             return self._rows(result)
         finally:

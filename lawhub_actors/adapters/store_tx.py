@@ -32,6 +32,7 @@ WAMID = "wamid"
 """Where a message's content keeps Meta's id (sealed; the row has its ref:
 a wamid is the customer's number in base64 and more)."""
 
+
 def message_aad(tenant: str, message_id: str) -> str:
     """What binds a message's sealed content to its row."""
     return f"message:{tenant}:{message_id}"

@@ -8,7 +8,7 @@ from typing import cast
 
 import pytest
 
-from lawhub_actors.actors.outbound_worker import Send, take_up_unfinished
+from lawhub_actors.actors.outbound_worker import Send, Sweep, take_up_unfinished
 from lawhub_actors.adapters import outbound_store, store_reads
 from lawhub_actors.adapters.leases import Ownership
 from lawhub_actors.adapters.store import Store
@@ -155,8 +155,8 @@ def test_a_recipients_earlier_unfinished_messages_are_found_oldest_first(store) 
 def test_numbers_a_sweep_opened_before_are_not_opened_again_and_it_keeps_only_the_unfinished(
         store) -> None:
     first, second = _pending(store), _pending(store)
-    opened = {first: "6289999900000"}  # as a sweep left it (not what is sealed: never opened)
-    assert [row[2] for row in store.read_tx(outbound_store.unfinished, opened)] == [
+    sweep = Sweep(opened={first: "6289999900000"})  # as left (not what is sealed: never opened)
+    assert [row[2] for row in store.read_tx(outbound_store.unfinished, sweep.opened)] == [
         "6289999900000", NUMBER]
     told: list[str] = []
 
@@ -169,8 +169,8 @@ def test_numbers_a_sweep_opened_before_are_not_opened_again_and_it_keeps_only_th
     store.write(lambda tx: outbound_store.set_state(tx, first, SendState.SENDING, attempt=True))
     store.write(lambda tx: outbound_store.mark_sent(
         tx, store.read_tx(outbound_store.load, first), "wamid.FIRST"))
-    assert take_up_unfinished(store, cast(Registry, Workers()), ownership, opened) == 1
-    assert told == [second] and opened == {second: NUMBER}  # the sent one forgotten
+    assert take_up_unfinished(store, cast(Registry, Workers()), ownership, sweep) == 1
+    assert told == [second] and sweep.opened == {second: NUMBER}  # the sent one forgotten
 
 
 def test_a_sweep_hands_each_unfinished_message_over_once_unless_the_worker_refused_it(
@@ -188,13 +188,12 @@ def test_a_sweep_hands_each_unfinished_message_over_once_unless_the_worker_refus
 
     ownership = Ownership("embedded", 4)
     ownership.set(dict.fromkeys(range(4), 1))
-    opened: dict[str, str] = {}
-    handed: set[str] = set()
+    sweep = Sweep()
     for _ in range(3):
-        take_up_unfinished(store, cast(Registry, Workers()), ownership, opened, handed)
+        take_up_unfinished(store, cast(Registry, Workers()), ownership, sweep)
     assert told == [first, second]  # the refused one again at the next sweep, then never
     store.write(lambda tx: outbound_store.set_state(tx, first, SendState.SENDING, attempt=True))
     store.write(lambda tx: outbound_store.mark_sent(
         tx, store.read_tx(outbound_store.load, first), "wamid.FIRST"))
-    take_up_unfinished(store, cast(Registry, Workers()), ownership, opened, handed)
-    assert handed == {second}  # the sent one forgotten
+    take_up_unfinished(store, cast(Registry, Workers()), ownership, sweep)
+    assert sweep.told == {second}  # the sent one forgotten
