@@ -116,7 +116,8 @@ def generator_first() -> Iterator[str]:
         yield f"load generator and servers at nice {before} (raising it is not allowed)"
         return
     try:
-        yield f"load generator at nice {GENERATOR_NICE}, servers at 0"
+        yield (f"load generator at nice {GENERATOR_NICE}, servers at 0"
+               " (a gateway's ack process at its [server] ingest_nice)")
     finally:
         os.setpriority(os.PRIO_PROCESS, 0, before)
 

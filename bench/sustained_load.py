@@ -31,6 +31,9 @@ at a higher priority than the servers where allowed
 machines): the table gives its own CPU (cores busy) and how late it got to
 sending (p99 of the send time past the schedule), since that lateness
 counts as ack latency too.
+The gateway runs the shipped config: its ack process at `[server]
+ingest_nice` (-10 by default, where the privilege allows; the table's
+priorities row), ahead of the processing for a core.
 
 The baseline, measured in the same run just before each gateway run, is a
 bare aiohttp handler that reads the body and answers 200 (the webhook

@@ -10,6 +10,7 @@ it never fails the message it answers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import time
 
 import structlog
@@ -22,6 +23,31 @@ from lawhub_actors.settings import AutoReplies, Settings
 from lawhub_actors.usecases.sends import admit, number_of
 
 log = structlog.get_logger("lawhub.auto_replies")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    config: AutoReplies
+    rules: frozenset[Rule]
+    hours: OfficeHours
+
+
+_plans: dict[int, _Plan] = {}
+PLANS_MAX = 1024
+
+
+def _plan(config: AutoReplies) -> _Plan:
+    """A tenant's rules and office hours, worked out once per config object
+    (every message asks; a reload brings new objects). A plan holds the
+    config it was made from, so no other object can take that id while the
+    plan is kept."""
+    plan = _plans.get(id(config))
+    if plan is None:
+        if len(_plans) >= PLANS_MAX:
+            _plans.clear()
+        rules = frozenset(rule for rule in Rule if getattr(config, rule.value) is not None)
+        plan = _plans[id(config)] = _Plan(config, rules, _hours(config))
+    return plan
 
 
 def _hours(config: AutoReplies) -> OfficeHours:
@@ -39,13 +65,13 @@ def answer(tx: Tx, settings: Settings, tenant: str, phone_number_id: str, *, cus
     """Admit the replies a message calls for: ``(our id, recipient)`` of each.
     (A remote classifier's urgent verdict comes later: its worker asks again
     with ``urgent`` alone, and the once-per-key rule keeps the rest quiet.)"""
-    config = next((t.auto_replies for t in settings.tenants if t.id == tenant), None)
     number = number_of(settings, tenant, phone_number_id)
-    if config is None or number is None:
+    config = None if number is None else settings.tenant(tenant).auto_replies
+    if number is None or config is None:
         return []
-    rules = frozenset(rule for rule in Rule if getattr(config, rule.value) is not None)
+    plan = _plan(config)
     admitted: list[tuple[str, str]] = []
-    for reply in due(rules=rules, hours=_hours(config), tenant=tenant, customer=customer,
+    for reply in due(rules=plan.rules, hours=plan.hours, tenant=tenant, customer=customer,
                      wamid=wamid, new_lead=new_lead, urgent=urgent, at_epoch_s=float(at)):
         if not tx.audit(reply.key, tenant, "auto_reply", tx.ref(tenant, customer),
                         {"rule": reply.rule.value, "wamid": wamid}):

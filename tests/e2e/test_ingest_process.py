@@ -92,6 +92,25 @@ def test_the_ack_path_process_takes_webhooks_and_everything_else_works_on_the_sa
     assert not _alive(_ingest_pid(gateway)), "the ack path's process outlived the gateway"
 
 
+def test_the_ack_path_process_runs_ahead_of_the_processing_by_default(
+    tmp_path: Path, gateways: Gateways,  # noqa: F811
+) -> None:
+    gateway = gateways.start(tmp_path / "var", _config(tmp_path))
+    child = _ingest_pid(gateway)
+    until_sync(lambda: any(e.get("event") == "ingest_priority" for e in gateway.log_events()),
+               timeout=10, what="the ack process's priority logged")
+    [told] = [e for e in gateway.log_events() if e.get("event") == "ingest_priority"]
+    main_nice = os.getpriority(os.PRIO_PROCESS, gateway.process.pid)
+    if os.geteuid() == 0:  # the privilege to raise a priority
+        assert (told["applied"], told["nice"]) == (True, -10)
+        assert os.getpriority(os.PRIO_PROCESS, child) == -10
+        assert main_nice == os.getpriority(os.PRIO_PROCESS, 0), "the processing was not lowered"
+    else:
+        assert (told["applied"], told["level"]) == (False, "warning") and "fix" in told
+        assert os.getpriority(os.PRIO_PROCESS, child) == main_nice
+    assert gateway.stop() == 0
+
+
 def test_webhooks_are_acknowledged_while_the_main_process_is_frozen(
     tmp_path: Path, gateways: Gateways,  # noqa: F811
 ) -> None:
