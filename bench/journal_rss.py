@@ -29,7 +29,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lawhub_actors.adapters.journal import TAIL_BYTES, Journal
-from lawhub_actors.adapters.memory_release import map_big_allocations
+from lawhub_actors.adapters.memory_release import MMAP_THRESHOLD, map_big_allocations
 from lawhub_actors.adapters.sqlite_journal import SqliteJournalFile
 
 BODIES = 400
@@ -100,7 +100,8 @@ async def run(tail_bytes: int) -> dict[str, float]:
 def one(mallopt: bool, tail_bytes: int) -> None:
     applied = map_big_allocations() if mallopt else False
     result = asyncio.run(run(tail_bytes))
-    label = "mallopt(M_MMAP_THRESHOLD=128 KiB)" if applied else "glibc default"
+    label = (f"mallopt(M_MMAP_THRESHOLD={MMAP_THRESHOLD // 1024} KiB)" if applied
+             else "glibc default")
     print(f"{label:34} tail {tail_bytes // MIB} MiB: " + ", ".join(
         f"{name} {value:,.0f} MiB" for name, value in result.items()))
 
