@@ -36,13 +36,14 @@ class Server(Section):
     # of its own on the same port, so processing never slows Meta's acks
     # (where connections cannot be passed between processes: inline).
     ingest: Literal["inline", "process"] = "process"
-    # The ack process's nice value (-20..0; 0: as the rest): ahead of the
-    # actors for a core when both want one, so Meta's acks keep their latency
-    # while processing is saturated (measured at twice the processing
-    # capacity: ack p99 ~60-130 ms at 0, ~12 ms at -10), at some processing
-    # throughput near capacity (~5-10 %). Needs the privilege to raise a
-    # priority (root, CAP_SYS_NICE, systemd's LimitNICE=-10); without it, it
-    # runs as the rest (logged as a warning with the fix).
+    # The ack process's nice value relative to the processing's (-20..0; 0:
+    # as the rest): ahead of the actors for a core when both want one, so
+    # Meta's acks keep their latency while processing is saturated (measured
+    # at twice the processing capacity: ack p99 ~60-130 ms at 0, 12-24 ms at
+    # -10), at some processing throughput near capacity (~5-10 %). Needs the
+    # privilege to raise a priority (CAP_SYS_NICE, which root has outside a
+    # container, or an RLIMIT_NICE allowing it: systemd's LimitNICE=-10);
+    # without it, it runs as the rest (logged as a warning with the fix).
     ingest_nice: int = Field(default=-10, ge=-20, le=0)
     # Connections one process holds; over it the one idle longest is closed
     # to make room, and when none is idle the new one is refused (503).
