@@ -26,6 +26,15 @@ acks/s (0.15 -> 0.23 of one bare process), two processes ~2,400 -> ~3,500
 the journal takes its numbers under one advisory lock (commit order, see
 ``adapters/journal.py``), so two processes' group commits take turns, and
 each also processes what it acknowledged on the same two cores.
+
+Reading the runs after the ack processes went ahead of the processing
+(``[server] ingest_nice = -10``, 2026-12-07, the Xeon VM): one process ~6,700-
+6,900 acks/s (0.29 of one bare), two ~7,700-8,000 (0.24 of two bare, 1.16x
+of one), ack p99 23-30 ms. The processing no longer takes the acks' cores;
+what bounds them now is the ack path's own CPU, ~0.24 ms per webhook
+against a bare handler's ~0.07-0.08 (docs/FACTS.md): half of two bare
+processes would need a webhook, with its journal commit and the database's
+share, to cost about what a bare aiohttp request does.
 """
 
 from __future__ import annotations
