@@ -118,6 +118,8 @@ class Load:
     elapsed_s: float = 0.0
     children_cpu_s: float = 0.0
     """Of ``gateway_cpu_s``, its child processes' (the ingest process)."""
+    ack_priority: str = "not logged"
+    """The ack process's nice value and whether raising it was allowed (its log)."""
     """From the start of the load until the last message was fed (or the wait ended)."""
     """The gateway's CPU just before the load, feed clients connected."""
 
@@ -208,7 +210,17 @@ def against_gateway(hooks: Sequence[Webhook], rate: float, drain_cap_s: float,
                 load.quarantined = int(tree.get("counts", {}).get("quarantine", 0))
         text = log.read_text(errors="replace")
         load.crashes = text.count("actor crashed") + text.count("actor_crashed")
+        load.ack_priority = _ack_priority(text)
     return load
+
+
+def _ack_priority(log_text: str) -> str:
+    for line in log_text.splitlines():
+        if '"ingest_priority"' in line:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                told = orjson.loads(line)
+                return f"nice {told['nice']} ({'applied' if told['applied'] else 'not allowed'})"
+    return "not logged"
 
 
 def _ms(values: Sequence[float]) -> str:
@@ -279,6 +291,8 @@ def _run(rates: Sequence[int], seconds: float, bare_seconds: float, drain_cap_s:
         figures[f"{name}: restarts / 'actor crashed' lines / quarantined / feed closes"] = (
             f"{load.restarts} / {load.crashes} / {load.quarantined} / "
             f"{', '.join(str(c) for c in load.closes) or 'none'}")
+    figures["the gateway's ack process, from its log (each rate)"] = ", ".join(
+        sorted({load.ack_priority for _, _, load in runs}))
     figures["capacity: most messages/s processed during a load"] = round(capacity)
     rate, _, load = min(runs, key=lambda run: abs(math.log(run[0] / (2 * capacity))))
     if rate >= 1.5 * capacity:
