@@ -101,7 +101,7 @@ GENERATOR_NICE = -10
 @contextlib.contextmanager
 def generator_first() -> Iterator[str]:
     """Run this process's main thread (a load generator's event loop) at
-    :data:`GENERATOR_NICE` where allowed (root), the servers it starts at 0.
+    :data:`GENERATOR_NICE` where allowed (CAP_SYS_NICE), the servers it starts at 0.
 
     The load stands in for Meta's servers, which are on other machines; here
     it shares two cores with the server it loads, and a generator the

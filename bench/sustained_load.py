@@ -32,8 +32,8 @@ machines): the table gives its own CPU (cores busy) and how late it got to
 sending (p99 of the send time past the schedule), since that lateness
 counts as ack latency too.
 The gateway runs the shipped config: its ack process at `[server]
-ingest_nice` (-10 by default, where the privilege allows; the table's
-priorities row), ahead of the processing for a core.
+ingest_nice` (-10 by default, where the privilege allows; a row of the
+table says what it ran at, from its log), ahead of the processing for a core.
 
 The baseline, measured in the same run just before each gateway run, is a
 bare aiohttp handler that reads the body and answers 200 (the webhook
@@ -115,13 +115,13 @@ class Load:
     crashes: int = 0
     quarantined: int = 0
     idle_cores: float = 0.0
+    """The gateway's CPU just before the load, feed clients connected."""
     elapsed_s: float = 0.0
+    """From the start of the load until the last message was fed (or the wait ended)."""
     children_cpu_s: float = 0.0
     """Of ``gateway_cpu_s``, its child processes' (the ingest process)."""
     ack_priority: str = "not logged"
     """The ack process's nice value and whether raising it was allowed (its log)."""
-    """From the start of the load until the last message was fed (or the wait ended)."""
-    """The gateway's CPU just before the load, feed clients connected."""
 
     def acks_ms(self) -> list[float]:
         return [a.latency_s * 1000 for a in self.answers if a.status]
@@ -216,10 +216,13 @@ def against_gateway(hooks: Sequence[Webhook], rate: float, drain_cap_s: float,
 
 def _ack_priority(log_text: str) -> str:
     for line in log_text.splitlines():
-        if '"ingest_priority"' in line:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                told = orjson.loads(line)
-                return f"nice {told['nice']} ({'applied' if told['applied'] else 'not allowed'})"
+        if "ingest_priority" not in line:
+            continue
+        with contextlib.suppress(orjson.JSONDecodeError):
+            told = orjson.loads(line)
+            if isinstance(told, dict) and told.get("event") == "ingest_priority":
+                allowed = "applied" if told.get("applied") else "not allowed"
+                return f"nice {told.get('nice')} ({allowed})"
     return "not logged"
 
 

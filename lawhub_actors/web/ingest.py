@@ -137,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     if applied:
         log.info("ingest_priority", ahead=ahead, nice=nice, applied=True)
     else:
+        wanted = max(-20, nice + ahead)
         log.warning("ingest_priority", ahead=ahead, nice=nice, applied=False,
-                    fix=f"grant the privilege (CAP_SYS_NICE, or systemd's LimitNICE="
-                        f"{max(-20, nice + ahead)}) or set [server] ingest_nice = 0")
+                    fix=f"grant the privilege (CAP_SYS_NICE; or systemd's LimitNICE={wanted:+d},"
+                        f" Docker's --ulimit nice={20 - wanted}) or set [server] ingest_nice = 0")
     map_big_allocations()
     listener = socket.socket(fileno=args.listen_fd)
     control = socket.socket(fileno=args.control_fd)
