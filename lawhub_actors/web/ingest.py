@@ -103,6 +103,11 @@ def goes_to_ingest(first_bytes: bytes) -> bool | None:
     return False
 
 
+def wanted_nice(started: int, ahead: int) -> int:
+    """The nice value ``ahead`` levels before ``started`` (never below -20)."""
+    return max(-20, started + ahead)
+
+
 def ahead_of_processing(ahead: int) -> tuple[bool, int]:
     """Run this process (its threads are made after) ``ahead`` (<= 0) nice
     levels before the one it started at, the processing's (never below
@@ -115,7 +120,7 @@ def ahead_of_processing(ahead: int) -> tuple[bool, int]:
     started = os.getpriority(os.PRIO_PROCESS, 0)
     if ahead == 0:
         return True, started
-    target = max(-20, started + ahead)
+    target = wanted_nice(started, ahead)
     try:
         os.setpriority(os.PRIO_PROCESS, 0, target)
     except OSError:
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if applied:
         log.info("ingest_priority", ahead=ahead, nice=nice, applied=True)
     else:
-        wanted = max(-20, nice + ahead)
+        wanted = wanted_nice(nice, ahead)
         log.warning("ingest_priority", ahead=ahead, nice=nice, applied=False,
                     fix=f"grant the privilege (CAP_SYS_NICE; or systemd's LimitNICE={wanted:+d},"
                         f" Docker's --ulimit nice={20 - wanted}) or set [server] ingest_nice = 0")
