@@ -55,6 +55,18 @@ def _resolve(target: asyncio.Future[Any], value: Any, error: BaseException | Non
         target.set_result(value)
 
 
+async def ask(registry: Registry, path: str, message: Any, *, timeout: float,
+              key: str | None = None) -> Any:
+    """From a coroutine on any event loop: ask the actor at ``path``, waiting
+    without blocking the loop; raises what the actor raised, ``TimeoutError``
+    (the actor may still handle the message later), ``NotRegistered``, or
+    ``MailboxFull`` at once (never waits for room)."""
+    loop = asyncio.get_running_loop()
+    target: asyncio.Future[Any] = loop.create_future()
+    registry.send(path, Envelope(message, reply_to=_LoopFuture(loop, target)), key, wait=False)
+    return await asyncio.wait_for(target, timeout)
+
+
 class Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, registry: Registry | None = None) -> None:
         self._loop = loop
@@ -73,10 +85,7 @@ class Bridge:
     async def ask(self, path: str, message: Any, *, timeout: float, key: str | None = None) -> Any:
         """Ask the actor at ``path``; raises what the actor raised, or
         ``TimeoutError`` (the actor may still handle the message later)."""
-        target: asyncio.Future[Any] = self._loop.create_future()
-        envelope = Envelope(message, reply_to=_LoopFuture(self._loop, target))
-        self.registry.send(path, envelope, key, wait=False)
-        return await asyncio.wait_for(target, timeout)
+        return await ask(self.registry, path, message, timeout=timeout, key=key)
 
     def tell(self, path: str, message: Any, *, key: str | None = None) -> None:
         self.registry.tell(path, message, key, wait=False)

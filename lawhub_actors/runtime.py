@@ -49,6 +49,7 @@ from lawhub_actors.actors.tree import Retiring, Sending, root_spec
 from lawhub_actors.adapters import channels, outbound_store
 from lawhub_actors.adapters.assist_http import HttpClassifier
 from lawhub_actors.adapters.breaker_board import breaker_board_from
+from lawhub_actors.adapters.call_loop import CallLoop
 from lawhub_actors.adapters.clamd import Clamd
 from lawhub_actors.adapters.databases import EMBEDDED_NODE, journal_database, store_database
 from lawhub_actors.adapters.dedupe import dedupe_from
@@ -161,10 +162,11 @@ class AppRuntime:
                       max_connections=limits.send_in_flight)
             if secrets.access_token is not None else None
         )
+        self._send_calls = CallLoop(limits.send_in_flight, "send-calls")
+        # calls under way end within their timeout (a cancelled one is taken up at the next start)
+        closing.callback(self._send_calls.close, settings.server.shutdown_timeout_s)
         if self._graph_send is not None:
-            closing.callback(self._graph_send.close)
-        self._send_calls = ThreadPoolExecutor(limits.send_in_flight, thread_name_prefix="send")
-        closing.callback(self._send_calls.shutdown, wait=True, cancel_futures=True)
+            self._send_calls.at_close(self._graph_send.close)
         self.rates = rate_store_from(redis_url)
         closing.callback(self.rates.close)
         sending = Sending(self.rates, self._graph_send, self._send_calls)

@@ -136,6 +136,8 @@ class Dispatcher(Actor):
         top = self._services.journal.last_committed
         self._persisted = min(self._done_at.values(), default=top)
         self._scan = self._persisted
+        self._services.flow.settled_upto = self._scan  # lowered first (see settled_for)
+        self._services.flow.settled_for = dict(self._held.epochs)
         backlog = top - self._scan
         if self._scan or backlog:
             log.info("dispatcher_resumes", journal_seq=self._scan, backlog=backlog,

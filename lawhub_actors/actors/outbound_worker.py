@@ -5,10 +5,12 @@ A worker takes one message per recipient at a time (the others of that
 recipient wait, in order, in the worker); other recipients go on. For each
 message: the number's breaker (open: try again when it half-opens), a
 permit from its limiter for the recipient's pair-rate slot (a wait: a
-message to itself after it, never a sleep), then the Graph call on a
-bounded pool of threads, which takes the number's throughput slot right
-before it leaves, so a slow answer blocks no other recipient and a busy
-worker never makes sends bunch up above the rate.
+message to itself after it, never a sleep), then the Graph call, a
+coroutine on the call loop (:mod:`~lawhub_actors.adapters.call_loop`:
+``send_in_flight`` under way at once on one thread), which takes the
+number's throughput slot right before it leaves, so a slow answer blocks
+no other recipient and a busy worker never makes sends bunch up above
+the rate.
 
 A message is sent by the node that holds its recipient's conversation
 partition: the claim that makes it ``sending`` is fenced by the partition
@@ -25,21 +27,24 @@ dead-letter queue); a sent message's wamid is stored before anything else.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from lawhub_actors import bridge
 from lawhub_actors.actors import paths
 from lawhub_actors.actors.number_breaker import MayCall, Outcome
 from lawhub_actors.actors.number_limiter import PairPermit, ThroughputPermit, late_after
 from lawhub_actors.actors.services import Services
 from lawhub_actors.adapters import outbound_store
+from lawhub_actors.adapters.call_loop import CallLoop
 from lawhub_actors.adapters.graph_send import GraphSend, SendFailed, Sent
 from lawhub_actors.adapters.leases import Fenced, Ownership, fence
 from lawhub_actors.adapters.outbound_store import Outbound
@@ -63,6 +68,9 @@ from supervisors import Actor, MailboxFull, NotRegistered, Registry
 log = structlog.get_logger("lawhub.outbound")
 
 ASK_TIMEOUT_S = 5.0
+CATCH_UP_CHECK_S = 0.1
+"""How often an unsure send past its grace looks whether the inbound
+processing has caught up (see ``_graceful``)."""
 LATE_RESERVATIONS = 4
 """Slots a call may take in turn when it keeps waking late (then it goes)."""
 
@@ -150,7 +158,7 @@ class NotOurs(Exception):
 
 
 class OutboundWorker(Actor):
-    def __init__(self, services: Services, graph: GraphSend | None, calls: Executor,
+    def __init__(self, services: Services, graph: GraphSend | None, calls: CallLoop,
                  uniform: Callable[[], float] = random.random) -> None:
         self._services = services
         self._graph = graph
@@ -159,8 +167,10 @@ class OutboundWorker(Actor):
         self._queues: dict[str, deque[str]] = {}
         """Per recipient: the message in progress first, then those waiting."""
         self._recipient_of: dict[str, str] = {}
-        self._graced: set[str] = set()
-        """Unknown outcomes whose grace for a status webhook is running."""
+        self._graced: dict[str, int | None] = {}
+        """Unknown outcomes whose grace for a status webhook is running
+        (None), or over and waiting until the inbound processing has caught
+        up with the journal as it was when it ended (that entry)."""
         self._in_call: dict[str, Outbound] = {}
         """Messages whose call is under way, as claimed: their answer needs
         only their progress read again, not the whole message opened."""
@@ -265,15 +275,37 @@ class OutboundWorker(Actor):
         return True
 
     def _graceful(self, message: Outbound) -> bool:
-        """Whether the grace for an unsure outcome is over (then send again);
-        the first time, start it: look again after a backoff delay."""
-        if message.id in self._graced:
-            self._graced.discard(message.id)
+        """Whether an unsure outcome may be sent again: its grace is over and
+        every webhook journaled by then has been processed here, so a status
+        Meta sent for the earlier call would have settled it (statuses are
+        journaled before Meta hears 200, but a backlog, or a partition just
+        taken over from a dead node, can process them long after the grace).
+        The first time, start the grace: look again after a backoff delay."""
+        if message.id not in self._graced:
+            self._graced[message.id] = None
+            grace = grace_s(message.attempts, retry_policy(self._services.settings.retry))
+            self.context.tell_self_later(grace, _Begin(message.id))
+            return False
+        upto = self._graced[message.id]
+        if upto is None:  # the grace is over: what came in until now must be processed
+            upto = self._graced[message.id] = self._services.journal.last_committed
+        if not self._inbound_caught_up(message, upto):
+            self.context.tell_self_later(CATCH_UP_CHECK_S, _Begin(message.id))
+            return False
+        del self._graced[message.id]
+        return True
+
+    def _inbound_caught_up(self, message: Outbound, upto: int) -> bool:
+        """Whether this node has processed every journal entry up to ``upto``
+        for the recipient's partition, at the epoch it holds it now (a
+        partition it does not hold: its claim is fenced, nothing to wait for)."""
+        ownership, flow = self._services.ownership, self._services.flow
+        partition = ownership.of(message.tenant, message.recipient)
+        epoch = ownership.epoch_of(partition)
+        if epoch is None:
             return True
-        self._graced.add(message.id)
-        grace = grace_s(message.attempts, retry_policy(self._services.settings.retry))
-        self.context.tell_self_later(grace, _Begin(message.id))
-        return False
+        covered = flow.settled_for.get(partition) == epoch  # read before settled_upto
+        return covered and flow.settled_upto >= upto
 
     def _fire(self, message_id: str) -> None:
         """Hand the call to the call pool: it takes the number's throughput
@@ -309,7 +341,11 @@ class OutboundWorker(Actor):
             return
         self._in_call[message_id] = message
         registry, path = self.context.registry, self.context.path
-        call = self._calls.submit(self._call, message, registry, partition, epoch)
+        try:
+            call = self._calls.submit(self._call(message, registry, partition, epoch))
+        except RuntimeError:  # stopping: 'sending' is taken up again at the next start
+            log.info("send_call_dropped_at_shutdown", msg_id=message_id)
+            return
 
         def back(outcome: Future[Sent | SendFailed]) -> None:
             try:  # past the bound: an answer never waits behind the work it answers
@@ -319,34 +355,33 @@ class OutboundWorker(Actor):
 
         call.add_done_callback(back)
 
-    def _call(self, message: Outbound, registry: Registry, partition: int,
-              epoch: int) -> Sent | SendFailed:
-        """On a call thread: wait for a throughput slot, then call Meta. A
-        thread that wakes later than ``late_after`` allows
-        takes a new slot (behind those reserved meanwhile) instead of
-        bunching up with the next send above the number's rate. Raises
-        :class:`NotOurs` when the partition left this node while it waited."""
+    async def _call(self, message: Outbound, registry: Registry, partition: int,
+                    epoch: int) -> Sent | SendFailed:
+        """On the call loop: wait for a throughput slot, then call Meta. A
+        call that wakes later than ``late_after`` allows takes a new slot
+        (behind those reserved meanwhile) instead of bunching up with the
+        next send above the number's rate. Raises :class:`NotOurs` when the
+        partition left this node while it waited."""
         assert self._graph is not None
         allowed = late_after(self._services.settings.limits.throughput_headroom)
         for _ in range(LATE_RESERVATIONS):
             asked = time.monotonic()  # the slot is counted from before the ask: never later
-            wait = registry.ask(paths.limiter_of(message.phone_number_id),
-                                ThroughputPermit(), timeout=ASK_TIMEOUT_S)
+            wait = await _permit(registry, paths.limiter_of(message.phone_number_id))
             slot = asked + wait
             if wait > 0:
-                time.sleep(wait)
+                await asyncio.sleep(wait)
             if time.monotonic() - slot <= allowed:
                 break
         if self._services.ownership.epoch_of(partition) != epoch:
             raise NotOurs(message.id)
         content = message.content
         if content["type"] == "text":
-            return self._graph.text(message.phone_number_id, message.recipient,
-                                    content["text"], callback=message.id)
+            return await self._graph.text(message.phone_number_id, message.recipient,
+                                          content["text"], callback=message.id)
         template = content["template"]
-        return self._graph.template(message.phone_number_id, message.recipient,
-                                    template["name"], template["language"], template["params"],
-                                    callback=message.id)
+        return await self._graph.template(
+            message.phone_number_id, message.recipient, template["name"],
+            template["language"], template["params"], callback=message.id)
 
     def _done(self, message_id: str, outcome: Future[Sent | SendFailed], attempt: int) -> None:
         claimed = self._in_call.pop(message_id, None)
@@ -409,7 +444,7 @@ class OutboundWorker(Actor):
 
         self._services.store.write(record)
         if then.state is SendState.UNKNOWN:
-            self._graced.add(message.id)  # the delay is the grace for a status webhook
+            self._graced[message.id] = None  # the delay is the grace for a status webhook
         self.context.tell_self_later(then.delay_s, _Begin(message.id))
 
     # -- endings ----------------------------------------------------------------
@@ -460,7 +495,7 @@ class OutboundWorker(Actor):
 
     def _finish(self, message_id: str) -> None:
         """The message is done with: the recipient's next one may go."""
-        self._graced.discard(message_id)
+        self._graced.pop(message_id, None)
         self._in_call.pop(message_id, None)
         self._begun.pop(message_id, None)
         recipient = self._recipient_of.pop(message_id, None)
@@ -488,3 +523,16 @@ class OutboundWorker(Actor):
             self.context.registry.tell(path, message)
         except NotRegistered:
             log.info("outcome_for_retired_breaker", path=path)
+
+
+async def _permit(registry: Registry, limiter: str) -> float:
+    """The seconds until the number's next throughput slot, reserved. The
+    call loop never blocks: a full limiter mailbox (it holds at most the
+    calls in flight and the workers' asks) is asked again shortly."""
+    while True:
+        try:
+            wait: float = await bridge.ask(registry, limiter, ThroughputPermit(),
+                                           timeout=ASK_TIMEOUT_S)
+            return wait
+        except MailboxFull:
+            await asyncio.sleep(0.01)

@@ -24,7 +24,13 @@ class InboundFlow:
     see plain attributes (each read is atomic under the GIL)."""
 
     settled_upto: int = 0
-    """Every journal entry at or below this is fully processed."""
+    """Every journal entry at or below this is fully processed, for the
+    partitions in :attr:`settled_for`."""
+    settled_for: dict[int, int] = field(default_factory=dict)
+    """The partitions (and their epochs) :attr:`settled_upto` speaks for.
+    When they change, ``settled_upto`` is lowered first and this set after:
+    a reader that reads this first, then ``settled_upto``, never sees a
+    figure too high for the partitions it read."""
     read_upto: int = 0
     """The reader has read this far ahead."""
     in_flight: int = 0

@@ -23,6 +23,7 @@ from lawhub_actors.actors.number_limiter import NumberLimiter
 from lawhub_actors.actors.outbound_worker import OutboundWorker
 from lawhub_actors.actors.services import Services, Wakeup
 from lawhub_actors.actors.sessions import SessionShard
+from lawhub_actors.adapters.call_loop import CallLoop
 from lawhub_actors.adapters.graph_send import GraphSend
 from lawhub_actors.adapters.media_pipeline import MediaPipeline
 from lawhub_actors.adapters.rate_store import RateStore
@@ -148,11 +149,11 @@ def root_spec(
 @dataclass(frozen=True)
 class Sending:
     """What the outbound actors use: where limits live, the Graph client
-    (None without an access token), and the bounded pool for its calls."""
+    (None without an access token), and the loop its calls run on."""
 
     rates: RateStore
     graph: GraphSend | None
-    calls: Executor
+    calls: CallLoop
     clock: Callable[[], float] = time.monotonic
 
 

@@ -1,4 +1,5 @@
-"""Sends WhatsApp messages through Meta's Graph API (synchronous: it runs on actor threads).
+"""Sends WhatsApp messages through Meta's Graph API (asyncio, aiohttp: the outbound
+calls run as coroutines on one event loop, :mod:`~lawhub_actors.adapters.call_loop`).
 
 One call, ``Authorization: Bearer <access token>``::
 
@@ -32,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
+import orjson
 
-from lawhub_actors.adapters.graph_http import json_object, read_capped
-from lawhub_actors.adapters.http_client import OwnsHttpClient
+from lawhub_actors.adapters.graph_http import json_object
 
 __all__ = ["GraphSend", "SendFailed", "SendResult", "Sent"]
 
@@ -66,8 +67,11 @@ class SendFailed:
 SendResult = Sent | SendFailed
 
 
-class GraphSend(OwnsHttpClient):
-    """Text and template sends over one pooled HTTP client."""
+class GraphSend:
+    """Text and template sends over one pooled HTTP session, created on the
+    event loop of the first send (a session belongs to one loop); closed by
+    :meth:`close` on that loop. A ``session`` given is the caller's (tests),
+    never closed here."""
 
     def __init__(
         self,
@@ -76,7 +80,7 @@ class GraphSend(OwnsHttpClient):
         *,
         timeout_s: float = 10.0,
         max_connections: int = 32,
-        client: httpx.Client | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
@@ -85,20 +89,37 @@ class GraphSend(OwnsHttpClient):
         if not access_token or not access_token.isascii() or not access_token.isprintable():
             raise ValueError("access_token must be non-empty printable ASCII")
         self._base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {access_token}"}
-        self._timeout = httpx.Timeout(timeout_s)
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        super().__init__(client, lambda: httpx.Client(timeout=self._timeout, limits=limits))
+        self._headers = {"Authorization": f"Bearer {access_token}",
+                         "Content-Type": "application/json"}
+        # Each phase on its own clock, as Meta's client libraries do: waiting
+        # for a pooled connection and connecting, then each read of the answer.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s,
+                                              sock_connect=timeout_s, sock_read=timeout_s)
+        self._max_connections = max_connections
+        self._session = session
+        self._owns_session = session is None
+
+    async def close(self) -> None:
+        """Close the HTTP session if this object created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    def _pooled(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections,
+                                               limit_per_host=self._max_connections),
+                timeout=self._timeout)
+        return self._session
 
     # -- sends -------------------------------------------------------------------------------
 
-    def text(self, phone_number_id: str, to: str, body: str, *, callback: str) -> SendResult:
+    async def text(self, phone_number_id: str, to: str, body: str, *,
+                   callback: str) -> SendResult:
         """A free-form text (only inside the customer's 24-hour window, Meta says)."""
-        return self._send(phone_number_id, to, "text", {"body": body}, callback)
+        return await self._send(phone_number_id, to, "text", {"body": body}, callback)
 
-    def template(
+    async def template(
         self,
         phone_number_id: str,
         to: str,
@@ -117,9 +138,9 @@ class GraphSend(OwnsHttpClient):
                 "type": "body",
                 "parameters": [{"type": "text", "text": param} for param in params],
             }]
-        return self._send(phone_number_id, to, "template", template, callback)
+        return await self._send(phone_number_id, to, "template", template, callback)
 
-    def _send(
+    async def _send(
         self, phone_number_id: str, to: str, kind: str, content: dict[str, Any], callback: str
     ) -> SendResult:
         if not phone_number_id:
@@ -134,14 +155,17 @@ class GraphSend(OwnsHttpClient):
         }
         url = f"{self._base_url}/{quote(phone_number_id, safe='')}/messages"
         try:
-            with self._client.stream(
-                "POST", url, json=payload, headers=self._headers, timeout=self._timeout
-            ) as response:
-                status = response.status_code
-                body = read_capped(response, _BODY_CAP)
-        except httpx.TimeoutException as exc:
-            return SendFailed(None, None, "timeout", f"send timed out ({_phase(exc)})", "")
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            async with self._pooled().post(url, data=orjson.dumps(payload),
+                                           headers=self._headers) as response:
+                status = response.status
+                body = await _read_capped(response.content, _BODY_CAP)
+        except aiohttp.ConnectionTimeoutError:
+            return _timed_out("connect")
+        except aiohttp.SocketTimeoutError:
+            return _timed_out("read")
+        except TimeoutError:
+            return _timed_out("timeout")
+        except aiohttp.ClientError as exc:
             return SendFailed(
                 None, None, "transport error",
                 f"send failed in transport ({type(exc).__name__})", "",
@@ -151,22 +175,29 @@ class GraphSend(OwnsHttpClient):
         return _failed(status, body)
 
 
+async def _read_capped(content: aiohttp.StreamReader, cap: int) -> bytes:
+    """At most ``cap`` bytes of a streamed body (a huge error page is not pulled in)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < cap:
+        chunk = await content.read(cap - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _timed_out(phase: str) -> SendFailed:
+    return SendFailed(None, None, "timeout", f"send timed out ({phase})", "")
+
+
 def _international(to: str) -> str:
     """``to`` as Meta wants it: ``+`` and the country code (digits only otherwise)."""
     number = to.strip()
     if not _RECIPIENT.fullmatch(number):
         raise ValueError("to must be a phone number in international form: [+]digits")
     return number if number.startswith("+") else "+" + number
-
-
-def _phase(exc: httpx.TimeoutException) -> str:
-    names = {
-        httpx.ConnectTimeout: "connect",
-        httpx.ReadTimeout: "read",
-        httpx.WriteTimeout: "write",
-        httpx.PoolTimeout: "waiting for a pooled connection",
-    }
-    return names.get(type(exc), "timeout")
 
 
 def _sent(status: int, body: bytes) -> SendResult:

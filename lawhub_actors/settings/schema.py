@@ -166,7 +166,7 @@ class Limits(Section):
     media_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     clamd_socket: str | None = Field(default=None, min_length=1)
     clamd_timeout_s: float = Field(default=10.0, gt=0)
-    # Graph calls of outbound sends under way at once (threads and connections).
+    # Graph calls of outbound sends under way at once (coroutines on one loop, connections).
     send_in_flight: int = Field(default=32, ge=1, le=1024)
     # Fraction of a number's throughput left unused, so that calls leaving a
     # few milliseconds late never bunch up above Meta's limit on arrival.

@@ -7,11 +7,10 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -37,18 +36,18 @@ class Meta:
         self._clients.append(client)
         return client
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for client in self._clients:
-            client.close()
+            await client.close()
 
 
-def run_meta(stand_in: GraphStandIn) -> Iterator[Meta]:
+async def run_meta(stand_in: GraphStandIn) -> AsyncIterator[Meta]:
     with serve_in_thread(stand_in) as base_url:
         meta = Meta(stand_in, base_url)
         try:
             yield meta
         finally:
-            meta.close()
+            await meta.close()
 
 
 @pytest.fixture
@@ -57,15 +56,17 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def meta(clock: Clock) -> Iterator[Meta]:
+async def meta(clock: Clock) -> AsyncIterator[Meta]:
     """The stand-in on a frozen clock: limits are exact whatever the machine's speed."""
-    yield from run_meta(GraphStandIn(TOKEN, clock=clock))
+    async for meta in run_meta(GraphStandIn(TOKEN, clock=clock)):
+        yield meta
 
 
 @pytest.fixture
-def live_meta() -> Iterator[Meta]:
+async def live_meta() -> AsyncIterator[Meta]:
     """The stand-in on the real clock."""
-    yield from run_meta(GraphStandIn(TOKEN))
+    async for meta in run_meta(GraphStandIn(TOKEN)):
+        yield meta
 
 
 def customers(count: int) -> list[str]:
@@ -121,12 +122,33 @@ class Receiver:
         ]
 
 
-def mock_sender(handler) -> GraphSend:
-    """A GraphSend whose HTTP answers come from ``handler(request) -> httpx.Response``."""
-    return GraphSend(
-        "https://graph.example/v21.0", TOKEN,
-        client=httpx.Client(transport=httpx.MockTransport(handler)),
-    )
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def replying(response: Callable[[], web.StreamResponse]) -> Handler:
+    """A handler that answers every request with a fresh ``response()``."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return response()
+
+    return handler
+
+
+@pytest.fixture
+async def answering(aiohttp_server) -> Callable[[Handler], Awaitable[GraphSend]]:
+    """A GraphSend whose HTTP answers come from ``handler(request)`` (answers
+    the stand-in does not give), served on a local port."""
+    senders: list[GraphSend] = []
+
+    async def sender(handler: Handler) -> GraphSend:
+        app = web.Application()
+        app.router.add_post("/v21.0/{number}/messages", handler)
+        server = await aiohttp_server(app)
+        senders.append(GraphSend(str(server.make_url("/v21.0")), TOKEN))
+        return senders[-1]
+
+    yield sender
+    for sender_ in senders:
+        await sender_.close()
 
 
 def assert_failed_unanswered(result: Sent | SendFailed, title: str, message: str) -> None:
@@ -141,8 +163,8 @@ def assert_failed_unanswered(result: Sent | SendFailed, title: str, message: str
 # -- requests and answers ----------------------------------------------------------------------
 
 
-def test_text_sends_metas_request_shape_and_returns_the_wamid(meta) -> None:
-    result = meta.sender().text(NUMBER, "+" + CUSTOMER, "Selamat pagi", callback="msg-1")
+async def test_text_sends_metas_request_shape_and_returns_the_wamid(meta) -> None:
+    result = await meta.sender().text(NUMBER, "+" + CUSTOMER, "Selamat pagi", callback="msg-1")
     assert isinstance(result, Sent)
     assert result.wamid.startswith("wamid.")
     assert result.wa_id == CUSTOMER
@@ -154,15 +176,15 @@ def test_text_sends_metas_request_shape_and_returns_the_wamid(meta) -> None:
     assert record.wamid == result.wamid
 
 
-def test_to_without_plus_leaves_with_a_plus_so_meta_prepends_nothing(meta) -> None:
-    result = meta.sender().text(NUMBER, CUSTOMER, "Halo", callback="msg-1")
+async def test_to_without_plus_leaves_with_a_plus_so_meta_prepends_nothing(meta) -> None:
+    result = await meta.sender().text(NUMBER, CUSTOMER, "Halo", callback="msg-1")
     assert result == Sent(wamid=result.wamid, wa_id=CUSTOMER)
     assert meta.stand_in.sends[0].to == "+" + CUSTOMER
 
 
-def test_template_sends_positional_body_parameters(meta) -> None:
+async def test_template_sends_positional_body_parameters(meta) -> None:
     meta.stand_in.add_template("hearing_reminder", "id", params=2)
-    result = meta.sender().template(
+    result = await meta.sender().template(
         NUMBER, CUSTOMER, "hearing_reminder", "id", ["Budi", "Senin 10:00"], callback="msg-2"
     )
     assert isinstance(result, Sent)
@@ -177,16 +199,16 @@ def test_template_sends_positional_body_parameters(meta) -> None:
     assert record.callback == "msg-2"
 
 
-def test_a_template_without_parameters_has_no_components(meta) -> None:
+async def test_a_template_without_parameters_has_no_components(meta) -> None:
     assert isinstance(
-        meta.sender().template(NUMBER, CUSTOMER, "welcome", "id", [], callback="c"), Sent
+        await meta.sender().template(NUMBER, CUSTOMER, "welcome", "id", [], callback="c"), Sent
     )
     assert "components" not in meta.stand_in.sends[0].request["template"]
 
 
-def test_a_template_refused_by_meta_is_send_failed_with_its_code(meta) -> None:
+async def test_a_template_refused_by_meta_is_send_failed_with_its_code(meta) -> None:
     meta.stand_in.add_template("hearing_reminder", "id", params=2)
-    result = meta.sender().template(
+    result = await meta.sender().template(
         NUMBER, CUSTOMER, "hearing_reminder", "id", ["only one"], callback="c"
     )
     assert isinstance(result, SendFailed)
@@ -195,29 +217,29 @@ def test_a_template_refused_by_meta_is_send_failed_with_its_code(meta) -> None:
     assert "params" in result.details
 
 
-def test_an_invalid_recipient_or_params_is_a_programming_error(meta) -> None:
+async def test_an_invalid_recipient_or_params_is_a_programming_error(meta) -> None:
     sender = meta.sender()
     for to in ("", "+", "0812-3456", "abc", "+62 812"):
         with pytest.raises(ValueError):
-            sender.text(NUMBER, to, "x", callback="c")
+            await sender.text(NUMBER, to, "x", callback="c")
     with pytest.raises(TypeError):
-        sender.template(NUMBER, CUSTOMER, "t", "id", "Budi", callback="c")
+        await sender.template(NUMBER, CUSTOMER, "t", "id", "Budi", callback="c")
     with pytest.raises(ValueError):
-        sender.text("", CUSTOMER, "x", callback="c")
+        await sender.text("", CUSTOMER, "x", callback="c")
     assert meta.stand_in.sends == []
 
 
-def test_a_wrong_token_is_send_failed_190(meta) -> None:
-    result = meta.sender(token="wrong-token").text(NUMBER, CUSTOMER, "x", callback="c")
+async def test_a_wrong_token_is_send_failed_190(meta) -> None:
+    result = await meta.sender(token="wrong-token").text(NUMBER, CUSTOMER, "x", callback="c")
     assert isinstance(result, SendFailed)
     assert (result.status, result.code, result.title) == (401, 190, "OAuthException")
     assert "access token" in result.message
     assert "wrong-token" not in repr(result)
 
 
-def test_an_unknown_phone_number_keeps_the_code_and_ignores_the_subcode(meta) -> None:
+async def test_an_unknown_phone_number_keeps_the_code_and_ignores_the_subcode(meta) -> None:
     meta.stand_in.add_phone_number(NUMBER)
-    result = meta.sender().text("999", CUSTOMER, "x", callback="c")
+    result = await meta.sender().text("999", CUSTOMER, "x", callback="c")
     assert isinstance(result, SendFailed)
     assert (result.status, result.code, result.title) == (400, 100, "GraphMethodException")
     assert "Unsupported post request" in result.message
@@ -226,9 +248,9 @@ def test_an_unknown_phone_number_keeps_the_code_and_ignores_the_subcode(meta) ->
 # -- limits ------------------------------------------------------------------------------------
 
 
-def test_a_burst_of_100_at_80_mps_gets_80_sent_then_130429(meta) -> None:
+async def test_a_burst_of_100_at_80_mps_gets_80_sent_then_130429(meta) -> None:
     sender = meta.sender()
-    results = [sender.text(NUMBER, to, "x", callback=f"c{n}") for n, to in
+    results = [await sender.text(NUMBER, to, "x", callback=f"c{n}") for n, to in
                enumerate(customers(100))]
     assert all(isinstance(r, Sent) for r in results[:80])
     refused = results[80:]
@@ -239,27 +261,25 @@ def test_a_burst_of_100_at_80_mps_gets_80_sent_then_130429(meta) -> None:
     assert refused[0].details == "Cloud API message throughput has been reached."
 
 
-def test_a_real_time_burst_gets_80_in_the_first_second_and_no_window_over_80(live_meta) -> None:
+async def test_a_real_time_burst_gets_80_in_the_first_second_and_no_window_over_80(live_meta) -> None:
     sender = live_meta.sender(max_connections=16)
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(
-            lambda to: sender.text(NUMBER, to, "x", callback="c"), customers(100)
-        ))
+    results = await asyncio.gather(*(sender.text(NUMBER, to, "x", callback="c")
+                                     for to in customers(100)))
     sends = live_meta.stand_in.sends
     assert sends[-1].at - sends[0].at < 1.0, "the burst must fit in one second for this test"
     assert sum(isinstance(r, Sent) for r in results) == 80
     assert {r.code for r in results if isinstance(r, SendFailed)} == {130429}
     last_accepted = max(record.at for record in sends if record.sent)
-    time.sleep(max(0.0, last_accepted + 1.0 - time.time()) + 0.01)  # all left the window
-    more = [sender.text(NUMBER, to, "x", callback="c") for to in customers(130)[100:]]
+    await asyncio.sleep(max(0.0, last_accepted + 1.0 - time.time()) + 0.01)  # all left the window
+    more = [await sender.text(NUMBER, to, "x", callback="c") for to in customers(130)[100:]]
     assert all(isinstance(r, Sent) for r in more)
     accepted = sorted(record.at for record in live_meta.stand_in.sends if record.sent)
     assert max(sum(1 for t in accepted if a <= t < a + 1.0) for a in accepted) <= 80
 
 
-def test_the_pair_rate_gives_a_burst_of_45_then_131056(meta) -> None:
+async def test_the_pair_rate_gives_a_burst_of_45_then_131056(meta) -> None:
     sender = meta.sender()
-    results = [sender.text(NUMBER, CUSTOMER, f"n{n}", callback=f"c{n}") for n in range(47)]
+    results = [await sender.text(NUMBER, CUSTOMER, f"n{n}", callback=f"c{n}") for n in range(47)]
     assert all(isinstance(r, Sent) for r in results[:45])
     for refused in results[45:]:
         assert isinstance(refused, SendFailed)
@@ -267,7 +287,7 @@ def test_the_pair_rate_gives_a_burst_of_45_then_131056(meta) -> None:
         assert refused.message == (
             "(#131056) (Business Account, Consumer Account) pair rate limit hit"
         )
-    assert isinstance(sender.text(NUMBER, "6281234500002", "x", callback="c"), Sent)
+    assert isinstance(await sender.text(NUMBER, "6281234500002", "x", callback="c"), Sent)
 
 
 # -- injected failures -------------------------------------------------------------------------
@@ -278,74 +298,77 @@ def test_the_pair_rate_gives_a_burst_of_45_then_131056(meta) -> None:
     [(400, 131047, "OAuthException"), (400, 131050, "OAuthException"),
      (500, 131000, "OAuthException"), (503, 133004, "OAuthException")],
 )
-def test_any_injected_code_comes_back_with_status_message_and_details(
+async def test_any_injected_code_comes_back_with_status_message_and_details(
     meta, status, code, title
 ) -> None:
     meta.stand_in.fail_sends_next(1, status, code)
-    result = meta.sender().text(NUMBER, CUSTOMER, "x", callback="c")
+    result = await meta.sender().text(NUMBER, CUSTOMER, "x", callback="c")
     assert isinstance(result, SendFailed)
     assert (result.status, result.code, result.title) == (status, code, title)
     assert result.message.startswith(f"(#{code}) ")
     assert result.details
 
 
-def test_accept_then_fail_is_send_failed_5xx_though_meta_sent_it(meta) -> None:
+async def test_accept_then_fail_is_send_failed_5xx_though_meta_sent_it(meta) -> None:
     meta.stand_in.accept_then_fail_next(1, 500)
-    result = meta.sender().text(NUMBER, CUSTOMER, "x", callback="our-id")
+    result = await meta.sender().text(NUMBER, CUSTOMER, "x", callback="our-id")
     assert isinstance(result, SendFailed)
     assert (result.status, result.code) == (500, 131000)
     [record] = meta.stand_in.sends
     assert record.sent and record.callback == "our-id"
 
 
-def test_a_timeout_is_send_failed_with_no_status_and_nothing_secret(meta) -> None:
+async def test_a_timeout_is_send_failed_with_no_status_and_nothing_secret(meta) -> None:
     meta.stand_in.timeout_sends_next(1)
     started = time.monotonic()
-    result = meta.sender(timeout_s=0.3).text(NUMBER, CUSTOMER, "rahasia klien", callback="c")
+    result = await meta.sender(timeout_s=0.3).text(NUMBER, CUSTOMER, "rahasia klien", callback="c")
     assert time.monotonic() - started < 2
     assert_failed_unanswered(result, "timeout", "send timed out (read)")
 
 
-def test_a_slow_answer_within_the_timeout_is_sent(meta) -> None:
+async def test_a_slow_answer_within_the_timeout_is_sent(meta) -> None:
     meta.stand_in.send_latency_s = 0.2
-    assert isinstance(meta.sender(timeout_s=2).text(NUMBER, CUSTOMER, "x", callback="c"), Sent)
+    assert isinstance(await meta.sender(timeout_s=2).text(NUMBER, CUSTOMER, "x", callback="c"), Sent)
 
 
-def test_a_refused_connection_is_send_failed_transport_error() -> None:
+async def test_a_refused_connection_is_send_failed_transport_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with GraphSend(f"http://127.0.0.1:{port}/v21.0", TOKEN, timeout_s=2) as sender:
-        result = sender.text(NUMBER, CUSTOMER, "rahasia", callback="c")
-    assert_failed_unanswered(result, "transport error", "send failed in transport (ConnectError)")
+    sender = GraphSend(f"http://127.0.0.1:{port}/v21.0", TOKEN, timeout_s=2)
+    try:
+        result = await sender.text(NUMBER, CUSTOMER, "rahasia", callback="c")
+    finally:
+        await sender.close()
+    assert_failed_unanswered(result, "transport error",
+                             "send failed in transport (ClientConnectorError)")
 
 
-def test_the_pool_bounds_concurrent_connections(meta) -> None:
+async def test_the_pool_bounds_concurrent_connections(meta) -> None:
     meta.stand_in.send_latency_s = 0.2
     sender = meta.sender(max_connections=2)
     started = time.monotonic()
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(
-            lambda to: sender.text(NUMBER, to, "x", callback="c"), customers(4)
-        ))
+    results = await asyncio.gather(*(sender.text(NUMBER, to, "x", callback="c")
+                                     for to in customers(4)))
     assert all(isinstance(r, Sent) for r in results)
     assert time.monotonic() - started >= 0.4  # two rounds of two
 
 
-# -- answers the stand-in does not give (mocked transport) -------------------------------------
+# -- answers the stand-in does not give (a local server) ---------------------------------------
 
 
-def test_a_200_without_a_message_id_is_send_failed_200() -> None:
+async def test_a_200_without_a_message_id_is_send_failed_200(answering) -> None:
     for body in ({"messaging_product": "whatsapp", "messages": []}, {"messages": [{}]}, []):
-        sender = mock_sender(lambda request, body=body: httpx.Response(200, json=body))
-        result = sender.text(NUMBER, CUSTOMER, "x", callback="c")
+        sender = await answering(
+            replying(lambda body=body: web.json_response(body)))
+        result = await sender.text(NUMBER, CUSTOMER, "x", callback="c")
         assert isinstance(result, SendFailed)
         assert (result.status, result.code) == (200, None)
-    sender = mock_sender(lambda request: httpx.Response(200, text="<html>ok</html>"))
-    assert sender.text(NUMBER, CUSTOMER, "x", callback="c").status == 200
+    sender = await answering(replying(lambda: web.Response(text="<html>ok</html>")))
+    assert (await sender.text(NUMBER, CUSTOMER, "x", callback="c")).status == 200
 
 
-def test_error_user_title_is_preferred_and_subcode_ignored() -> None:
+async def test_error_user_title_is_preferred_and_subcode_ignored(answering) -> None:
     error = {"error": {
         "message": "(#131009) Parameter value is not valid", "type": "OAuthException",
         "code": 131009, "error_subcode": 2494010, "error_user_title": "Invalid recipient",
@@ -353,9 +376,8 @@ def test_error_user_title_is_preferred_and_subcode_ignored() -> None:
                                               "details": "Recipient phone number invalid"},
         "fbtrace_id": "Axyz",
     }}
-    result = mock_sender(lambda request: httpx.Response(400, json=error)).text(
-        NUMBER, CUSTOMER, "x", callback="c"
-    )
+    sender = await answering(replying(lambda: web.json_response(error, status=400)))
+    result = await sender.text(NUMBER, CUSTOMER, "x", callback="c")
     assert result == SendFailed(
         status=400, code=131009, title="Invalid recipient",
         message="(#131009) Parameter value is not valid",
@@ -363,38 +385,53 @@ def test_error_user_title_is_preferred_and_subcode_ignored() -> None:
     )
 
 
-def test_a_non_graph_error_body_is_send_failed_with_status_only() -> None:
-    sender = mock_sender(lambda request: httpx.Response(502, text="<html>Bad Gateway</html>"))
-    result = sender.text(NUMBER, CUSTOMER, "x", callback="c")
+async def test_a_non_graph_error_body_is_send_failed_with_status_only(answering) -> None:
+    sender = await answering(replying(lambda:
+        web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html")))
+    result = await sender.text(NUMBER, CUSTOMER, "x", callback="c")
     assert result == SendFailed(502, None, "HTTP 502", "HTTP 502 without a Graph API error body", "")
 
 
-def test_the_request_goes_to_the_numbers_messages_path_with_the_bearer_token() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"messages": [{"id": "wamid.X"}]})
-
-    assert mock_sender(handler).text(NUMBER, CUSTOMER, "x", callback="c") == Sent("wamid.X", None)
-    [request] = seen
-    assert request.method == "POST"
-    assert str(request.url) == f"https://graph.example/v21.0/{NUMBER}/messages"
-    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert request.headers["Content-Type"] == "application/json"
+async def test_a_huge_answer_is_read_only_up_to_its_cap(answering) -> None:
+    huge = b'{"error": {"message": "' + b"x" * (1024 * 1024) + b'"}}'
+    sender = await answering(replying(lambda:
+        web.Response(status=500, body=huge, content_type="application/json")))
+    result = await sender.text(NUMBER, CUSTOMER, "x", callback="c")
+    assert result == SendFailed(500, None, "HTTP 500", "HTTP 500 without a Graph API error body", "")
 
 
-def test_a_given_client_is_not_closed_but_an_own_one_is() -> None:
-    given = httpx.Client()
-    GraphSend("http://x/v21.0", TOKEN, client=given).close()
-    assert not given.is_closed
-    given.close()
-    own = GraphSend("http://x/v21.0", TOKEN)
-    own.close()
-    assert own._client.is_closed
+async def test_the_request_goes_to_the_numbers_messages_path_with_the_bearer_token(
+    answering,
+) -> None:
+    seen: list[tuple[str, str, dict[str, str], Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, dict(request.headers), await request.json()))
+        return web.json_response({"messages": [{"id": "wamid.X"}]})
+
+    sender = await answering(handler)
+    assert await sender.text(NUMBER, CUSTOMER, "x", callback="c") == Sent("wamid.X", None)
+    [(method, path, headers, body)] = seen
+    assert (method, path) == ("POST", f"/v21.0/{NUMBER}/messages")
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    assert headers["Content-Type"] == "application/json"
+    assert body["to"] == "+" + CUSTOMER
 
 
-def test_constructor_arguments_are_validated() -> None:
+async def test_a_given_session_is_not_closed_but_an_own_one_is(meta) -> None:
+    given = aiohttp.ClientSession()
+    borrowing = GraphSend(meta.base_url, TOKEN, session=given)
+    assert isinstance(await borrowing.text(NUMBER, CUSTOMER, "x", callback="c"), Sent)
+    await borrowing.close()
+    assert not given.closed
+    await given.close()
+    own = GraphSend(meta.base_url, TOKEN)
+    assert isinstance(await own.text(NUMBER, CUSTOMER, "x", callback="c"), Sent)
+    await own.close()
+    assert own._pooled().closed
+
+
+async def test_constructor_arguments_are_validated() -> None:
     for options in ({"timeout_s": 0}, {"max_connections": 0}):
         with pytest.raises(ValueError):
             GraphSend("http://x/v21.0", TOKEN, **options)
@@ -406,10 +443,10 @@ def test_constructor_arguments_are_validated() -> None:
 # -- the status webhooks that follow -----------------------------------------------------------
 
 
-def test_status_webhooks_follow_a_send_signed_in_order_with_our_id(live_meta) -> None:
+async def test_status_webhooks_follow_a_send_signed_in_order_with_our_id(live_meta) -> None:
     with Receiver() as receiver:
         live_meta.stand_in.deliver_statuses_to(receiver.url, APP_SECRET, delay_s=0.01)
-        result = live_meta.sender().text(NUMBER, CUSTOMER, "x", callback="our-message-42")
+        result = await live_meta.sender().text(NUMBER, CUSTOMER, "x", callback="our-message-42")
         assert isinstance(result, Sent)
         statuses = receiver.wait_for(3)
     for raw, headers in receiver.posts:
@@ -420,13 +457,13 @@ def test_status_webhooks_follow_a_send_signed_in_order_with_our_id(live_meta) ->
     assert {s["recipient_id"] for s in statuses} == {CUSTOMER}
 
 
-def test_a_failed_status_carries_metas_errors(live_meta) -> None:
+async def test_a_failed_status_carries_metas_errors(live_meta) -> None:
     with Receiver() as receiver:
         live_meta.stand_in.deliver_statuses_to(receiver.url, APP_SECRET, delay_s=0)
         live_meta.stand_in.fail_status_for_next(1, 131047)
-        result = live_meta.sender().text(NUMBER, CUSTOMER, "x", callback="our-message-43")
+        result = await live_meta.sender().text(NUMBER, CUSTOMER, "x", callback="our-message-43")
         statuses = receiver.wait_for(2)
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
         assert len(receiver.posts) == 2
     assert isinstance(result, Sent)
     assert [s["status"] for s in statuses] == ["sent", "failed"]

@@ -279,8 +279,14 @@ async def test_three_nodes_send_each_accepted_message_once_in_order_never_above_
     assert refused == [], f"refused by Meta (code, s from the first send): {refused}"
     assert busiest_second([s.at for s in meta.sends]) <= mps  # refused ones arrived too
     sent = Counter(s.callback for s in meta.sends if s.status == 200)
-    assert {i: sent[i] for i in accepted_ids if sent[i] != 1} == {}, (
-        "accepted, then lost (0) or sent twice (2+)")
+    wrong = {i: sent[i] for i in accepted_ids if sent[i] != 1}
+    if wrong:
+        first = meta.sends[0].at
+        seen = {i: [round(s.at - first, 3) for s in meta.sends if s.callback == i] for i in wrong}
+        said = {name: [(e.get("event"), e.get("msg_id")) for e in node.log_events()
+                       if e.get("msg_id") in wrong] for name, node in cluster.nodes.items()}
+        raise AssertionError(f"accepted, then lost (0) or sent twice (2+): {wrong}; Meta saw"
+                             f" them at {seen} s; nodes said {said}")
     for to, mine in acked.items():
         ours = {i for i, _ in mine}
         order = [s.body for s in meta.sends if s.status == 200 and s.callback in ours]

@@ -13,6 +13,7 @@ import orjson
 import pytest
 import tomli_w
 
+from lawhub_actors.actors.sessions import SessionShard
 from lawhub_actors.adapters import store_reads
 from lawhub_actors.settings import Secrets
 from lawhub_actors.simulator import traffic
@@ -145,6 +146,30 @@ async def test_a_5xx_is_settled_by_the_status_webhook_and_never_sent_twice(start
     await customer_wrote(client, "6281234500304")
     meta.accept_then_fail_next(1, status=500)  # Meta sent it, then answered 500
     message_id = await send_text(client, "6281234500304", "sekali saja")
+    got = await settled(client, message_id, "read")
+    await asyncio.sleep(0.5)  # longer than the grace: a second send would have gone by now
+    assert len([s for s in meta.sends if s.callback == message_id]) == 1
+    assert got["wamid"] is not None
+
+
+async def test_a_5xx_whose_status_is_journaled_but_not_yet_processed_is_not_sent_again(
+        start, meta, monkeypatch) -> None:
+    """Meta sent it and answered 500; its status webhook is journaled at once
+    but processed only after the grace (a backlog ahead of it, or a partition
+    just taken over from a dead node): the send waits for the processing to
+    catch up with what the journal held when the grace ended, and is settled
+    by the status, never sent twice."""
+    planned = SessionShard._status
+
+    def behind(self: SessionShard, event: Any) -> Any:
+        time.sleep(0.4)  # on the shard's thread, before the store: the journal waits
+        return planned(self, event)
+
+    client = await start()
+    await customer_wrote(client, "6281234500320")
+    monkeypatch.setattr(SessionShard, "_status", behind)
+    meta.accept_then_fail_next(1, status=500)  # Meta sent it, then answered 500
+    message_id = await send_text(client, "6281234500320", "status tertunda")
     got = await settled(client, message_id, "read")
     await asyncio.sleep(0.5)  # longer than the grace: a second send would have gone by now
     assert len([s for s in meta.sends if s.callback == message_id]) == 1
