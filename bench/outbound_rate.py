@@ -46,17 +46,17 @@ At 1,000/s the gateway does not keep up, and the table says by how
 much. Even the burst is accepted below R there (the API shares the
 interpreter with the sending), so the limiter never has its backlog,
 and the rate once the burst was in is the sending side's own ceiling.
-The whole path runs in one CPython process: the API, five store round
-trips per message through the single writer thread (two of
-them loads), the worker, breaker and limiter actors, and the call
-threads, each sleeping until its slot and then making the HTTP call
-(httpx also logs each call at INFO), all handing work between threads
-under one GIL. It costs about 4 ms of CPU per message, so one core
-carries some 250 sends/s, and the CPU figure shows the process at about
-one core. The call pool is not the bound: trying `send_in_flight` 8 and
-128 while writing this bench gave a little more and a little less than
-32 (more threads, more GIL hand-offs), so the bench keeps the default.
-The limiter still never lets the number go above R.
+The whole path runs in one CPython process: the API, three store writes
+per message through the single writer thread (its acceptance, its claim,
+its sent mark) and two reads, the worker, breaker and limiter actors,
+and the calls (coroutines on one event loop thread with aiohttp, each
+waiting for its slot and then making the HTTP call), all handing work
+between threads under one GIL: the CPU figure shows the process at about
+one core. Where that core goes (py-spy and `/proc` per thread, 2026-12-07):
+the store writer ~28 %, the API ~24 %, the actors ~23 %, the calls ~18 %.
+The calls ran on `send_in_flight` threads with httpx before: ~15 % more
+CPU per message in runs interleaved with these (FACTS.md). The limiter
+still never lets the number go above R.
 """
 
 from __future__ import annotations
