@@ -69,8 +69,12 @@ log = structlog.get_logger("lawhub.outbound")
 
 ASK_TIMEOUT_S = 5.0
 CATCH_UP_CHECK_S = 0.1
-"""How often an unsure send past its grace looks whether the inbound
-processing has caught up (see ``_graceful``)."""
+CATCH_UP_MAX_S = 1.0
+"""An unsure send past its grace looks whether the inbound processing has
+caught up (see ``_graceful``) after CATCH_UP_CHECK_S, then twice as long
+each time, up to CATCH_UP_MAX_S."""
+SLOT_RETRY_S = 1.0
+"""After a limiter gave no slot: try the message again this much later."""
 LATE_RESERVATIONS = 4
 """Slots a call may take in turn when it keeps waking late (then it goes)."""
 
@@ -94,6 +98,26 @@ class _Begin:
 
 
 @dataclass(frozen=True, slots=True)
+class _CatchUp:
+    """Self-sent while an unsure send waits for the inbound processing to
+    catch up with the journal (see ``_graceful``): look again."""
+
+    id: str
+
+
+@dataclass(slots=True)
+class _Grace:
+    """An unsure outcome's wait before it may be sent again."""
+
+    upto: int | None = None
+    """None while the grace runs; then the journal's end as it was when the
+    grace ended, which the inbound processing must have settled."""
+    partition: int = 0
+    """The recipient's partition (its processing is the one waited for)."""
+    every_s: float = CATCH_UP_CHECK_S
+
+
+@dataclass(frozen=True, slots=True)
 class _PairSlot:
     """The recipient's pair-rate slot has come: the throughput permit next."""
 
@@ -108,7 +132,7 @@ class _Done:
     """The claim's attempt number: an answer to another claim decides nothing."""
 
 
-OutboundStep = Send | _Begin | _PairSlot | _Done
+OutboundStep = Send | _Begin | _CatchUp | _PairSlot | _Done
 """Worker messages about one outbound message (``.id``): a dead letter of
 any of them dead-letters that message."""
 
@@ -157,6 +181,11 @@ class NotOurs(Exception):
     """The recipient's partition left this node before the call to Meta."""
 
 
+class SlotNotGiven(Exception):
+    """The number's limiter gave no throughput slot within ASK_TIMEOUT_S
+    (its mailbox full, or no answer): the call never left."""
+
+
 class OutboundWorker(Actor):
     def __init__(self, services: Services, graph: GraphSend | None, calls: CallLoop,
                  uniform: Callable[[], float] = random.random) -> None:
@@ -167,10 +196,8 @@ class OutboundWorker(Actor):
         self._queues: dict[str, deque[str]] = {}
         """Per recipient: the message in progress first, then those waiting."""
         self._recipient_of: dict[str, str] = {}
-        self._graced: dict[str, int | None] = {}
-        """Unknown outcomes whose grace for a status webhook is running
-        (None), or over and waiting until the inbound processing has caught
-        up with the journal as it was when it ended (that entry)."""
+        self._graced: dict[str, _Grace] = {}
+        """Unknown outcomes waiting before they may be sent again."""
         self._in_call: dict[str, Outbound] = {}
         """Messages whose call is under way, as claimed: their answer needs
         only their progress read again, not the whole message opened."""
@@ -198,6 +225,8 @@ class OutboundWorker(Actor):
                 self._begin(message.id)
         elif isinstance(message, _Begin):
             self._begin(message.id)
+        elif isinstance(message, _CatchUp):
+            self._look_again(message.id)
         elif isinstance(message, _PairSlot):
             if not self._waits_its_turn(message.id):
                 self._fire(message.id)
@@ -280,32 +309,49 @@ class OutboundWorker(Actor):
         Meta sent for the earlier call would have settled it (statuses are
         journaled before Meta hears 200, but a backlog, or a partition just
         taken over from a dead node, can process them long after the grace).
-        The first time, start the grace: look again after a backoff delay."""
-        if message.id not in self._graced:
-            self._graced[message.id] = None
-            grace = grace_s(message.attempts, retry_policy(self._services.settings.retry))
-            self.context.tell_self_later(grace, _Begin(message.id))
+        The first time, start the grace: look again after a backoff delay;
+        once it is over, a chain of ``_CatchUp`` looks until the processing
+        has caught up (without reading the store)."""
+        grace = self._graced.get(message.id)
+        if grace is None:
+            self._graced[message.id] = _Grace()
+            grace_delay = grace_s(message.attempts, retry_policy(self._services.settings.retry))
+            self.context.tell_self_later(grace_delay, _Begin(message.id))
             return False
-        upto = self._graced[message.id]
-        if upto is None:  # the grace is over: what came in until now must be processed
-            upto = self._graced[message.id] = self._services.journal.last_committed
-        if not self._inbound_caught_up(message, upto):
-            self.context.tell_self_later(CATCH_UP_CHECK_S, _Begin(message.id))
-            return False
+        if grace.upto is None:  # the grace is over: what came in until now must be processed
+            grace.upto = self._services.journal.last_committed
+            grace.partition = self._services.ownership.of(message.tenant, message.recipient)
+            if not self._caught_up(grace):
+                log.info("send_waits_for_inbound", msg_id=message.id, journal_seq=grace.upto,
+                         settled=self._services.flow.settled_upto)
+                self.context.tell_self_later(grace.every_s, _CatchUp(message.id))
+                return False
+        elif not self._caught_up(grace):
+            return False  # its chain of _CatchUp looks again
         del self._graced[message.id]
         return True
 
-    def _inbound_caught_up(self, message: Outbound, upto: int) -> bool:
-        """Whether this node has processed every journal entry up to ``upto``
-        for the recipient's partition, at the epoch it holds it now (a
+    def _look_again(self, message_id: str) -> None:
+        grace = self._graced.get(message_id)
+        if grace is None or grace.upto is None:
+            return  # finished with, or graced anew, meanwhile
+        if self._caught_up(grace):
+            self._begin(message_id)
+            return
+        grace.every_s = min(grace.every_s * 2, CATCH_UP_MAX_S)
+        self.context.tell_self_later(grace.every_s, _CatchUp(message_id))
+
+    def _caught_up(self, grace: _Grace) -> bool:
+        """Whether this node has processed every journal entry up to
+        ``grace.upto`` for the partition, at the epoch it holds it now (a
         partition it does not hold: its claim is fenced, nothing to wait for)."""
+        assert grace.upto is not None
         ownership, flow = self._services.ownership, self._services.flow
-        partition = ownership.of(message.tenant, message.recipient)
-        epoch = ownership.epoch_of(partition)
+        epoch = ownership.epoch_of(grace.partition)
         if epoch is None:
             return True
-        covered = flow.settled_for.get(partition) == epoch  # read before settled_upto
-        return covered and flow.settled_upto >= upto
+        covered = flow.settled_for.get(grace.partition) == epoch  # read before settled_upto
+        return covered and flow.settled_upto >= grace.upto
 
     def _fire(self, message_id: str) -> None:
         """Hand the call to the call pool: it takes the number's throughput
@@ -345,6 +391,7 @@ class OutboundWorker(Actor):
             call = self._calls.submit(self._call(message, registry, partition, epoch))
         except RuntimeError:  # stopping: 'sending' is taken up again at the next start
             log.info("send_call_dropped_at_shutdown", msg_id=message_id)
+            self._finish(message_id)
             return
 
         def back(outcome: Future[Sent | SendFailed]) -> None:
@@ -384,6 +431,10 @@ class OutboundWorker(Actor):
             template["language"], template["params"], callback=message.id)
 
     def _done(self, message_id: str, outcome: Future[Sent | SendFailed], attempt: int) -> None:
+        if outcome.cancelled():  # the call loop closed first: 'sending' is taken up at the start
+            log.info("send_call_cancelled", msg_id=message_id)
+            self._finish(message_id)
+            return
         claimed = self._in_call.pop(message_id, None)
         if claimed is not None and outcome.exception() is None:
             result = outcome.result()
@@ -397,12 +448,8 @@ class OutboundWorker(Actor):
             return
         try:
             result = outcome.result()
-        except NotRegistered:  # its limiter went while the call waited for a slot
-            self._number_removed(message)
-            return
-        except NotOurs:  # never sent: 'sending' tells the new owner to grace, then send
-            log.info("send_left_to_new_owner", msg_id=message_id)
-            self._finish(message_id)
+        except (NotRegistered, NotOurs, SlotNotGiven) as never_left:
+            self._never_left(message, never_left)
             return
         if message.state is not SendState.SENDING or message.attempts != attempt:
             # Settled meanwhile (Meta's status came before its answer), or the
@@ -444,8 +491,19 @@ class OutboundWorker(Actor):
 
         self._services.store.write(record)
         if then.state is SendState.UNKNOWN:
-            self._graced[message.id] = None  # the delay is the grace for a status webhook
+            self._graced[message.id] = _Grace()  # the delay is the grace for a status webhook
         self.context.tell_self_later(then.delay_s, _Begin(message.id))
+
+    def _never_left(self, message: Outbound, error: Exception) -> None:
+        """The call failed before it reached Meta."""
+        if isinstance(error, NotRegistered):  # its limiter went while the call waited for a slot
+            self._number_removed(message)
+        elif isinstance(error, NotOurs):  # 'sending' tells the new owner to grace, then send
+            log.info("send_left_to_new_owner", msg_id=message.id)
+            self._finish(message.id)
+        else:  # no slot: 'sending' makes the next try grace first (safe, if slower)
+            log.warning("send_slot_not_given", msg_id=message.id)
+            self.context.tell_self_later(SLOT_RETRY_S, _Begin(message.id))
 
     # -- endings ----------------------------------------------------------------
 
@@ -526,13 +584,19 @@ class OutboundWorker(Actor):
 
 
 async def _permit(registry: Registry, limiter: str) -> float:
-    """The seconds until the number's next throughput slot, reserved. The
-    call loop never blocks: a full limiter mailbox (it holds at most the
-    calls in flight and the workers' asks) is asked again shortly."""
+    """The seconds until the number's next throughput slot, reserved, or
+    :class:`SlotNotGiven` after ASK_TIMEOUT_S. The call loop never blocks:
+    a full limiter mailbox (it holds at most the calls in flight and the
+    workers' asks) is asked again shortly."""
+    deadline = time.monotonic() + ASK_TIMEOUT_S
     while True:
         try:
             wait: float = await bridge.ask(registry, limiter, ThroughputPermit(),
-                                           timeout=ASK_TIMEOUT_S)
+                                           timeout=max(0.0, deadline - time.monotonic()))
             return wait
         except MailboxFull:
+            if time.monotonic() >= deadline:
+                raise SlotNotGiven(limiter) from None
             await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise SlotNotGiven(limiter) from None

@@ -109,7 +109,8 @@ class GraphSend:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections,
                                                limit_per_host=self._max_connections),
-                timeout=self._timeout)
+                timeout=self._timeout,
+                trust_env=True)  # HTTPS_PROXY / NO_PROXY, as httpx (media downloads) does
         return self._session
 
     # -- sends -------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def _route_stdlib(
         root.removeHandler(_stdlib_handler)
     root.addHandler(handler)
     root.setLevel(level_no)
-    # httpx logs every request at INFO: one line per outbound send and media
-    # download, with URLs; the gateway logs its own outcomes instead.
+    # httpx logs every request at INFO: one line per media download (and
+    # remote classification), with URLs; the gateway logs its own outcomes.
     logging.getLogger("httpx").setLevel(max(level_no, logging.WARNING))
     _stdlib_handler = handler

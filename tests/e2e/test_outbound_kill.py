@@ -81,7 +81,8 @@ class WebhookRelay:
         app.router.add_post("/webhook", self.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                              timeout=aiohttp.ClientTimeout(total=5))
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
