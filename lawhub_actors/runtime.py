@@ -37,7 +37,6 @@ from lawhub_actors.actors.inbound_messages import (
     Settled,
     SettlesUpdates,
 )
-from lawhub_actors.actors.number_breaker import CircuitState
 from lawhub_actors.actors.outbound_worker import (
     OutboundStep,
     Send,
@@ -79,8 +78,6 @@ GiveUp = Callable[[BaseException | None], None]
 MEDIA_DIR = "media"
 
 JOURNAL_KEYSPACE = "_journal"
-CIRCUIT_ASK_S = 2.0
-"""How long a send's admission waits for its number's breaker to answer."""
 """Bodies are sealed before their tenant is known: one key space for all."""
 FOLLOW_S = 1.0
 """How often the journal is polled for what the ack path's process committed,
@@ -149,6 +146,7 @@ class AppRuntime:
         services = Services(self.config, self.store, self.journal, self.dedupe, self.ownership,
                             inline_classifier=None if remote else self._classifier,
                             breakers=breakers)
+        self._services = services
         self.flow = services.flow
         """The dispatcher's flow control as it is now (lag, window, left behind)."""
         self._offload = (
@@ -292,12 +290,14 @@ class AppRuntime:
     def admit(self, order: SendOrder) -> tuple[str, bool]:
         """A lawyer's send through every admission check (blocking: from a
         worker thread); ``(our id, new)``. Hand a new one over with :meth:`send`."""
-        return admit_send(self.store, self.settings, self._circuit, order)
+        return admit_send(self.store, self.settings, self.circuit, order)
 
-    def _circuit(self, phone_number_id: str) -> tuple[str, float]:
-        answer: tuple[str, float] = self.tree.registry.ask(
-            paths.breaker_of(phone_number_id), CircuitState(), timeout=CIRCUIT_ASK_S)
-        return answer
+    def circuit(self, phone_number_id: str) -> tuple[str, float]:
+        """The number's circuit as its breaker last left it (never an ask). A
+        breaker not started yet counts as closed: the worker asks it before
+        every call anyway."""
+        view = self._services.circuits.get(phone_number_id)
+        return ("closed", 0.0) if view is None else view.now()
 
     def send(self, tenant: str, message_id: str, recipient: str) -> None:
         """Hand an accepted message to its worker (keyed by recipient), or,

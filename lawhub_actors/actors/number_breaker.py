@@ -1,6 +1,9 @@
 """A business number's circuit breaker: the pure state machine of
 :mod:`lawhub_actors.core.breaker` held by one actor per number at
 :func:`paths.breaker_of`; every change is logged and fed (``circuit.changed``).
+After each message it leaves its (immutable) state in ``Services.circuits``:
+the API checks a send against that view instead of asking the actor (an ask
+per send was two thread switches and a wait on the actor's mailbox).
 
 Several nodes share what they learn (:mod:`lawhub_actors.adapters.breaker_board`):
 a circuit this node opens is posted, and every half second the breaker
@@ -17,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from lawhub_actors.actors.services import Services
+from lawhub_actors.actors.services import CircuitView, Services
 from lawhub_actors.adapters.breaker_board import LOOK_EVERY_S
 from lawhub_actors.core import breaker
 from lawhub_actors.settings import Breaker as BreakerTuning
@@ -45,11 +48,6 @@ class _Look:
     chain: object
 
 
-@dataclass(frozen=True, slots=True)
-class CircuitState:
-    """Ask, read-only (the API's check): ``(name, retry_after_s)``."""
-
-
 def breaker_policy(tuning: BreakerTuning) -> breaker.BreakerPolicy:
     return breaker.BreakerPolicy(
         failure_threshold=tuning.failure_threshold, failure_rate=tuning.failure_rate,
@@ -73,6 +71,12 @@ class NumberBreaker(Actor):
         self._chain = object()
 
     def receive(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        finally:
+            self._publish()
+
+    def _handle(self, message: Any) -> Any:
         self._follow_config()
         now = self._clock()
         if isinstance(message, MayCall):
@@ -82,9 +86,6 @@ class NumberBreaker(Actor):
         if isinstance(message, Outcome):
             self._move(breaker.record(self._state, now, message.ok, trip=message.trip), now)
             return None
-        if isinstance(message, CircuitState):
-            current = breaker.advance(self._state, now)
-            return current.name.value, breaker.retry_after(current, now)
         if isinstance(message, _Look):
             if message.chain is self._chain:
                 self._look(now)
@@ -92,8 +93,21 @@ class NumberBreaker(Actor):
         return super().receive(message)
 
     def on_start(self) -> None:
+        self._publish()
         self.context.show(circuit=self._state.name.value, next_probe_at=None)
         self.context.tell_self_later(LOOK_EVERY_S, _Look(self._chain))
+
+    def on_stop(self) -> None:
+        """A retired number's view goes with it (a restart publishes anew;
+        a successor that already published keeps its own)."""
+        view = self._services.circuits.get(self._number)
+        if view is not None and view.state is self._state:
+            del self._services.circuits[self._number]
+
+    def _publish(self) -> None:
+        view = self._services.circuits.get(self._number)
+        if view is None or view.state is not self._state:
+            self._services.circuits[self._number] = CircuitView(self._state, self._clock)
 
     def _look(self, now: float) -> None:
         posted = self._services.breakers.look(self._number)
@@ -115,6 +129,7 @@ class NumberBreaker(Actor):
         old, self._state = self._state, new
         if old.name is new.name:
             return
+        self._publish()  # before the change is fed: a client told of it finds the API agree
         wait = breaker.retry_after(new, now)
         if new.name is breaker.Circuit.OPEN and not elsewhere:  # the other nodes follow
             self._services.breakers.post(self._number, time.time() + wait, new.opens)

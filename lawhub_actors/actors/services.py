@@ -13,6 +13,7 @@ from lawhub_actors.adapters.journal import Journal
 from lawhub_actors.adapters.leases import Ownership
 from lawhub_actors.adapters.store import Store
 from lawhub_actors.core.assist import Classifier
+from lawhub_actors.core.breaker import BreakerState, advance, retry_after
 from lawhub_actors.live_config import LiveConfig
 from lawhub_actors.settings import Settings
 
@@ -42,6 +43,21 @@ class InboundFlow:
     """When an update was last settled (or nothing was waiting)."""
 
 
+@dataclass(frozen=True, slots=True)
+class CircuitView:
+    """A number's breaker as its actor last left it, with the actor's clock:
+    what the API checks a send against without asking the actor."""
+
+    state: BreakerState
+    clock: Callable[[], float]
+
+    def now(self) -> tuple[str, float]:
+        """``(circuit name, seconds until it may be tried again)`` now."""
+        at = self.clock()
+        current = advance(self.state, at)
+        return current.name.value, retry_after(current, at)
+
+
 @dataclass(frozen=True)
 class Services:
     config: LiveConfig
@@ -53,6 +69,9 @@ class Services:
     """The partitions this node holds: writes for a conversation are fenced by them."""
     flow: InboundFlow = field(default_factory=InboundFlow)
     breakers: BreakerBoard = field(default_factory=LocalBoard)
+    circuits: dict[str, CircuitView] = field(default_factory=dict)
+    """Each number's breaker as its actor last left it, by phone number id
+    (written by the breaker actors only, each a whole immutable view)."""
     """Where business numbers' open circuits are shared between nodes."""
     inline_classifier: Classifier | None = None
     """The built-in rules, run by shards in the message's own transaction;
