@@ -208,12 +208,15 @@ few seconds) lost statuses when the nodes acknowledged slowly on a loaded
 machine, and a send whose status never comes is rightly sent again."""
 SENDS_PER_CUSTOMER = 10
 """Within Meta's pair burst (45), so only the number's own limit binds."""
-HEADROOM = "[limits]\nthroughput_headroom = 0.1\n"
-"""A 111 ms jitter budget (number_limiter.late_after): Meta's stand-in runs in
+HEADROOM = "[limits]\nthroughput_headroom = 0.2\n"
+"""A 250 ms jitter budget (number_limiter.late_after): Meta's stand-in runs in
 this test process, beside three nodes and PostgreSQL on two cores (and the
 rest of the suite), and stamps arrivals late by up to some 30 ms when the
 machine is quiet and past 50 ms under the whole suite (a 5 % budget saw a
-130429 there); the default 2 % budgets 20 ms, for a real network."""
+130429 there); a 10 % one (111 ms) still saw one in four runs beside a
+busy core, on the thread-per-call code as on the call loop, so the stand-in's
+stamps, not the sends, were late. The default 2 % budgets 20 ms, for a real
+network."""
 
 
 def _one_number_at(config: Path, mps: int, path: Path) -> Path:
