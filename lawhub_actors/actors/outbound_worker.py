@@ -354,8 +354,8 @@ class OutboundWorker(Actor):
         return covered and flow.settled_upto >= grace.upto
 
     def _fire(self, message_id: str) -> None:
-        """Hand the call to the call pool: it takes the number's throughput
-        slot itself, just before it leaves."""
+        """Claim the message and hand its call to the call loop: the call
+        takes the number's throughput slot itself, just before it leaves."""
         ownership = self._services.ownership
         begun = self._begun.pop(message_id, None)
 

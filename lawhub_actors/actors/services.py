@@ -69,10 +69,10 @@ class Services:
     """The partitions this node holds: writes for a conversation are fenced by them."""
     flow: InboundFlow = field(default_factory=InboundFlow)
     breakers: BreakerBoard = field(default_factory=LocalBoard)
+    """Where business numbers' open circuits are shared between nodes."""
     circuits: dict[str, CircuitView] = field(default_factory=dict)
     """Each number's breaker as its actor last left it, by phone number id
     (written by the breaker actors only, each a whole immutable view)."""
-    """Where business numbers' open circuits are shared between nodes."""
     inline_classifier: Classifier | None = None
     """The built-in rules, run by shards in the message's own transaction;
     None when classification is remote (the assist pool, a slow step)."""

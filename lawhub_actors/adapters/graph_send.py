@@ -91,8 +91,8 @@ class GraphSend:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {access_token}",
                          "Content-Type": "application/json"}
-        # Each phase on its own clock, as Meta's client libraries do: waiting
-        # for a pooled connection and connecting, then each read of the answer.
+        # Each phase on its own clock, as httpx's Timeout(timeout_s) had it:
+        # waiting for a pooled connection and connecting, then each read.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s,
                                               sock_connect=timeout_s, sock_read=timeout_s)
         self._max_connections = max_connections

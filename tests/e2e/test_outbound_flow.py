@@ -141,15 +141,20 @@ async def test_a_terminal_error_goes_straight_to_the_dead_letter_queue(start, me
     await feed.close()
 
 
-async def test_a_5xx_is_settled_by_the_status_webhook_and_never_sent_twice(start, meta) -> None:
-    client = await start()
-    await customer_wrote(client, "6281234500304")
+async def _sent_once_after_a_5xx(client, meta, wa_id: str, body: str) -> None:
+    """Meta sends ``body`` and answers 500: its status settles it, never a second send."""
     meta.accept_then_fail_next(1, status=500)  # Meta sent it, then answered 500
-    message_id = await send_text(client, "6281234500304", "sekali saja")
+    message_id = await send_text(client, wa_id, body)
     got = await settled(client, message_id, "read")
     await asyncio.sleep(0.5)  # longer than the grace: a second send would have gone by now
     assert len([s for s in meta.sends if s.callback == message_id]) == 1
     assert got["wamid"] is not None
+
+
+async def test_a_5xx_is_settled_by_the_status_webhook_and_never_sent_twice(start, meta) -> None:
+    client = await start()
+    await customer_wrote(client, "6281234500304")
+    await _sent_once_after_a_5xx(client, meta, "6281234500304", "sekali saja")
 
 
 async def test_a_5xx_whose_status_is_journaled_but_not_yet_processed_is_not_sent_again(
@@ -168,12 +173,7 @@ async def test_a_5xx_whose_status_is_journaled_but_not_yet_processed_is_not_sent
     client = await start()
     await customer_wrote(client, "6281234500320")
     monkeypatch.setattr(SessionShard, "_status", behind)
-    meta.accept_then_fail_next(1, status=500)  # Meta sent it, then answered 500
-    message_id = await send_text(client, "6281234500320", "status tertunda")
-    got = await settled(client, message_id, "read")
-    await asyncio.sleep(0.5)  # longer than the grace: a second send would have gone by now
-    assert len([s for s in meta.sends if s.callback == message_id]) == 1
-    assert got["wamid"] is not None
+    await _sent_once_after_a_5xx(client, meta, "6281234500320", "status tertunda")
 
 
 async def test_a_status_that_beats_a_5xx_answer_settles_the_send_and_crashes_nothing(
